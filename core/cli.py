@@ -1,0 +1,245 @@
+"""The `vtp` command. Thin: each command parses its arguments and calls into core/ and tasks/.
+
+Errors a person can act on (VtpError) are printed as one message and exit 1, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+
+from core.errors import VtpError
+from core.settings import apply_prefect_env, get_settings
+
+app = typer.Typer(help="vtp: train vision models through Prefect, from the terminal.", no_args_is_help=True,
+                  pretty_exceptions_enable=False, add_completion=False)
+datasets_app = typer.Typer(help="Register, import and generate datasets.", no_args_is_help=True)
+app.add_typer(datasets_app, name="datasets")
+
+
+def fail(message: str, code: int = 1) -> None:
+    typer.secho(f"vtp: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+def parse_assignments(pairs: list[str]) -> dict[str, Any]:
+    """['epochs=2', 'model=yolo11n', 'overrides.mosaic=0'] -> a spec dict (values parsed as YAML)."""
+    spec: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise VtpError(f"{pair!r} is not KEY=VALUE: write e.g. epochs=2 model=yolo11n dataset=shapes-detect")
+        value = yaml.safe_load(raw) if raw else ""
+        if key.startswith("overrides."):
+            spec.setdefault("overrides", {})[key.split(".", 1)[1]] = value
+        else:
+            spec[key.replace("-", "_")] = value
+    aliases = {"imgsz": "image_size", "batch": "batch_size", "lr": "learning_rate", "lr0": "learning_rate", "data": "dataset"}
+    return {aliases.get(k, k): v for k, v in spec.items()}
+
+
+@app.command()
+def up() -> None:
+    """Start the Prefect server, work pools, deployments and a worker per pool (embedded defaults)."""
+    from core.stack import Stack
+
+    settings = get_settings()
+    apply_prefect_env(settings)
+    stack = Stack(settings)
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    code = 0
+    try:
+        stack.up(echo=typer.echo)
+        code = stack.wait()
+    except KeyboardInterrupt:
+        typer.echo("\nstopping ...")
+    except RuntimeError as e:
+        code = 1
+        typer.secho(f"vtp: {e}", fg=typer.colors.RED, err=True)
+    finally:
+        stack.stop()
+    raise typer.Exit(code)
+
+
+@app.command(context_settings={"allow_extra_args": False})
+def train(
+    assignments: Annotated[list[str] | None, typer.Argument(help="KEY=VALUE fields of the TrainSpec")] = None,
+    spec_file: Annotated[Path | None, typer.Option("--spec", help="A YAML/JSON TrainSpec; KEY=VALUE pairs override it")] = None,
+    local: Annotated[bool, typer.Option("--local", help="Run the flow in this process (no worker needed)")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show every log line of the run")] = False,
+    detach: Annotated[bool, typer.Option("--detach", help="Submit and return without following the run")] = False,
+) -> None:
+    """Train a model: `vtp train model=yolo11n dataset=shapes-detect epochs=2 image_size=128`."""
+    from core.spec import parse_spec
+
+    try:
+        data: dict[str, Any] = {}
+        if spec_file:
+            try:
+                data = yaml.safe_load(spec_file.read_text()) or {}
+            except (OSError, yaml.YAMLError) as e:
+                raise VtpError(f"cannot read {spec_file}: {e}") from None
+            if not isinstance(data, dict):
+                raise VtpError(f"{spec_file} should hold a mapping of TrainSpec fields")
+        data.update(parse_assignments(assignments or []))
+        spec = parse_spec(data)
+        settings = get_settings()
+        apply_prefect_env(settings)
+        if local:
+            _train_local(spec, settings)
+        else:
+            _train_deployment(spec, settings, verbose=verbose, detach=detach)
+    except VtpError as e:
+        fail(str(e))
+
+
+def _train_local(spec, settings) -> None:
+    from core.stack import server_healthy
+
+    if not server_healthy(settings.prefect_api_url):
+        os.environ.pop("PREFECT_API_URL", None)  # no server running: Prefect runs a temporary one
+    from flows.train import train_flow
+
+    state = train_flow(spec, return_state=True)
+    if not state.is_completed():
+        from core.submit import failure_message
+
+        fail(f"run failed: {failure_message(state)}")
+    _print_summary(state.result())
+
+
+def _train_deployment(spec, settings, *, verbose: bool, detach: bool) -> None:
+    from core.stack import server_healthy
+    from core.submit import failure_message, follow, read_summary, submit
+
+    if not server_healthy(settings.prefect_api_url):
+        raise VtpError(f"no Prefect server at {settings.prefect_api_url}: start the stack with `vtp up` "
+                       "(in another terminal), or add --local to train in this process")
+    from tasks.dataset_store import resolve
+    from tasks.storage import Storage
+
+    resolve(Storage(settings=settings), spec.dataset)  # an unknown dataset fails here, before submitting
+    run_id = submit(spec)
+    typer.echo(f"submitted run {run_id} to train/train-{spec.framework} "
+               f"({spec.task}, {spec.model}, {spec.dataset}, {spec.epochs} epochs)")
+    ui = settings.prefect_api_url.removesuffix("/api")
+    typer.echo(f"Prefect UI: {ui}/runs/flow-run/{run_id}")
+    if detach:
+        return
+    state = follow(run_id, echo=typer.echo, verbose=verbose)
+    if not state.is_completed():
+        fail(f"run {run_id} {state.name.lower()}: {failure_message(state)}")
+    summary = read_summary(settings, str(run_id))
+    if summary is None:
+        fail(f"run {run_id} completed but its outputs are not complete in {settings.storage_url}")
+    _print_summary(summary)
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    typer.echo("\nfinal metrics:")
+    for k, v in summary["metrics"].items():
+        typer.echo(f"  {k:32s} {v:.4f}")
+    for note in summary.get("notes") or []:
+        typer.echo(f"note: {note}")
+    typer.secho(f"checkpoint: {summary['checkpoint_uri']}", fg=typer.colors.GREEN)
+
+
+@app.command()
+def runs(limit: Annotated[int, typer.Option(help="How many recent runs")] = 20,
+         as_json: Annotated[bool, typer.Option("--json", help="One JSON object per run")] = False) -> None:
+    """Recent training runs with their state and main metric."""
+    from core.stack import server_healthy
+    from core.submit import read_summary, recent_runs
+
+    settings = get_settings()
+    apply_prefect_env(settings)
+    if not server_healthy(settings.prefect_api_url):
+        fail(f"no Prefect server at {settings.prefect_api_url}: start it with `vtp up`")
+    rows = []
+    for fr in recent_runs(limit):
+        spec = (fr.parameters or {}).get("spec") or {}
+        summary = read_summary(settings, str(fr.id)) if fr.state and fr.state.is_completed() else None
+        metric = summary["main_metric"] if summary else {}
+        rows.append({
+            "run_id": str(fr.id), "state": fr.state.name if fr.state else "?", "model": spec.get("model"),
+            "dataset": spec.get("dataset"), "epochs": spec.get("epochs"),
+            "metric": metric.get("name"), "value": metric.get("value"),
+            "started": fr.start_time.isoformat(timespec="seconds") if fr.start_time else None,
+            "duration_s": round(fr.total_run_time.total_seconds(), 1) if fr.total_run_time else None,
+            "checkpoint": summary.get("checkpoint_uri") if summary else None,
+        })
+    if as_json:
+        for row in rows:
+            typer.echo(json.dumps(row))
+        return
+    if not rows:
+        typer.echo("no runs yet: `vtp train model=yolo11n dataset=shapes-detect epochs=2`")
+    for r in rows:
+        value = f"{r['metric']}={r['value']:.4f}" if r["value"] is not None else ""
+        typer.echo(f"{r['run_id'][:8]}  {r['state']:<10} {str(r['model']):<14} {str(r['dataset']):<18} "
+                   f"{str(r['started'] or '-'):<25} {value}")
+
+
+@datasets_app.command("list")
+def datasets_list() -> None:
+    """Registered datasets."""
+    from tasks.dataset_store import list_datasets
+    from tasks.storage import Storage
+
+    found = list_datasets(Storage())
+    if not found:
+        typer.echo("no datasets yet: `vtp datasets sample shapes-detect` makes one")
+    for rec in found.values():
+        counts = " ".join(f"{k}={v}" for k, v in rec.counts.items())
+        typer.echo(f"{rec.name:<20} {str(rec.task):<9} {str(rec.format):<12} {counts:<20} {rec.uri}")
+
+
+@datasets_app.command("sample")
+def datasets_sample(
+    name: Annotated[str, typer.Argument(help="shapes-detect | shapes-segment | shapes-classify | shapes-pose | shapes-obb")],
+    as_name: Annotated[str | None, typer.Option("--as", help="Register under this name")] = None,
+    n_train: Annotated[int, typer.Option(help="Training images")] = 24,
+    n_val: Annotated[int, typer.Option(help="Validation images")] = 8,
+) -> None:
+    """Generate a small synthetic dataset and register it (no download needed)."""
+    from tasks.dataset_ingest import ingest_sample
+
+    try:
+        rec = ingest_sample(name, as_name or name, n_train=n_train, n_val=n_val)
+    except VtpError as e:
+        fail(str(e))
+    typer.echo(f"dataset {rec.name}: {rec.task}, classes {rec.classes}, {rec.counts} -> {rec.uri}")
+
+
+@datasets_app.command("add")
+def datasets_add(
+    name: Annotated[str, typer.Argument(help="The name to register")],
+    source: Annotated[str, typer.Argument(help="A local folder or archive (imported), or a storage URI (registered)")],
+    task: Annotated[str | None, typer.Option(help="detect | segment | classify | pose | obb (guessed when omitted)")] = None,
+) -> None:
+    """Import a local dataset folder/archive into storage, or register a storage URI."""
+    from tasks.dataset_ingest import ingest
+
+    try:
+        rec = ingest(name, source, task=task)
+    except VtpError as e:
+        fail(str(e))
+    typer.echo(f"dataset {rec.name}: {rec.task}, {rec.format}, classes {rec.classes}, {rec.counts} -> {rec.uri}")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

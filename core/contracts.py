@@ -1,0 +1,108 @@
+"""The trainer plugin contract: ``train(spec, ctx) -> TrainResult``.
+
+``ctx`` carries the workdir, the local dataset and the callbacks. Callbacks follow ultralytics'
+event registry (event name -> list of callables), so integrations add themselves without the
+trainers knowing about them.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+EVENTS = ("on_train_start", "on_epoch_end", "on_heartbeat", "on_log", "on_train_end")
+log = logging.getLogger("vtp")
+
+
+class Callbacks:
+    """Event name -> callables. Trainers call :meth:`epoch_end`, :meth:`heartbeat`, :meth:`log`
+    and poll :meth:`should_stop`; the flow and integrations subscribe with :meth:`add`."""
+
+    def __init__(self) -> None:
+        self._handlers: dict[str, list[Callable[..., Any]]] = defaultdict(list)
+        self._stop_checks: list[Callable[[], bool]] = []
+        self.epochs: list[dict[str, Any]] = []
+
+    def add(self, event: str, fn: Callable[..., Any]) -> None:
+        if event not in EVENTS:
+            raise ValueError(f"unknown callback event {event!r}; events: {', '.join(EVENTS)}")
+        self._handlers[event].append(fn)
+
+    def add_stop_check(self, fn: Callable[[], bool]) -> None:
+        self._stop_checks.append(fn)
+
+    def run(self, event: str, **kwargs: Any) -> None:
+        for fn in self._handlers.get(event, ()):
+            fn(**kwargs)
+
+    def train_start(self, *, epochs: int, **info: Any) -> None:
+        self.run("on_train_start", epochs=epochs, **info)
+
+    def epoch_end(self, epoch: int, epochs: int, metrics: dict[str, float]) -> None:
+        """Report epoch ``epoch`` (1-based) of ``epochs`` with its metrics (floats only)."""
+        clean = {k: float(v) for k, v in metrics.items() if _is_number(v)}
+        self.epochs.append({"epoch": epoch, "epochs": epochs, "metrics": clean, "time": time.time()})
+        self.run("on_epoch_end", epoch=epoch, epochs=epochs, metrics=clean)
+
+    def heartbeat(self) -> None:
+        self.run("on_heartbeat")
+
+    def log(self, message: str) -> None:
+        self.run("on_log", message=message)
+
+    def train_end(self, result: TrainResult) -> None:
+        self.run("on_train_end", result=result)
+
+    def should_stop(self) -> bool:
+        return any(check() for check in self._stop_checks)
+
+
+def _is_number(v: Any) -> bool:
+    try:
+        float(v)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+@dataclass
+class DatasetInfo:
+    """A dataset materialised on local disk, as the trainers see it."""
+
+    root: Path
+    format: str  # yolo | imagefolder
+    task: str | None
+    classes: list[str]
+    splits: dict[str, int] = field(default_factory=dict)  # split -> image count
+    data_yaml: Path | None = None  # for the yolo format: a data.yaml with absolute paths
+    kpt_shape: list[int] | None = None
+
+
+@dataclass
+class TrainContext:
+    workdir: Path
+    dataset: DatasetInfo
+    callbacks: Callbacks = field(default_factory=Callbacks)
+    weights_dir: Path | None = None
+    download_timeout_s: float = 10.0
+
+    @property
+    def dataset_path(self) -> Path:
+        return self.dataset.root
+
+
+@dataclass
+class TrainResult:
+    metrics: dict[str, float]
+    best_checkpoint: Path
+    last_checkpoint: Path
+    artifacts: list[Path] = field(default_factory=list)
+    epochs_completed: int = 0
+    pretrained_used: bool = False
+    notes: list[str] = field(default_factory=list)
+    stopped_early: bool = False

@@ -1,0 +1,27 @@
+"""Errors a person sees: each says what was wrong and what to do instead."""
+
+from __future__ import annotations
+
+
+class VtpError(Exception):
+    """Base class: the message is meant for a person, never a traceback."""
+
+
+class SpecError(VtpError, ValueError):
+    """A TrainSpec value is not allowed."""
+
+
+class DatasetError(VtpError):
+    """The dataset is missing, unreadable or invalid; ``problems`` lists each finding."""
+
+    def __init__(self, message: str, problems: list | None = None):
+        super().__init__(message)
+        self.problems = problems or []
+
+
+class StorageError(VtpError):
+    """Storage could not be read or written."""
+
+
+class TrainerError(VtpError):
+    """The trainer failed for a reason the person can act on."""

@@ -1,0 +1,263 @@
+"""TrainSpec: the one contract chat/, api/, flows and trainers speak.
+
+Its validators are the single source of truth for what is allowed. Every message names the field,
+what was given, what is accepted, and a did-you-mean where one is close.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from trainers import registry
+
+Task = Literal["detect", "segment", "classify", "pose", "obb"]
+Framework = Literal["ultralytics", "timm", "huggingface"]
+TASKS: tuple[str, ...] = ("detect", "segment", "classify", "pose", "obb")
+MAX_EPOCHS = 10_000
+MAX_BATCH = 4096
+DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?|\d+(,\d+)*)$")
+DATASET_RE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]{0,99}|(file|s3)://\S+)$")
+_TYPES = {"int": int, "float": (int, float), "bool": bool, "str": str}
+
+
+def suggest(value: str, choices: list[str] | tuple[str, ...]) -> str:
+    close = difflib.get_close_matches(value.lower(), list(choices), n=3, cutoff=0.6)
+    return f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+
+
+def normalize_model(name: str) -> str:
+    """'YOLO11n.pt' -> 'yolo11n'; hub ids (org/name) keep their case."""
+    name = name.strip()
+    if "/" in name:
+        return name
+    name = name.lower()
+    for ext in (".pt", ".yaml", ".pth"):
+        if name.endswith(ext):
+            name = name[: -len(ext)]
+    return name
+
+
+def framework_of(model: str) -> str | None:
+    for caps in registry.all_capabilities():
+        if caps.model_pattern != "timm-registry" and caps.accepts_model(model):
+            return caps.framework
+    for caps in registry.all_capabilities():  # the large registries last
+        if caps.model_pattern == "timm-registry" and caps.accepts_model(model):
+            return caps.framework
+    return None
+
+
+def _all_model_names() -> list[str]:
+    names: list[str] = []
+    for caps in registry.all_capabilities():
+        names.extend(caps.known_models())
+    return names
+
+
+class TrainSpec(BaseModel):
+    """What to train, on what, for how long. Omitted fields are inferred or defaulted."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=False)
+
+    task: Task | None = Field(default=None, description="detect | segment | classify | pose | obb; inferred from the model.")
+    framework: Framework | None = Field(default=None, description="Inferred from the model.")
+    model: str | None = Field(default=None, description="The framework's own name: yolo11n, yolov8s-seg, resnet50, ...")
+    dataset: str = Field(description="A registered dataset name or a storage URI (file://..., s3://bucket/prefix).")
+    epochs: int = Field(default=10, description=f"1 to {MAX_EPOCHS}.")
+    image_size: int | None = Field(default=None, description="Square input size in pixels; the framework's default when omitted.")
+    batch_size: int = Field(default=16, description=f"1 to {MAX_BATCH}.")
+    device: str = Field(default="auto", description="auto | cpu | cuda | cuda:N | N (GPU index) | mps.")
+    seed: int = Field(default=0, ge=0)
+    patience: int = Field(default=50, description="Epochs without improvement before early stopping; 0 turns it off.")
+    learning_rate: float | None = Field(default=None, description="Initial learning rate; the framework's default when omitted.")
+    pretrained: bool = Field(default=True, description="Start from pretrained weights when they can be had.")
+    workers: int = Field(default=2, description="Data-loader worker processes.")
+    overrides: dict[str, Any] = Field(default_factory=dict, description="Framework-specific settings, checked against its capabilities.")
+
+    @field_validator("epochs")
+    @classmethod
+    def _epochs(cls, v: int) -> int:
+        if not 1 <= v <= MAX_EPOCHS:
+            raise ValueError(f"epochs={v} is not allowed: use a whole number from 1 to {MAX_EPOCHS}")
+        return v
+
+    @field_validator("batch_size")
+    @classmethod
+    def _batch(cls, v: int) -> int:
+        if not 1 <= v <= MAX_BATCH:
+            raise ValueError(f"batch_size={v} is not allowed: use a whole number from 1 to {MAX_BATCH}")
+        return v
+
+    @field_validator("workers")
+    @classmethod
+    def _workers(cls, v: int) -> int:
+        if not 0 <= v <= 64:
+            raise ValueError(f"workers={v} is not allowed: use 0 to 64 data-loader processes")
+        return v
+
+    @field_validator("patience")
+    @classmethod
+    def _patience(cls, v: int) -> int:
+        if not 0 <= v <= MAX_EPOCHS:
+            raise ValueError(f"patience={v} is not allowed: use 0 (off) to {MAX_EPOCHS}")
+        return v
+
+    @field_validator("learning_rate")
+    @classmethod
+    def _lr(cls, v: float | None) -> float | None:
+        if v is not None and not 0 < v <= 10:
+            raise ValueError(f"learning_rate={v} is not allowed: use a value above 0 and at most 10 (e.g. 0.01)")
+        return v
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        v = str(v).strip().lower()
+        if not DEVICE_RE.match(v):
+            raise ValueError(f"device={v!r} is not a device: use auto, cpu, cuda, cuda:0, 0 or mps")
+        return v
+
+    @field_validator("dataset")
+    @classmethod
+    def _dataset(cls, v: str) -> str:
+        v = v.strip()
+        if not DATASET_RE.match(v):
+            raise ValueError(
+                f"dataset={v!r} is not a dataset name or storage URI: use a registered name "
+                "(letters, digits, '.', '_' or '-'; see `vtp datasets list`) or file://... / s3://bucket/prefix"
+            )
+        return v
+
+    @field_validator("model", mode="before")
+    @classmethod
+    def _model(cls, v: Any) -> Any:
+        return normalize_model(v) if isinstance(v, str) and v.strip() else None
+
+    @model_validator(mode="after")
+    def _resolve(self) -> TrainSpec:
+        """Infer framework/task/model and check they agree, then check size and overrides."""
+        if self.model is not None:
+            fw = framework_of(self.model)
+            if fw is None:
+                raise ValueError(
+                    f"model={self.model!r} is not a model vtp can train: use a YOLO name such as "
+                    f"yolo11n, yolov8s-seg or yolo11m-pose, or any timm model such as resnet50."
+                    + suggest(self.model, _all_model_names())
+                )
+            if self.framework is not None and self.framework != fw:
+                raise ValueError(
+                    f"framework={self.framework!r} does not train model={self.model!r} (that is a {fw} model): "
+                    f"drop framework or set it to {fw!r}"
+                )
+            self.framework = fw
+        caps = None
+        if self.framework is not None:
+            if self.framework not in registry.frameworks():
+                raise ValueError(
+                    f"framework={self.framework!r} is not installed yet: use one of {', '.join(registry.frameworks())}"
+                )
+            caps = registry.capabilities(self.framework)
+        if self.model is not None and caps is not None:
+            implied = caps.task_of(self.model)
+            if self.task is None:
+                self.task = implied
+            elif self.task not in caps.tasks:
+                others = [c.default_models[self.task] for c in registry.all_capabilities() if self.task in c.tasks]
+                raise ValueError(
+                    f"task={self.task!r} does not fit model={self.model!r}: {caps.framework} models do "
+                    f"{', '.join(caps.tasks)}; for {self.task} use e.g. {others[0] if others else 'another model'}"
+                )
+            elif implied != self.task:
+                if caps.task_suffixes and self.model == caps.model_for_task(self.model, implied or ""):
+                    base_has_suffix = implied != next(t for t, s in caps.task_suffixes.items() if s == "")
+                    if base_has_suffix:
+                        raise ValueError(
+                            f"task={self.task!r} does not fit model={self.model!r}, which is a {implied} model: "
+                            f"use model={caps.model_for_task(self.model, self.task)!r} or task={implied!r}"
+                        )
+                self.model = caps.model_for_task(self.model, self.task)
+        if self.model is None:
+            if self.task is None:
+                raise ValueError("task is missing and no model was given: set task (detect, segment, classify, pose, obb) or model")
+            for c in registry.all_capabilities():
+                if (self.framework in (None, c.framework)) and self.task in c.default_models:
+                    if self.task == "classify" and self.framework is None and c.framework != "timm":
+                        continue
+                    caps, self.framework, self.model = c, c.framework, c.default_models[self.task]
+                    break
+            if self.model is None:
+                raise ValueError(f"task={self.task!r} has no default model for framework={self.framework!r}: set model")
+        assert caps is not None
+        self._check_image_size(caps)
+        self._check_overrides(caps)
+        return self
+
+    def _check_image_size(self, caps: registry.Capabilities) -> None:
+        rule = caps.image_size
+        if self.image_size is None:
+            self.image_size = rule.default
+            return
+        if not rule.min <= self.image_size <= rule.max:
+            raise ValueError(
+                f"image_size={self.image_size} is out of range for {caps.framework}: use {rule.min} to {rule.max} "
+                f"(default {rule.default})"
+            )
+        if self.image_size % rule.multiple_of:
+            lo = self.image_size // rule.multiple_of * rule.multiple_of
+            raise ValueError(
+                f"image_size={self.image_size} must be a multiple of {rule.multiple_of} for {caps.framework}: "
+                f"use {max(lo, rule.min)} or {lo + rule.multiple_of}"
+            )
+
+    def _check_overrides(self, caps: registry.Capabilities) -> None:
+        own = set(type(self).model_fields)
+        for key, value in self.overrides.items():
+            if key in own or key in {"imgsz", "batch", "lr0", "lr"}:
+                raise ValueError(f"overrides.{key} duplicates a TrainSpec field: set it as a field, not an override")
+            if key not in caps.overrides:
+                raise ValueError(
+                    f"overrides.{key} is not a {caps.framework} setting vtp accepts."
+                    + suggest(key, list(caps.overrides))
+                    + f" Accepted: {', '.join(sorted(caps.overrides))}"
+                )
+            expected = _TYPES[caps.overrides[key]]
+            if not isinstance(value, expected) or (expected is not bool and isinstance(value, bool)):
+                raise ValueError(f"overrides.{key}={value!r} should be a {caps.overrides[key]}")
+
+    @property
+    def capabilities(self) -> registry.Capabilities:
+        return registry.capabilities(self.framework or "")
+
+    @property
+    def main_metric(self) -> str:
+        return self.capabilities.main_metric[self.task or ""]
+
+
+def explain(error: ValidationError) -> str:
+    """One line per problem, naming the field; for people, not for tracebacks."""
+    lines = []
+    for err in error.errors():
+        loc = ".".join(str(p) for p in err.get("loc", ()))
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = f"{loc} is not a TrainSpec field." + suggest(loc, list(TrainSpec.model_fields))
+        elif err["type"] == "missing":
+            msg = f"{loc} is required: {TrainSpec.model_fields[loc].description}" if loc in TrainSpec.model_fields else f"{loc} is required"
+        elif loc and not msg.startswith(loc.split(".")[0]):
+            msg = f"{loc}={err.get('input')!r}: {msg}"
+        lines.append(msg)
+    return "\n".join(lines)
+
+
+def parse_spec(data: dict[str, Any]) -> TrainSpec:
+    """Validate ``data`` into a TrainSpec or raise SpecError with a readable message."""
+    from core.errors import SpecError
+
+    try:
+        return TrainSpec.model_validate(data)
+    except ValidationError as e:
+        raise SpecError(explain(e)) from None

@@ -1,0 +1,177 @@
+"""`vtp up`: the Prefect server, the work pools, the deployments and one worker per pool,
+all on embedded defaults under VTP_HOME. Ctrl-C stops every process it started."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from core.settings import Settings, prefect_env
+from trainers.registry import frameworks
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+def server_healthy(api_url: str, timeout: float = 1.0) -> bool:
+    try:
+        return httpx.get(f"{api_url}/health", timeout=timeout).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def stack_env(settings: Settings) -> dict[str, str]:
+    """The environment of every process `vtp up` starts: vtp settings pinned, telemetry off."""
+    env = dict(os.environ)
+    env.update(prefect_env(settings))
+    env.update({
+        "VTP_HOME": str(settings.home),
+        "VTP_STORAGE_URL": settings.storage_url,
+        "VTP_TARGET": settings.target,
+        "VTP_PROJECT_DIR": str(PROJECT_DIR),
+        "PREFECT_CLI_PROMPT": "false",
+        "PREFECT_UI_ENABLED": env.get("PREFECT_UI_ENABLED", "true"),
+        "YOLO_OFFLINE": "1",
+        "PYTHONUNBUFFERED": "1",
+    })
+    return env
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    procs: list[tuple[str, subprocess.Popen]] = field(default_factory=list)
+    log_dir: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.log_dir = self.settings.home / "logs"
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.env = stack_env(self.settings)
+
+    @property
+    def pid_file(self) -> Path:
+        return self.settings.home / "up.pid"
+
+    def running_pid(self) -> int | None:
+        try:
+            pid = int(self.pid_file.read_text().strip())
+            os.kill(pid, 0)
+            return pid
+        except (OSError, ValueError):
+            return None
+
+    def _spawn(self, name: str, args: list[str]) -> subprocess.Popen:
+        log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it from here
+        proc = subprocess.Popen(args, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                cwd=PROJECT_DIR, start_new_session=True)
+        self.procs.append((name, proc))
+        return proc
+
+    def start_server(self, timeout: float = 90) -> None:
+        api = self.settings.prefect_api_url
+        if server_healthy(api):
+            raise RuntimeError(
+                f"a Prefect server already answers at {api} (another `vtp up` or VTP_HOME?): stop it, "
+                "or give this one another port with VTP_PREFECT_PORT=4300"
+            )
+        self.settings.prefect_home.mkdir(parents=True, exist_ok=True)
+        proc = self._spawn("prefect-server", [sys.executable, "-m", "prefect", "server", "start",
+                                              "--host", "127.0.0.1", "--port", str(self.settings.prefect_port)])
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"the Prefect server exited (code {proc.returncode}); see {self.log_dir}/prefect-server.log")
+            if server_healthy(api):
+                return
+            time.sleep(0.3)
+        raise RuntimeError(f"the Prefect server did not answer within {timeout:.0f}s; see {self.log_dir}/prefect-server.log")
+
+    def create_pools(self) -> list[str]:
+        from core.prefect_setup import ensure_process_pools
+
+        return ensure_process_pools(self.settings)
+
+    def deploy(self) -> None:
+        out = subprocess.run([sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--all"],
+                             env=self.env, cwd=PROJECT_DIR, capture_output=True, text=True, timeout=300)
+        (self.log_dir / "deploy.log").write_text(out.stdout + out.stderr)
+        if out.returncode != 0:
+            raise RuntimeError(f"`prefect deploy --all` failed; see {self.log_dir}/deploy.log:\n{out.stdout[-2000:]}{out.stderr[-2000:]}")
+
+    @property
+    def zygote_socket(self) -> Path:
+        return self.settings.home / "run" / "zygote.sock"
+
+    def start_zygote(self) -> None:
+        """The warm process runs are forked from (see core.zygote); it loads in the background."""
+        self.zygote_socket.unlink(missing_ok=True)
+        self.env["VTP_ZYGOTE_SOCKET"] = str(self.zygote_socket)
+        self._spawn("zygote", [sys.executable, "-m", "core.zygote", "--socket", str(self.zygote_socket)])
+
+    def wait_zygote(self, timeout: float = 120) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not self.zygote_socket.exists():
+            time.sleep(0.2)
+        return self.zygote_socket.exists()
+
+    def start_workers(self) -> None:
+        for fw in frameworks():
+            pool = self.settings.pool_name(fw)
+            self._spawn(f"worker-{fw}", [sys.executable, "-m", "prefect", "worker", "start", "--pool", pool,
+                                         "--type", "process", "--name", f"vtp-{pool}"])
+
+    def stop(self) -> None:
+        for _, proc in reversed(self.procs):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for _, proc in self.procs:
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+        self.procs.clear()
+        if self.running_pid() == os.getpid():
+            self.pid_file.unlink(missing_ok=True)
+
+    def up(self, echo=print) -> None:
+        """Start everything and return; the caller waits and calls :meth:`stop`."""
+        other = self.running_pid()
+        if other is not None and other != os.getpid():
+            raise RuntimeError(f"vtp up is already running (pid {other}) for VTP_HOME={self.settings.home}; "
+                               f"use that one, or stop it with Ctrl-C (or `kill {other}`)")
+        self.pid_file.write_text(str(os.getpid()))
+        echo(f"vtp home: {self.settings.home}\nstorage:  {self.settings.storage_url}")
+        echo("starting the Prefect server ...")
+        self.start_zygote()
+        self.start_server()
+        pools = self.create_pools()
+        echo(f"work pools: {', '.join(pools)}")
+        self.deploy()
+        echo("deployments: " + ", ".join(f"train/train-{fw}" for fw in frameworks()))
+        self.start_workers()
+        if not self.wait_zygote():
+            echo("warm launcher not ready: runs start with a fresh interpreter (slower) until it is")
+        ui = self.settings.prefect_api_url.removesuffix("/api")
+        echo(f"workers: {', '.join(name for name, _ in self.procs if name.startswith('worker'))}")
+        echo(f"\nPrefect UI: {ui}\nPrefect API: {self.settings.prefect_api_url}\nlogs: {self.log_dir}")
+        echo("\nready: try `vtp datasets sample shapes-detect` then "
+             "`vtp train model=yolo11n dataset=shapes-detect epochs=2 image_size=128`. Ctrl-C stops everything.")
+
+    def wait(self) -> int:
+        """Block until a child dies (returns 1) or a signal arrives (returns 0)."""
+        while True:
+            for name, proc in self.procs:
+                if proc.poll() is not None:
+                    print(f"vtp up: {name} exited with code {proc.returncode}; see {self.log_dir}/{name}.log",
+                          file=sys.stderr)
+                    return 1
+            time.sleep(0.5)

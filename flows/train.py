@@ -1,0 +1,77 @@
+"""The training flow: download dataset -> validate -> train -> upload -> clean up.
+
+Run it from Python with ``train_flow({"model": "yolo11n", "dataset": "shapes-detect", "epochs": 2})``
+or through the ``train-<framework>`` deployments (``vtp train``). The work lives in ``tasks/``.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact
+from prefect.runtime import flow_run
+
+from core.contracts import Callbacks
+from core.settings import get_settings
+from core.spec import TrainSpec, parse_spec
+from tasks import train_steps as steps
+from tasks.progress import PrefectProgress, report_markdown
+
+
+def _run_id() -> str:
+    return str(flow_run.get_id() or uuid.uuid4())
+
+
+def _cleanup_hook(flow, flow_run, state) -> None:  # noqa: ARG001 - Prefect hook signature
+    run_id = (flow_run.parameters or {}).get("run_id") or str(flow_run.id)
+    steps.remove_workdir(get_settings().work_root / run_id)
+
+
+@flow(
+    name="train",
+    log_prints=True,
+    validate_parameters=False,  # parse_spec gives the person-readable messages
+    on_cancellation=[_cleanup_hook],
+    on_crashed=[_cleanup_hook],
+)
+def train_flow(spec: TrainSpec, run_id: str | None = None) -> dict[str, Any]:
+    """Train ``spec`` and return the run summary (metrics, checkpoint URI, notes)."""
+    logger = get_run_logger()
+    started = time.time()
+    spec = parse_spec(spec.model_dump() if isinstance(spec, TrainSpec) else dict(spec))
+    run_id = run_id or _run_id()
+    settings = get_settings()
+    workdir = settings.work_root / run_id
+    workdir.mkdir(parents=True, exist_ok=True)
+    logger.info("run %s: %s %s on %s, %d epochs", run_id, spec.task, spec.model, spec.dataset, spec.epochs)
+    try:
+        local, stats, record = steps.download_dataset(spec, settings)
+        logger.info("dataset %s: %d files, %d bytes transferred, %d files from cache",
+                    record.name, stats.files_total, stats.bytes_transferred, stats.files_from_cache)
+        info, report = steps.validate_dataset(local, spec, workdir)
+        callbacks = Callbacks()
+        PrefectProgress(callbacks, logger, run_id)
+        result = steps.run_trainer(spec, info, workdir, callbacks, settings)
+        layout = steps.collect_outputs(result, workdir / "outputs")
+        summary = steps.make_summary(run_id, spec, result, record, stats, settings.storage_url, layout, started)
+        summary["dataset_report"] = report
+        steps.upload_outputs(run_id, workdir / "outputs", summary, settings)
+        create_markdown_artifact(report_markdown(summary), key="train-report",
+                                 description=f"vtp run {run_id}")
+        logger.info("done: %s = %s, checkpoint %s", summary["main_metric"]["name"],
+                    summary["main_metric"]["value"], summary["checkpoint_uri"])
+        return summary
+    finally:
+        steps.remove_workdir(workdir)
+
+
+if __name__ == "__main__":
+    import sys
+    from pathlib import Path
+
+    import yaml
+
+    print(train_flow(yaml.safe_load(Path(sys.argv[1]).read_text())))

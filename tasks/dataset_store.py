@@ -1,0 +1,208 @@
+"""Dataset registry and content-addressed download cache.
+
+The registry is ``datasets/index.json`` in storage, so every worker that can reach storage sees the
+same names. Downloads are cached by content: files are kept as blobs named by their sha256 under
+``$VTP_HOME/cache/blobs`` and a dataset version (the hash of its manifest) is materialised once under
+``$VTP_HOME/cache/datasets/<key>``; a second run on an unchanged dataset transfers no dataset bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from core.errors import DatasetError, StorageError
+from tasks.storage import MANIFEST, Storage, build_manifest, check_uri, upload_folder
+
+INDEX = ("datasets", "index.json")
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+COMPLETE = ".vtp-complete"
+
+
+@dataclass
+class CacheStats:
+    """What one download did: ``bytes_transferred`` is 0 when everything came from the cache."""
+
+    files_total: int = 0
+    files_transferred: int = 0
+    files_from_cache: int = 0
+    bytes_transferred: int = 0
+    bytes_from_cache: int = 0
+    cache_hit: bool = False
+    seconds: float = 0.0
+
+
+@dataclass
+class DatasetRecord:
+    name: str
+    uri: str
+    format: str | None = None
+    task: str | None = None
+    classes: list[str] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+    created: float = field(default_factory=time.time)
+
+
+def is_uri(ref: str) -> bool:
+    return "://" in ref
+
+
+def list_datasets(storage: Storage) -> dict[str, DatasetRecord]:
+    raw = storage.read_json(*INDEX) or {}
+    return {name: DatasetRecord(**rec) for name, rec in raw.items()}
+
+
+def register(storage: Storage, record: DatasetRecord) -> DatasetRecord:
+    if not NAME_RE.match(record.name):
+        raise DatasetError(
+            f"dataset name {record.name!r} is not allowed: use letters, digits, '.', '_' or '-' (at most 100)"
+        )
+    check_uri(record.uri)
+    index = storage.read_json(*INDEX) or {}
+    index[record.name] = asdict(record)
+    storage.write_json(index, *INDEX)
+    return record
+
+
+def unregister(storage: Storage, name: str) -> None:
+    index = storage.read_json(*INDEX) or {}
+    index.pop(name, None)
+    storage.write_json(index, *INDEX)
+
+
+def resolve(storage: Storage, ref: str) -> DatasetRecord:
+    """A registered name or a storage URI -> its record; an unknown name says which names exist."""
+    if is_uri(ref):
+        check_uri(ref)
+        return DatasetRecord(name=ref.rstrip("/").rsplit("/", 1)[-1], uri=ref.rstrip("/"))
+    datasets = list_datasets(storage)
+    if ref in datasets:
+        return datasets[ref]
+    from core.spec import suggest
+
+    known = ", ".join(sorted(datasets)) or "none yet"
+    raise DatasetError(
+        f"dataset {ref!r} is not registered.{suggest(ref, list(datasets))} Registered: {known}. "
+        "Add one with `vtp datasets add NAME FOLDER_OR_URI` or make a sample with `vtp datasets sample shapes-detect`."
+    )
+
+
+def import_folder(storage: Storage, name: str, local: Path, **meta: Any) -> DatasetRecord:
+    """Copy a local dataset folder into ``datasets/<name>/`` (manifest last) and register it."""
+    if not NAME_RE.match(name):
+        raise DatasetError(f"dataset name {name!r} is not allowed: use letters, digits, '.', '_' or '-'")
+    files = [p for p in local.rglob("*") if p.is_file() and not p.is_symlink()]
+    if not files:
+        raise DatasetError(f"{local} holds no files: point to a dataset folder (YOLO, ImageFolder or COCO)")
+    upload_folder(storage, local, "datasets", name, files=files)
+    return register(storage, DatasetRecord(name=name, uri=storage.uri("datasets", name), **meta))
+
+
+def _remote_listing(storage: Storage, uri: str) -> tuple[Storage, dict[str, dict[str, Any]], bool]:
+    """(storage at uri, rel path -> {size, sha256|etag}, has_checksums)."""
+    src = Storage(uri, storage.settings)
+    manifest = src.read_json(MANIFEST)
+    if manifest:
+        return src, manifest["files"], True
+    listing = src.listing()
+    if not listing:
+        raise DatasetError(f"dataset at {uri} is empty or missing: check the URI, or register another dataset")
+    files = {
+        rel: {"size": int(info.get("size") or 0),
+              "etag": str(info.get("ETag") or info.get("etag") or info.get("mtime") or info.get("LastModified"))}
+        for rel, info in listing.items()
+    }
+    return src, files, False
+
+
+def download(storage: Storage, ref: str, cache_root: Path) -> tuple[Path, CacheStats, DatasetRecord]:
+    """Materialise dataset ``ref`` under ``cache_root`` and return (local folder, stats, record)."""
+    started = time.monotonic()
+    record = resolve(storage, ref)
+    src, files, checksummed = _remote_listing(storage, record.uri)
+    # Ultralytics label caches are pickles: never take one from user data (it would be unpickled).
+    files = {rel: info for rel, info in files.items() if not rel.endswith(".cache")}
+    key = hashlib.sha256(json.dumps([record.uri if not checksummed else "", files], sort_keys=True).encode()).hexdigest()[:24]
+    target = cache_root / "datasets" / key
+    stats = CacheStats(files_total=len(files))
+    if (target / COMPLETE).exists():
+        stats.cache_hit = True
+        stats.files_from_cache = len(files)
+        stats.bytes_from_cache = sum(f["size"] for f in files.values())
+        stats.seconds = time.monotonic() - started
+        return target, stats, record
+
+    blobs = cache_root / "blobs"
+    blobs.mkdir(parents=True, exist_ok=True)
+    (cache_root / "datasets").mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f"{key}.", dir=cache_root / "datasets"))
+    try:
+        need: list[tuple[str, Path]] = []
+        for rel, info in files.items():
+            _check_rel(rel)
+            dest = staging / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            blob = blobs / info["sha256"] if checksummed else None
+            if blob is not None and blob.exists():
+                os.link(blob, dest)
+                stats.files_from_cache += 1
+                stats.bytes_from_cache += info["size"]
+            else:
+                need.append((rel, dest))
+        if need:
+            try:
+                src.fs.get([src.path(rel) for rel, _ in need], [str(d) for _, d in need])
+            except FileNotFoundError as e:
+                raise DatasetError(f"a file of dataset {ref!r} vanished during download ({e}); retry the run") from e
+            except OSError as e:
+                raise StorageError(f"could not download dataset {ref!r} from {record.uri}: {e}") from e
+            for rel, dest in need:
+                size = dest.stat().st_size
+                stats.files_transferred += 1
+                stats.bytes_transferred += size
+                if checksummed:
+                    digest = _sha(dest)
+                    if digest != files[rel]["sha256"]:
+                        raise StorageError(f"{record.uri}/{rel} does not match its manifest checksum; re-import the dataset")
+                    blob = blobs / digest
+                    if not blob.exists():
+                        tmp = blobs / f".{digest}.{uuid.uuid4().hex[:6]}"
+                        os.link(dest, tmp)
+                        os.replace(tmp, blob)
+        (staging / COMPLETE).write_text(json.dumps({"uri": record.uri, "files": len(files)}))
+        try:
+            os.replace(staging, target)
+        except OSError:  # another run finished the same version first: use theirs
+            shutil.rmtree(staging, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    stats.seconds = time.monotonic() - started
+    return target, stats, record
+
+
+def _sha(path: Path) -> str:
+    from tasks.storage import sha256_file
+
+    return sha256_file(path)
+
+
+def _check_rel(rel: str) -> None:
+    parts = Path(rel).parts
+    if rel.startswith("/") or ".." in parts:
+        raise DatasetError(f"dataset file name {rel!r} points outside the dataset; it is refused")
+
+
+__all__ = [
+    "CacheStats", "DatasetRecord", "build_manifest", "download", "import_folder", "list_datasets",
+    "register", "resolve", "unregister",
+]

@@ -1,0 +1,170 @@
+"""Storage through fsspec: one code path for a local folder (file://) and S3/MinIO (s3://).
+
+Layout under the storage root (``VTP_STORAGE_URL``)::
+
+    datasets/index.json                      name -> {uri, format, task, classes, counts}
+    datasets/<name>/...  + manifest.json     imported datasets, manifest written last
+    runs/<run_id>/{checkpoints,artifacts}/   + manifest.json written last
+
+A folder's contents count as complete only once its manifest exists; the manifest lists every file
+with its size and sha256, so readers can verify what they fetched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import fsspec
+
+from core.errors import StorageError
+from core.settings import Settings, get_settings
+
+MANIFEST = "manifest.json"
+SCHEMES = ("file", "s3")
+_CHUNK = 1 << 20
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def check_uri(uri: str) -> str:
+    """Refuse URIs outside the storage schemes vtp speaks (no http(s), no other protocols)."""
+    scheme = urlparse(uri).scheme or "file"
+    if scheme not in SCHEMES:
+        raise StorageError(
+            f"{uri!r} uses the scheme {scheme!r}, which vtp does not read: use file:///path or s3://bucket/prefix"
+        )
+    return uri
+
+
+class Storage:
+    """A storage root: every path given to its methods is relative to it."""
+
+    def __init__(self, url: str | None = None, settings: Settings | None = None):
+        self.settings = settings or get_settings()
+        self.url = check_uri((url or self.settings.storage_url).rstrip("/"))
+        self.fs, self.root = filesystem(self.url, self.settings)
+
+    def __repr__(self) -> str:
+        return f"Storage({self.url!r})"
+
+    def path(self, *parts: str) -> str:
+        return "/".join([self.root.rstrip("/"), *(p.strip("/") for p in parts if p)])
+
+    def uri(self, *parts: str) -> str:
+        return "/".join([self.url, *(p.strip("/") for p in parts if p)])
+
+    def exists(self, *parts: str) -> bool:
+        return self.fs.exists(self.path(*parts))
+
+    def read_json(self, *parts: str) -> Any | None:
+        try:
+            with self.fs.open(self.path(*parts), "rb") as f:
+                return json.load(f)
+        except FileNotFoundError:
+            return None
+
+    def write_json(self, data: Any, *parts: str) -> None:
+        self.write_bytes(json.dumps(data, indent=2, sort_keys=True).encode(), *parts)
+
+    def write_bytes(self, data: bytes, *parts: str) -> None:
+        target = self.path(*parts)
+        if self.fs.protocol in ("file", ("file", "local")) or "file" in self.fs.protocol:
+            tmp = f"{target}.tmp-{uuid.uuid4().hex[:8]}"
+            self.fs.makedirs(os.path.dirname(target), exist_ok=True)
+            with self.fs.open(tmp, "wb") as f:
+                f.write(data)
+            os.replace(tmp, target)  # atomic on one filesystem
+        else:
+            with self.fs.open(target, "wb") as f:  # an S3 PUT is atomic per object
+                f.write(data)
+
+    def put_file(self, local: Path, *parts: str) -> None:
+        target = self.path(*parts)
+        if "file" in self.fs.protocol:
+            self.fs.makedirs(os.path.dirname(target), exist_ok=True)
+            tmp = f"{target}.tmp-{uuid.uuid4().hex[:8]}"
+            self.fs.put_file(str(local), tmp)
+            os.replace(tmp, target)
+        else:
+            self.fs.put_file(str(local), target)
+
+    def remove(self, *parts: str) -> None:
+        path = self.path(*parts)
+        if self.fs.exists(path):
+            self.fs.rm(path, recursive=True)
+
+    def listing(self, *parts: str) -> dict[str, dict[str, Any]]:
+        """Relative path -> fsspec info for every file under ``parts``."""
+        base = self.path(*parts).rstrip("/")
+        try:
+            found = self.fs.find(base, detail=True)
+        except FileNotFoundError:
+            return {}
+        return {name[len(base) + 1 :]: info for name, info in found.items() if info.get("type") != "directory"}
+
+
+def filesystem(url: str, settings: Settings | None = None) -> tuple[fsspec.AbstractFileSystem, str]:
+    """The fsspec filesystem for ``url`` and the path within it. S3 endpoints come from settings."""
+    settings = settings or get_settings()
+    parsed = urlparse(url)
+    scheme = parsed.scheme or "file"
+    if scheme == "s3":
+        endpoint = settings.s3_endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+        client_kwargs = {"endpoint_url": endpoint} if endpoint else {}
+        fs = fsspec.filesystem(
+            "s3",
+            client_kwargs=client_kwargs,
+            skip_instance_cache=True,
+            use_listings_cache=False,
+            config_kwargs={"connect_timeout": 10, "read_timeout": 60, "retries": {"max_attempts": 2}},
+        )
+        return fs, f"{parsed.netloc}{parsed.path}".rstrip("/")
+    if scheme == "file":
+        path = parsed.path if parsed.scheme else url
+        return fsspec.filesystem("file"), path.rstrip("/") or "/"
+    raise StorageError(f"unsupported storage scheme {scheme!r}: use file:// or s3://")
+
+
+def build_manifest(root: Path, files: Iterable[Path] | None = None, **extra: Any) -> dict[str, Any]:
+    """Manifest of ``files`` (default: every file under root) with sizes and sha256 sums."""
+    paths = sorted(files) if files is not None else sorted(p for p in root.rglob("*") if p.is_file())
+    entries = {
+        p.relative_to(root).as_posix(): {"size": p.stat().st_size, "sha256": sha256_file(p)} for p in paths
+    }
+    return {"version": 1, "created": time.time(), "files": entries, **extra}
+
+
+@dataclass
+class UploadResult:
+    uri: str
+    files: int
+    bytes: int
+
+
+def upload_folder(storage: Storage, local_root: Path, *parts: str, files: Iterable[Path] | None = None,
+                  **manifest_extra: Any) -> UploadResult:
+    """Upload files under ``local_root`` to ``parts``; the manifest goes last, so a reader never
+    takes a half-uploaded folder for a complete one. An earlier manifest is removed first."""
+    manifest = build_manifest(local_root, files, **manifest_extra)
+    if storage.exists(*parts, MANIFEST):
+        storage.remove(*parts, MANIFEST)
+    for rel in manifest["files"]:
+        storage.put_file(local_root / rel, *parts, rel)
+    storage.write_json(manifest, *parts, MANIFEST)
+    total = sum(f["size"] for f in manifest["files"].values())
+    return UploadResult(uri=storage.uri(*parts), files=len(manifest["files"]), bytes=total)

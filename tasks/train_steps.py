@@ -1,0 +1,130 @@
+"""The steps of a training run as Prefect tasks. Each is a plain function underneath (``step.fn``),
+so tests call the work directly; retries are declared here, on the task, not in the flow."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NONE
+from prefect.tasks import exponential_backoff
+
+from core.contracts import Callbacks, DatasetInfo, TrainContext, TrainResult
+from core.errors import DatasetError, SpecError
+from core.settings import Settings
+from core.spec import TrainSpec
+from tasks import dataset_store
+from tasks.storage import Storage, upload_folder
+
+
+def transient_only(task, task_run, state) -> bool:  # noqa: ARG001 - Prefect's retry_condition_fn signature
+    """Retry storage trouble (network, 5xx, timeouts); never a problem with the person's input."""
+    exc = state.data if isinstance(state.data, BaseException) else None
+    return not isinstance(exc, (DatasetError, SpecError, FileNotFoundError, PermissionError))
+
+
+STORAGE_RETRIES = dict(retries=3, retry_delay_seconds=exponential_backoff(backoff_factor=1),
+                       retry_jitter_factor=0.5, retry_condition_fn=transient_only)
+
+
+@task(name="download-dataset", cache_policy=NONE, **STORAGE_RETRIES)
+def download_dataset(spec: TrainSpec, settings: Settings) -> tuple[Path, dataset_store.CacheStats, dataset_store.DatasetRecord]:
+    """Resolve the dataset name or URI and materialise it locally, through the content cache."""
+    return dataset_store.download(Storage(settings=settings), spec.dataset, settings.cache_root)
+
+
+@task(name="validate-dataset", cache_policy=NONE)
+def validate_dataset(local: Path, spec: TrainSpec, workdir: Path) -> tuple[DatasetInfo, dict[str, Any]]:
+    """Check the dataset before any training; fatal problems stop the run with each file named."""
+    from tasks.dataset_formats import detect_format, prepare_local
+    from tasks.validation import validate
+
+    fmt = detect_format(local)
+    if fmt == "coco":
+        from tasks.dataset_formats import coco_to_yolo
+
+        local = coco_to_yolo(local, workdir / "dataset-yolo", task=spec.task or "detect")
+    report = validate(local, spec.task or "")
+    report.raise_if_fatal()
+    info = prepare_local(local, spec.task or "", workdir)
+    return info, report.to_dict()
+
+
+@task(name="train", cache_policy=NONE)
+def run_trainer(spec: TrainSpec, info: DatasetInfo, workdir: Path, callbacks: Callbacks,
+                settings: Settings) -> TrainResult:
+    from trainers.registry import get_trainer
+
+    ctx = TrainContext(
+        workdir=workdir / "train", dataset=info, callbacks=callbacks,
+        weights_dir=settings.weights_dir, download_timeout_s=settings.download_timeout_s,
+    )
+    ctx.workdir.mkdir(parents=True, exist_ok=True)
+    callbacks.train_start(epochs=spec.epochs, spec=spec)
+    result = get_trainer(spec.framework or "")(spec, ctx)
+    callbacks.train_end(result)
+    return result
+
+
+def collect_outputs(result: TrainResult, out: Path) -> dict[str, str]:
+    """Lay the trainer's outputs out as ``checkpoints/`` and ``artifacts/`` (copies, so the
+    trainer's folder can be removed independently); returns relative path -> role."""
+    out.mkdir(parents=True, exist_ok=True)
+    layout: dict[str, str] = {}
+    for role, src in (("best", result.best_checkpoint), ("last", result.last_checkpoint)):
+        if src and Path(src).exists():
+            rel = f"checkpoints/{role}{Path(src).suffix or '.pt'}"
+            (out / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, out / rel)
+            layout[rel] = role
+    for src in result.artifacts:
+        src = Path(src)
+        if src.is_file():
+            rel = f"artifacts/{src.name}"
+            (out / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, out / rel)
+            layout[rel] = "artifact"
+    if "checkpoints/best.pt" not in layout and not any(v == "best" for v in layout.values()):
+        raise RuntimeError("the trainer returned no checkpoint; nothing to upload")
+    return layout
+
+
+@task(name="upload-outputs", cache_policy=NONE, **STORAGE_RETRIES)
+def upload_outputs(run_id: str, outputs: Path, summary: dict[str, Any], settings: Settings) -> str:
+    """Upload checkpoints, artifacts and summary.json; the manifest is written last."""
+    storage = Storage(settings=settings)
+    (outputs / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    result = upload_folder(storage, outputs, "runs", run_id, run_id=run_id)
+    return result.uri
+
+
+def make_summary(run_id: str, spec: TrainSpec, result: TrainResult, record: dataset_store.DatasetRecord,
+                 stats: dataset_store.CacheStats, storage_uri: str, layout: dict[str, str],
+                 started: float) -> dict[str, Any]:
+    best = next((rel for rel, role in layout.items() if role == "best"), None)
+    return {
+        "run_id": run_id,
+        "state": "completed",
+        "spec": spec.model_dump(mode="json"),
+        "metrics": result.metrics,
+        "main_metric": {"name": spec.main_metric, "value": result.metrics.get(spec.main_metric)},
+        "epochs_completed": result.epochs_completed,
+        "stopped_early": result.stopped_early,
+        "pretrained_used": result.pretrained_used,
+        "notes": result.notes,
+        "dataset": {"name": record.name, "uri": record.uri},
+        "dataset_cache": asdict(stats),
+        "run_uri": f"{storage_uri}/runs/{run_id}",
+        "checkpoint_uri": f"{storage_uri}/runs/{run_id}/{best}" if best else None,
+        "files": sorted(layout),
+        "duration_s": round(time.time() - started, 2),
+    }
+
+
+def remove_workdir(workdir: Path) -> None:
+    shutil.rmtree(workdir, ignore_errors=True)

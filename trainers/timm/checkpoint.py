@@ -1,0 +1,113 @@
+"""timm checkpoints: written atomically, loaded back into a model that predicts.
+
+A checkpoint is a plain dict of tensors and basic values, so ``torch.load(weights_only=True)`` reads
+it: {"model", "optimizer", "scheduler", "epoch", "spec", "classes", "pretrained_cfg", "data_config",
+"metrics", "timm_version"}.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from core.errors import TrainerError
+from trainers.timm.data import DataConfig, eval_transform
+
+
+def _plain(value: Any) -> Any:
+    """Tuples and other containers -> lists/dicts of basic values (weights_only-safe)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
+
+
+def build_checkpoint(
+    model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, *, epoch: int, spec: dict[str, Any],
+    classes: list[str], data_config: DataConfig, metrics: dict[str, float],
+) -> dict[str, Any]:
+    import timm
+
+    return {
+        "model": {k: v.detach().to("cpu", memory_format=torch.contiguous_format) for k, v in model.state_dict().items()},
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "epoch": epoch,
+        "spec": _plain(spec),
+        "classes": list(classes),
+        "pretrained_cfg": _plain(dict(getattr(model, "pretrained_cfg", {}) or {})),
+        "data_config": data_config.as_dict(),
+        "metrics": dict(metrics),
+        "timm_version": timm.__version__,
+    }
+
+
+def save_atomic(obj: dict[str, Any], path: Path) -> None:
+    """Write to a temporary file beside ``path``, then rename: a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def copy_atomic(src: Path, dst: Path) -> None:
+    tmp = dst.with_name(f".{dst.name}.tmp")
+    shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
+
+
+def read_checkpoint(path: Path | str) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise TrainerError(f"checkpoint {path} does not exist")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise TrainerError(f"{path} is not a readable vtp timm checkpoint ({e})") from e
+    missing = [k for k in ("model", "spec", "classes") if k not in ckpt]
+    if missing:
+        raise TrainerError(f"{path} is not a vtp timm checkpoint: it lacks {', '.join(missing)}")
+    return ckpt
+
+
+def load_checkpoint(path: Path | str, device: str | torch.device = "cpu") -> tuple[nn.Module, list[str]]:
+    """Rebuild the trained model (eval mode, on ``device``) and its class names from a checkpoint."""
+    import timm
+
+    ckpt = read_checkpoint(path)
+    classes = list(ckpt["classes"])
+    model = timm.create_model(ckpt["spec"]["model"], pretrained=False, num_classes=len(classes))
+    model.load_state_dict(ckpt["model"])
+    model.eval().to(device)
+    model.vtp_data_config = ckpt.get("data_config")  # read by predict()
+    return model, classes
+
+
+def predict(
+    path: Path | str, images: list[Any], top_k: int = 5, device: str | torch.device = "cpu"
+) -> list[list[tuple[str, float]]]:
+    """Top-k (class, probability) per image; images are PIL images or file paths."""
+    from PIL import Image
+
+    model, classes = load_checkpoint(path, device)
+    cfg = DataConfig.from_dict(model.vtp_data_config)
+    transform = eval_transform(cfg)
+    batch = torch.stack(
+        [transform((Image.open(im) if isinstance(im, str | Path) else im).convert("RGB")) for im in images]
+    ).to(device)
+    with torch.no_grad():
+        probs = model(batch).float().softmax(dim=1)
+    k = min(top_k, len(classes))
+    values, indices = probs.topk(k, dim=1)
+    return [
+        [(classes[i], float(v)) for v, i in zip(row_v.tolist(), row_i.tolist(), strict=True)]
+        for row_v, row_i in zip(values, indices, strict=True)
+    ]

@@ -1,0 +1,204 @@
+"""One training epoch and one evaluation pass for timm classifiers, with AMP on CUDA."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from core.contracts import Callbacks
+from core.errors import TrainerError
+
+HEARTBEAT_EVERY_S = 2.0
+STOP_POLL_EVERY_S = 1.0
+
+
+@dataclass
+class Options:
+    """The timm trainer's settings; every field is an override key in capabilities.json."""
+
+    optimizer: str = "adamw"
+    weight_decay: float | None = None  # adamw 0.05, otherwise 1e-4
+    momentum: float = 0.9
+    warmup_epochs: int | None = None  # default: a fifth of the epochs, at most 3
+    label_smoothing: float = 0.1
+    drop_rate: float | None = None
+    drop_path_rate: float | None = None
+    hflip: float = 0.5
+    color_jitter: float = 0.0
+    scale_min: float = 0.08
+    amp: bool = True  # CUDA only
+    min_lr: float = 1e-6
+    grad_clip: float = 0.0  # max gradient norm; 0 = off
+    channels_last: bool = True  # CUDA only
+
+    @classmethod
+    def from_overrides(cls, overrides: dict[str, Any]) -> Options:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise TrainerError(f"timm overrides {', '.join(unknown)} are not supported; accepted: {', '.join(sorted(known))}")
+        return cls(**overrides)
+
+    def default_lr(self) -> float:
+        return 1e-3 if self.optimizer.lower() in ("adamw", "adam", "nadamw", "lamb", "lion") else 1e-2
+
+    def resolved_weight_decay(self) -> float:
+        if self.weight_decay is not None:
+            return self.weight_decay
+        return 0.05 if self.optimizer.lower() in ("adamw", "nadamw", "lamb") else 1e-4
+
+    def resolved_warmup(self, epochs: int) -> int:
+        return self.warmup_epochs if self.warmup_epochs is not None else min(3, epochs // 5)
+
+
+class Throttle:
+    """True at most once per ``every_s`` seconds (the first call is always True)."""
+
+    def __init__(self, every_s: float) -> None:
+        self.every_s = every_s
+        self._last = float("-inf")
+
+    def __call__(self) -> bool:
+        now = time.monotonic()
+        if now - self._last >= self.every_s:
+            self._last = now
+            return True
+        return False
+
+
+@dataclass
+class Pulse:
+    """Throttled heartbeats and stop polls, shared by training and evaluation."""
+
+    callbacks: Callbacks
+    beat: Throttle = field(default_factory=lambda: Throttle(HEARTBEAT_EVERY_S))
+    poll: Throttle = field(default_factory=lambda: Throttle(STOP_POLL_EVERY_S))
+
+    def heartbeat(self) -> None:
+        if self.beat():
+            self.callbacks.heartbeat()
+
+    def should_stop(self, force: bool = False) -> bool:
+        return (force or self.poll()) and self.callbacks.should_stop()
+
+
+@dataclass
+class Runtime:
+    """Where and how tensors run: device, autocast dtype (None = fp32), memory format."""
+
+    device: torch.device
+    amp_dtype: torch.dtype | None
+    channels_last: bool
+
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def to_device(self, images: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        images = images.to(self.device, non_blocking=True)
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        return images, targets.to(self.device, non_blocking=True)
+
+
+def resolve_device(device: str) -> torch.device:
+    """TrainSpec's device -> torch.device; 'auto' prefers CUDA, then MPS, then CPU."""
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if device in ("cpu", "mps"):
+        if device == "mps" and not torch.backends.mps.is_available():
+            raise TrainerError("device='mps' asks for Apple's GPU but it is not available: use 'auto' or 'cpu'")
+        return torch.device(device)
+    index = device.removeprefix("cuda").lstrip(":") or "0"
+    index = index.split(",")[0]  # one GPU per run
+    if not torch.cuda.is_available():
+        raise TrainerError(f"device={device!r} asks for a CUDA GPU but none is visible here: use device='auto' or 'cpu'")
+    if int(index) >= torch.cuda.device_count():
+        raise TrainerError(
+            f"device={device!r} names GPU {index} but only {torch.cuda.device_count()} are visible: use 'auto'"
+        )
+    return torch.device(f"cuda:{index}")
+
+
+def make_runtime(device: torch.device, opts: Options) -> Runtime:
+    on_cuda = device.type == "cuda"
+    amp_dtype = None
+    if on_cuda and opts.amp:
+        amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return Runtime(device, amp_dtype, on_cuda and opts.channels_last)
+
+
+def train_one_epoch(
+    model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer, scheduler: Any,
+    loss_fn: Callable[..., torch.Tensor], scaler: torch.amp.GradScaler, rt: Runtime, pulse: Pulse,
+    num_updates: int, grad_clip: float,
+) -> tuple[float, int, bool]:
+    """Returns (mean train loss, updates so far, stop requested). Polls for a stop between batches."""
+    model.train()
+    total, count, stopped = 0.0, 0, False
+    for images, targets in loader:
+        images, targets = rt.to_device(images, targets)
+        with rt.autocast():
+            loss = loss_fn(model(images), targets)
+        value = loss.item()
+        if not math.isfinite(value):
+            raise TrainerError(
+                f"the training loss became {value} at update {num_updates}: lower learning_rate "
+                "(or set overrides.grad_clip, e.g. 1.0)"
+            )
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        if grad_clip > 0:
+            scaler.unscale_(optimizer)
+            nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        scaler.step(optimizer)
+        scaler.update()
+        num_updates += 1
+        scheduler.step_update(num_updates=num_updates)
+        total += value * targets.size(0)
+        count += targets.size(0)
+        pulse.heartbeat()
+        if pulse.should_stop():
+            stopped = True
+            break
+    return total / max(count, 1), num_updates, stopped
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, loader: DataLoader, rt: Runtime, num_classes: int, pulse: Pulse) -> dict[str, float]:
+    """Validation loss (plain cross-entropy) and top-1 / top-k accuracy, k = min(5, classes)."""
+    model.eval()
+    k = min(5, num_classes)
+    loss_sum, top1, topk, count = 0.0, 0, 0, 0
+    for images, targets in loader:
+        images, targets = rt.to_device(images, targets)
+        with rt.autocast():
+            logits = model(images)
+        logits = logits.float()
+        loss_sum += nn.functional.cross_entropy(logits, targets, reduction="sum").item()
+        best = logits.topk(k, dim=1).indices
+        hits = best == targets[:, None]
+        top1 += hits[:, 0].sum().item()
+        topk += hits.any(dim=1).sum().item()
+        count += targets.size(0)
+        pulse.heartbeat()
+    if count == 0:
+        raise TrainerError("the validation split has no images: add images under val/<class>/")
+    return {
+        "val/loss": loss_sum / count,
+        "metrics/accuracy_top1": top1 / count,
+        "metrics/accuracy_top5": topk / count,
+    }

@@ -1,0 +1,54 @@
+"""Run-folder artifacts of the timm trainer: results.csv, results.png and args.yaml."""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+log = logging.getLogger("vtp.timm")
+
+
+def write_results_csv(path: Path, history: list[dict[str, float]]) -> None:
+    """One row per epoch (``epoch`` first), rewritten whole each epoch so it is always complete."""
+    if not history:
+        return
+    keys = ["epoch"] + [k for k in history[0] if k != "epoch"]
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
+        writer.writeheader()
+        for row in history:
+            writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+    os.replace(tmp, path)
+
+
+def write_args(path: Path, spec: dict[str, Any], options: dict[str, Any], extra: dict[str, Any]) -> None:
+    path.write_text(yaml.safe_dump({"spec": spec, "options": options, **extra}, sort_keys=False))
+
+
+def plot_curves(path: Path, history: list[dict[str, float]]) -> Path | None:
+    """Loss and accuracy curves; None when matplotlib is missing (the CSV has the same numbers)."""
+    try:
+        from matplotlib.figure import Figure  # no pyplot: no global state, no GUI backend
+    except ImportError:
+        log.info("matplotlib is not installed; skipping %s", path.name)
+        return None
+    epochs = [row["epoch"] for row in history]
+    fig = Figure(figsize=(9, 3.5), tight_layout=True)
+    loss_ax, acc_ax = fig.subplots(1, 2)
+    for key in ("train/loss", "val/loss"):
+        loss_ax.plot(epochs, [row[key] for row in history], marker="o", label=key)
+    for key in ("metrics/accuracy_top1", "metrics/accuracy_top5"):
+        acc_ax.plot(epochs, [row[key] for row in history], marker="o", label=key.split("/")[-1])
+    loss_ax.set(title="loss", xlabel="epoch")
+    acc_ax.set(title="accuracy", xlabel="epoch", ylim=(0, 1.02))
+    for ax in (loss_ax, acc_ax):
+        ax.legend()
+        ax.grid(alpha=0.3)
+    fig.savefig(path, dpi=100)
+    return path

@@ -1,0 +1,176 @@
+"""One timm training run: set-up, the epoch loop, checkpoints and the result."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from core.contracts import TrainContext, TrainResult
+from core.errors import TrainerError
+from trainers.timm import checkpoint, data, loop, report
+from trainers.timm.weights import find_timm_weights
+
+if TYPE_CHECKING:
+    from core.spec import TrainSpec
+
+RUN_NAME = "train"
+
+
+class Session:
+    def __init__(self, spec: TrainSpec, ctx: TrainContext) -> None:
+        self.spec, self.ctx = spec, ctx
+        self.opts = loop.Options.from_overrides(dict(spec.overrides))
+        self.run_dir = ctx.workdir / RUN_NAME
+        self.weights_dir = self.run_dir / "weights"
+        self.notes: list[str] = []
+        self.pulse = loop.Pulse(ctx.callbacks)
+
+    def note(self, message: str) -> None:
+        self.notes.append(message)
+        self.ctx.callbacks.log(message)
+
+    # ------------------------------------------------------------------------------------ set-up
+
+    def _model(self, num_classes: int) -> tuple[nn.Module, bool]:
+        import timm
+
+        name = str(self.spec.model)
+        path = None
+        if self.spec.pretrained:
+            path, message = find_timm_weights(name, self.ctx)
+            self.note(message)
+        else:
+            self.note(f"training {name} from scratch (pretrained=False).")
+        kwargs: dict[str, Any] = {"num_classes": num_classes}
+        if self.opts.drop_rate is not None:
+            kwargs["drop_rate"] = self.opts.drop_rate
+        if self.opts.drop_path_rate is not None:
+            kwargs["drop_path_rate"] = self.opts.drop_path_rate
+        if path is not None:
+            kwargs["pretrained_cfg_overlay"] = {"file": str(path)}
+        try:
+            model = timm.create_model(name, pretrained=path is not None, **kwargs)
+        except TypeError as e:  # e.g. drop_path_rate on an architecture without it
+            raise TrainerError(f"timm could not build {name} with {kwargs}: {e}; remove the override it names") from e
+        except (RuntimeError, OSError, ValueError) as e:
+            if path is None:
+                raise
+            raise TrainerError(
+                f"the pretrained weights {path} do not fit {name} ({e}): replace the file or set pretrained=False"
+            ) from e
+        return model, path is not None
+
+    def _optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
+        from timm.optim import create_optimizer_v2
+
+        lr = self.spec.learning_rate or self.opts.default_lr()
+        try:
+            return create_optimizer_v2(
+                model, opt=self.opts.optimizer.lower(), lr=lr, weight_decay=self.opts.resolved_weight_decay(),
+                momentum=self.opts.momentum,
+            )
+        except (AssertionError, ValueError) as e:  # timm asserts on unknown optimizer names
+            raise TrainerError(
+                f"overrides.optimizer={self.opts.optimizer!r} is not a timm optimizer ({e}): use adamw, sgd, "
+                "adam, lamb, rmsprop, ..."
+            ) from e
+
+    def _scheduler(self, optimizer: torch.optim.Optimizer, steps_per_epoch: int) -> Any:
+        from timm.scheduler import CosineLRScheduler
+
+        epochs = self.spec.epochs
+        warmup = min(self.opts.resolved_warmup(epochs), epochs - 1) * steps_per_epoch
+        total = epochs * steps_per_epoch
+        lr = optimizer.param_groups[0]["lr"]
+        return CosineLRScheduler(
+            optimizer, t_initial=max(1, total - warmup), lr_min=min(self.opts.min_lr, lr), warmup_t=warmup,
+            warmup_lr_init=lr * 0.01, warmup_prefix=True, t_in_epochs=False,
+        )
+
+    # ------------------------------------------------------------------------------------ the run
+
+    def run(self) -> TrainResult:
+        spec, ctx = self.spec, self.ctx
+        image_size = int(spec.image_size or 224)
+        root = Path(ctx.dataset.root)
+        classes = data.train_classes(root)
+        device = loop.resolve_device(spec.device)
+        rt = loop.make_runtime(device, self.opts)
+        model, pretrained_used = self._model(len(classes))
+        cfg = data.data_config(model, image_size)
+        train_dl, val_dl = data.loaders(
+            root, classes, cfg, batch_size=spec.batch_size, workers=spec.workers, seed=spec.seed,
+            pin_memory=device.type == "cuda", hflip=self.opts.hflip, color_jitter=self.opts.color_jitter,
+            scale_min=self.opts.scale_min,
+        )
+        model.to(device)
+        if rt.channels_last:
+            model.to(memory_format=torch.channels_last)
+        optimizer = self._optimizer(model)
+        scheduler = self._scheduler(optimizer, len(train_dl))
+        scaler = torch.amp.GradScaler(device.type, enabled=rt.amp_dtype == torch.float16)
+        loss_fn = nn.CrossEntropyLoss(label_smoothing=self.opts.label_smoothing)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        report.write_args(
+            self.run_dir / "args.yaml", spec.model_dump(), asdict(self.opts),
+            {"device": str(device), "amp": str(rt.amp_dtype), "classes": classes, "data_config": cfg.as_dict()},
+        )
+        ctx.callbacks.log(
+            f"timm {spec.model}: {len(classes)} classes, {len(train_dl.dataset)} train / {len(val_dl.dataset)} val "
+            f"images at {image_size}px on {device} (amp: {rt.amp_dtype or 'off'})"
+        )
+
+        history: list[dict[str, float]] = []
+        best: dict[str, float] | None = None
+        best_epoch, updates, stopped_early = 0, 0, False
+        last_path, best_path = self.weights_dir / "last.pt", self.weights_dir / "best.pt"
+        for epoch in range(1, spec.epochs + 1):
+            train_loss, updates, stop = loop.train_one_epoch(
+                model, train_dl, optimizer, scheduler, loss_fn, scaler, rt, self.pulse, updates, self.opts.grad_clip
+            )
+            metrics = {"train/loss": train_loss, **loop.evaluate(model, val_dl, rt, len(classes), self.pulse)}
+            metrics["lr"] = float(optimizer.param_groups[0]["lr"])
+            history.append({"epoch": epoch, **metrics})
+            improved = best is None or metrics["metrics/accuracy_top1"] > best["metrics/accuracy_top1"]
+            ckpt = checkpoint.build_checkpoint(
+                model, optimizer, scheduler, epoch=epoch, spec=spec.model_dump(), classes=classes,
+                data_config=cfg, metrics=metrics,
+            )
+            checkpoint.save_atomic(ckpt, last_path)
+            if improved:
+                best, best_epoch = metrics, epoch
+                checkpoint.copy_atomic(last_path, best_path)
+            report.write_results_csv(self.run_dir / "results.csv", history)
+            ctx.callbacks.epoch_end(epoch, spec.epochs, metrics)
+            ctx.callbacks.heartbeat()
+            if stop or self.pulse.should_stop(force=True):
+                stopped_early = True
+                self.note(f"stopped on request after epoch {epoch} of {spec.epochs}.")
+                break
+            if spec.patience and epoch - best_epoch >= spec.patience and epoch < spec.epochs:
+                stopped_early = True
+                self.note(
+                    f"early stopping after epoch {epoch} of {spec.epochs}: top-1 accuracy has not improved for "
+                    f"{spec.patience} epochs (best {best_epoch})."
+                )
+                break
+
+        artifacts = [self.run_dir / "results.csv", self.run_dir / "args.yaml"]
+        plot = report.plot_curves(self.run_dir / "results.png", history)
+        if plot is not None:
+            artifacts.append(plot)
+        assert best is not None  # the loop runs at least one epoch
+        return TrainResult(
+            metrics={k: v for k, v in best.items() if k.startswith(("val/", "metrics/"))},
+            best_checkpoint=best_path,
+            last_checkpoint=last_path,
+            artifacts=artifacts,
+            epochs_completed=len(history),
+            pretrained_used=pretrained_used,
+            notes=self.notes,
+            stopped_early=stopped_early,
+        )

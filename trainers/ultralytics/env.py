@@ -1,0 +1,150 @@
+"""Make ultralytics import and train offline, without touching the user's own ultralytics settings.
+
+What ultralytics does on its own, and what this module does about it (ultralytics 8.4):
+
+- ``import ultralytics`` creates ``~/.config/Ultralytics/settings.json`` and derives its weights,
+  runs and datasets folders from the *current git repo or cwd* (so weights downloaded for the AMP
+  check would land in our repo). ``YOLO_CONFIG_DIR`` moves the settings folder; we point it at
+  ``<VTP home>/ultralytics`` and write a settings file there before the import, with the three
+  folders under it and analytics (``sync``) plus every third-party logger integration turned off.
+- Dataset checks and plots call ``check_font("Arial.ttf")``, which downloads the font when it is not
+  in the settings folder. We copy matplotlib's DejaVuSans there under both names ultralytics asks for.
+- ``YOLO_OFFLINE=1`` makes ``ultralytics.utils.ONLINE`` False: no pip-update check against PyPI, no
+  analytics events, no online probes. ``YOLO_AUTOINSTALL=false`` stops ``check_requirements`` from
+  running pip. Both are defaults only: an operator who sets them otherwise wins.
+- On CUDA with AMP on, the trainer's AMP check loads ``yolo26n.pt`` from the weights folder and
+  downloads it when missing (see :func:`amp_check_guard`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import shutil
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+from core.contracts import TrainContext
+from core.settings import get_settings
+
+FONT_NAMES = ("Arial.ttf", "Arial.Unicode.ttf")
+_SETTINGS_VERSION = "0.0.8"  # ultralytics migrates other versions itself, keeping our values
+_INTEGRATIONS = ("clearml", "comet", "dvc", "mlflow", "raytune", "tensorboard", "wandb")
+log = logging.getLogger("vtp.ultralytics")
+
+
+def prepare(home: Path | None = None) -> None:
+    """Set the environment ultralytics reads at import time. Call before the first import."""
+    root = (home or get_settings().home) / "ultralytics"
+    os.environ.setdefault("YOLO_CONFIG_DIR", str(root))
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+    os.environ.setdefault("YOLO_AUTOINSTALL", "false")
+    if "ultralytics" in sys.modules:  # too late to move its settings; still keep plots offline
+        from ultralytics.utils import USER_CONFIG_DIR
+
+        _install_fonts(Path(USER_CONFIG_DIR))
+        return
+    config_dir = Path(os.environ["YOLO_CONFIG_DIR"]).expanduser() / "Ultralytics"
+    config_dir.mkdir(parents=True, exist_ok=True)
+    if Path(os.environ["YOLO_CONFIG_DIR"]).expanduser().resolve() == root.resolve():
+        _write_settings(config_dir / "settings.json", root)
+    _install_fonts(config_dir)
+
+
+def import_ultralytics() -> ModuleType:
+    prepare()
+    import ultralytics
+
+    _quiet_settings()
+    return ultralytics
+
+
+def _write_settings(file: Path, root: Path) -> None:
+    if file.is_file():
+        return
+    settings = {
+        "settings_version": _SETTINGS_VERSION,
+        "datasets_dir": str(root / "datasets"),
+        "weights_dir": str(root / "weights"),
+        "runs_dir": str(root / "runs"),
+        "uuid": hashlib.sha256(str(uuid.getnode()).encode()).hexdigest(),
+        "sync": False,
+        "api_key": "",
+        "openai_api_key": "",
+        **dict.fromkeys(_INTEGRATIONS, False),
+        "vscode_msg": False,
+        "openvino_msg": False,
+    }
+    tmp = file.with_suffix(".tmp")
+    tmp.write_text(json.dumps(settings, indent=2))
+    tmp.replace(file)
+
+
+def _quiet_settings() -> None:
+    """Turn analytics and integrations off in our own settings file (never in the user's)."""
+    from ultralytics.utils import SETTINGS
+
+    ours = get_settings().home / "ultralytics"
+    if not Path(SETTINGS.file).resolve().is_relative_to(ours.resolve()):
+        return
+    wanted = {"sync": False, **dict.fromkeys(_INTEGRATIONS, False)}
+    if any(SETTINGS.get(k) != v for k, v in wanted.items()):
+        SETTINGS.update(wanted)
+
+
+def _install_fonts(config_dir: Path) -> None:
+    import matplotlib
+
+    source = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
+    if not source.is_file():
+        log.warning("matplotlib's DejaVuSans.ttf is missing; ultralytics plots may try to download Arial.ttf")
+        return
+    for name in FONT_NAMES:
+        target = config_dir / name
+        if not target.is_file():
+            tmp = target.with_suffix(".tmp")
+            shutil.copyfile(source, tmp)
+            tmp.replace(target)
+
+
+@contextlib.contextmanager
+def amp_check_guard(ctx: TrainContext, on_cuda: bool, amp: bool) -> Iterator[str | None]:
+    """Keep the trainer's CUDA AMP check from downloading without a time cap.
+
+    ``check_amp`` compares FP32 and AMP outputs of ``yolo26n.pt`` from ultralytics' weights folder and
+    downloads it when missing, with no overall time cap. We put the file there first (from the
+    weights folder, or a capped download). When it cannot be had we replace the check for this run
+    with one that keeps AMP on, which is what ultralytics itself does when the download fails.
+    Yields a note when the check was skipped.
+    """
+    if not (on_cuda and amp):
+        yield None
+        return
+    from ultralytics.utils import WEIGHTS_DIR
+
+    from trainers.ultralytics.weights import find_yolo_weights
+
+    target = Path(WEIGHTS_DIR) / "yolo26n.pt"
+    if not target.is_file():
+        path, _ = find_yolo_weights("yolo26n", ctx)
+        if path is not None and path != target:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target)
+    if target.is_file():
+        yield None
+        return
+    import ultralytics.engine.trainer as trainer_module
+
+    note = "AMP self-check skipped (yolo26n.pt not available offline); training with AMP on."
+    original = trainer_module.check_amp
+    trainer_module.check_amp = lambda model: True
+    try:
+        yield note
+    finally:
+        trainer_module.check_amp = original

@@ -1,0 +1,35 @@
+"""Where ultralytics keeps YOLO weights, and how it fetches them (for :mod:`core.weights`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from core.contracts import TrainContext
+from core.weights import WeightsQuery, find_pretrained
+
+
+def yolo_query(model: str) -> WeightsQuery:
+    """``<weights_dir>/yolo11n.pt``, then ultralytics' weights folder, then its GitHub release asset."""
+    from ultralytics.utils import WEIGHTS_DIR
+
+    name = f"{model}.pt"
+    # An absolute target: given a bare name, attempt_download_asset would save into the cwd.
+    target = Path(WEIGHTS_DIR) / name
+
+    def cached() -> Path | None:
+        return target if target.is_file() else None
+
+    def download() -> Path | None:
+        from ultralytics.utils.downloads import attempt_download_asset
+
+        target.parent.mkdir(parents=True, exist_ok=True)
+        path = Path(attempt_download_asset(target))
+        if not path.is_file():
+            raise FileNotFoundError(f"no {name} among ultralytics' release assets")
+        return path
+
+    return WeightsQuery(model, "ultralytics", [name, f"ultralytics/{name}"], cached, download)
+
+
+def find_yolo_weights(model: str, ctx: TrainContext) -> tuple[Path | None, str]:
+    return find_pretrained(yolo_query(model), ctx)
