@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import sys
+from collections.abc import Iterator
 from typing import Any
 
-from core.settings import Settings
+from core.settings import Settings, get_settings
 from trainers.registry import frameworks
 
 
@@ -20,14 +22,31 @@ def process_job_template() -> dict[str, Any]:
     return template
 
 
-def ensure_process_pools(settings: Settings) -> list[str]:
+@contextlib.contextmanager
+def prefect_api(settings: Settings | None = None) -> Iterator[None]:
+    """Point this process's Prefect client at vtp's server, whenever prefect was imported
+    (prefect reads its settings once, at import)."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: (settings or get_settings()).prefect_api_url}):
+        yield
+
+
+@contextlib.contextmanager
+def prefect_client(settings: Settings | None = None) -> Iterator[Any]:
     from prefect.client.orchestration import get_client
+
+    with prefect_api(settings), get_client(sync_client=True) as client:
+        yield client
+
+
+def ensure_process_pools(settings: Settings) -> list[str]:
     from prefect.client.schemas.actions import WorkPoolCreate, WorkPoolUpdate
     from prefect.exceptions import ObjectAlreadyExists
 
     template = process_job_template()
     names = []
-    with get_client(sync_client=True) as client:
+    with prefect_client(settings) as client:
         for fw in frameworks():
             name = settings.pool_name(fw)
             try:

@@ -121,6 +121,17 @@ class Stack:
             time.sleep(0.2)
         return self.zygote_socket.exists()
 
+    def ensure_samples(self) -> list[str]:
+        """On a first start, register the small generated datasets so the walkthrough just works."""
+        from tasks.dataset_ingest import ingest_sample
+        from tasks.dataset_store import list_datasets
+        from tasks.storage import Storage
+
+        storage = Storage(settings=self.settings)
+        if list_datasets(storage):
+            return []
+        return [ingest_sample(name, storage=storage).name for name in ("shapes-detect", "shapes-classify")]
+
     def start_workers(self) -> None:
         for fw in frameworks():
             pool = self.settings.pool_name(fw)
@@ -156,6 +167,9 @@ class Stack:
         pools = self.create_pools()
         echo(f"work pools: {', '.join(pools)}")
         self.deploy()
+        samples = self.ensure_samples()
+        if samples:
+            echo(f"sample datasets registered: {', '.join(samples)}")
         echo("deployments: " + ", ".join(f"train/train-{fw}" for fw in frameworks()))
         self.start_workers()
         if not self.wait_zygote():
@@ -163,8 +177,8 @@ class Stack:
         ui = self.settings.prefect_api_url.removesuffix("/api")
         echo(f"workers: {', '.join(name for name, _ in self.procs if name.startswith('worker'))}")
         echo(f"\nPrefect UI: {ui}\nPrefect API: {self.settings.prefect_api_url}\nlogs: {self.log_dir}")
-        echo("\nready: try `vtp datasets sample shapes-detect` then "
-             "`vtp train model=yolo11n dataset=shapes-detect epochs=2 image_size=128`. Ctrl-C stops everything.")
+        echo("\nready: in another terminal, `uv run vtp train model=yolo11n dataset=shapes-detect epochs=2 "
+             "image_size=128`. Ctrl-C stops everything.")
 
     def wait(self) -> int:
         """Block until a child dies (returns 1) or a signal arrives (returns 0)."""

@@ -24,9 +24,12 @@ def submit(spec: TrainSpec, *, idempotency_key: str | None = None) -> UUID:
     from prefect.deployments import run_deployment
     from prefect.exceptions import ObjectNotFound
 
+    from core.prefect_setup import prefect_api
+
     try:
-        fr = run_deployment(deployment_name(spec), parameters={"spec": spec.model_dump(mode="json")},
-                            timeout=0, as_subflow=False, idempotency_key=idempotency_key)
+        with prefect_api():
+            fr = run_deployment(deployment_name(spec), parameters={"spec": spec.model_dump(mode="json")},
+                                timeout=0, as_subflow=False, idempotency_key=idempotency_key)
     except ObjectNotFound:
         raise VtpError(f"deployment {deployment_name(spec)} does not exist: start the stack with `vtp up`, "
                        "or use `vtp train --local` to train without it") from None
@@ -48,14 +51,15 @@ def failure_message(state: Any) -> str:
 def follow(flow_run_id: UUID, *, echo: Callable[[str], None] = print, verbose: bool = False,
            poll: float = 0.5, timeout: float | None = None) -> Any:
     """Print the run's state changes and epoch lines until it ends; return the final state."""
-    from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
     from prefect.client.schemas.sorting import LogSort
+
+    from core.prefect_setup import prefect_client
 
     seen_logs = 0
     last_state = None
     deadline = time.monotonic() + timeout if timeout else None
-    with get_client(sync_client=True) as client:
+    with prefect_client() as client:
         while True:
             fr = client.read_flow_run(flow_run_id)
             state = fr.state
@@ -88,10 +92,11 @@ def read_summary(settings: Settings, run_id: str) -> dict[str, Any] | None:
 
 
 def recent_runs(limit: int = 20) -> list[Any]:
-    from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowFilter, FlowFilterName
     from prefect.client.schemas.sorting import FlowRunSort
 
-    with get_client(sync_client=True) as client:
+    from core.prefect_setup import prefect_client
+
+    with prefect_client() as client:
         return client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=["train"])),
                                      sort=FlowRunSort.START_TIME_DESC, limit=limit)

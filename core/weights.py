@@ -92,10 +92,14 @@ def find_weights(query: WeightsQuery, weights_dir: Path | None, timeout_s: float
     if path := find_local(weights_dir, query.local_names):
         return WeightsFound(path, f"using pretrained weights for {model} from {path}.", "local")
     if query.cache is not None and (path := query.cache()):
-        return WeightsFound(path, f"using pretrained weights for {model} from the {fw} cache ({path}).", "cache")
+        return WeightsFound(
+            path, f"using pretrained weights for {model} from the {fw} cache ({path}).", "cache"
+        )
     if query.download is None:
         return WeightsFound(
-            None, f"{fw} has no pretrained weights to download for {model}; training from scratch.{hint}", "none"
+            None,
+            f"{fw} has no pretrained weights to download for {model}; training from scratch.{hint}",
+            "none",
         )
     try:
         path = call_with_timeout(query.download, timeout_s, what=f"download of {model} weights")
@@ -106,12 +110,16 @@ def find_weights(query: WeightsQuery, weights_dir: Path | None, timeout_s: float
         )
         return WeightsFound(None, note, "none")
     except Exception as e:  # any download failure means "train from scratch", said plainly in the note
-        reason = " ".join(str(e).split())[:200] or type(e).__name__
-        note = f"pretrained weights for {model} could not be downloaded ({reason}); training from scratch.{hint}"
+        reason = " ".join(str(e).replace("\u274c", "").split())[:200] or type(e).__name__  # ultralytics' ❌
+        note = (
+            f"pretrained weights for {model} could not be downloaded ({reason}); training from scratch.{hint}"
+        )
         return WeightsFound(None, note, "none")
     if path is None or not Path(path).is_file():
         return WeightsFound(
-            None, f"{fw} has no pretrained weights to download for {model}; training from scratch.{hint}", "none"
+            None,
+            f"{fw} has no pretrained weights to download for {model}; training from scratch.{hint}",
+            "none",
         )
     return WeightsFound(Path(path), f"downloaded pretrained weights for {model} to {path}.", "download")
 

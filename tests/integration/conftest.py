@@ -88,6 +88,11 @@ def stack(tmp_path_factory):
         for k, v in old.items():
             os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
     yield {**env, "PREFECT_API_URL": stack.settings.prefect_api_url, "home": Path(home)}
+    from prefect.logging.handlers import APILogHandler
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: stack.settings.prefect_api_url}):
+        APILogHandler().flush()  # deliver this process's flow logs before the server goes away
     stack.stop()
 
 

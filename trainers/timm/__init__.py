@@ -29,7 +29,9 @@ def train(spec: TrainSpec, ctx: TrainContext) -> TrainResult:
     from trainers.timm.session import Session
 
     if spec.task not in (None, "classify"):
-        raise TrainerError(f"timm trains classification only, not {spec.task}: use a YOLO model for {spec.task}")
+        raise TrainerError(
+            f"timm trains classification only, not {spec.task}: use a YOLO model for {spec.task}"
+        )
     _seed_everything(spec.seed)
     try:
         return Session(spec, ctx).run()
@@ -47,4 +49,3 @@ def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)  # also seeds every CUDA device
-

@@ -31,13 +31,23 @@ def _plain(value: Any) -> Any:
 
 
 def build_checkpoint(
-    model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, *, epoch: int, spec: dict[str, Any],
-    classes: list[str], data_config: DataConfig, metrics: dict[str, float],
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    *,
+    epoch: int,
+    spec: dict[str, Any],
+    classes: list[str],
+    data_config: DataConfig,
+    metrics: dict[str, float],
 ) -> dict[str, Any]:
     import timm
 
     return {
-        "model": {k: v.detach().to("cpu", memory_format=torch.contiguous_format) for k, v in model.state_dict().items()},
+        "model": {
+            k: v.detach().to("cpu", memory_format=torch.contiguous_format)
+            for k, v in model.state_dict().items()
+        },
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
         "epoch": epoch,

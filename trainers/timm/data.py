@@ -26,7 +26,9 @@ class FixedClassesFolder(ImageFolder):
         super().__init__(root, **kwargs)
 
     def find_classes(self, directory: str) -> tuple[list[str], dict[str, int]]:
-        present = sorted(p.name for p in Path(directory).iterdir() if p.is_dir() and not p.name.startswith("."))
+        present = sorted(
+            p.name for p in Path(directory).iterdir() if p.is_dir() and not p.name.startswith(".")
+        )
         unknown = [c for c in present if c not in self._fixed]
         if unknown:
             raise TrainerError(
@@ -58,7 +60,11 @@ class DataConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> DataConfig:
         return cls(
-            tuple(d["input_size"]), d["interpolation"], tuple(d["mean"]), tuple(d["std"]), float(d["crop_pct"])
+            tuple(d["input_size"]),
+            d["interpolation"],
+            tuple(d["mean"]),
+            tuple(d["std"]),
+            float(d["crop_pct"]),
         )
 
 
@@ -79,7 +85,11 @@ def eval_transform(cfg: DataConfig) -> Any:
     from timm.data import create_transform
 
     return create_transform(
-        cfg.input_size, is_training=False, interpolation=cfg.interpolation, mean=cfg.mean, std=cfg.std,
+        cfg.input_size,
+        is_training=False,
+        interpolation=cfg.interpolation,
+        mean=cfg.mean,
+        std=cfg.std,
         crop_pct=cfg.crop_pct,
     )
 
@@ -88,16 +98,23 @@ def train_transform(cfg: DataConfig, *, hflip: float, color_jitter: float, scale
     from timm.data import create_transform
 
     return create_transform(
-        cfg.input_size, is_training=True, scale=(scale_min, 1.0), hflip=hflip,
-        color_jitter=color_jitter if color_jitter > 0 else None, interpolation=cfg.interpolation,
-        mean=cfg.mean, std=cfg.std,
+        cfg.input_size,
+        is_training=True,
+        scale=(scale_min, 1.0),
+        hflip=hflip,
+        color_jitter=color_jitter if color_jitter > 0 else None,
+        interpolation=cfg.interpolation,
+        mean=cfg.mean,
+        std=cfg.std,
     )
 
 
 def train_classes(root: Path) -> list[str]:
     train = root / "train"
     if not train.is_dir():
-        raise TrainerError(f"{root} has no train/ folder: timm needs train/<class>/*.jpg and val/<class>/*.jpg")
+        raise TrainerError(
+            f"{root} has no train/ folder: timm needs train/<class>/*.jpg and val/<class>/*.jpg"
+        )
     classes = sorted(p.name for p in train.iterdir() if p.is_dir() and not p.name.startswith("."))
     if len(classes) < 2:
         raise TrainerError(f"{train} has {len(classes)} class folder(s): classification needs at least 2")
@@ -118,23 +135,39 @@ def _seed_worker(worker_id: int) -> None:
 
 
 def loaders(
-    root: Path, classes: list[str], cfg: DataConfig, *, batch_size: int, workers: int, seed: int,
-    pin_memory: bool, hflip: float, color_jitter: float, scale_min: float,
+    root: Path,
+    classes: list[str],
+    cfg: DataConfig,
+    *,
+    batch_size: int,
+    workers: int,
+    seed: int,
+    pin_memory: bool,
+    hflip: float,
+    color_jitter: float,
+    scale_min: float,
 ) -> tuple[DataLoader, DataLoader]:
     train_tf = train_transform(cfg, hflip=hflip, color_jitter=color_jitter, scale_min=scale_min)
     try:
         train_ds = FixedClassesFolder(str(root / "train"), classes, transform=train_tf)
         # allow_empty: a class may be missing from val/ and still be trained
-        val_ds = FixedClassesFolder(str(val_dir(root)), classes, transform=eval_transform(cfg), allow_empty=True)
+        val_ds = FixedClassesFolder(
+            str(val_dir(root)), classes, transform=eval_transform(cfg), allow_empty=True
+        )
     except FileNotFoundError as e:  # torchvision: a class folder without images
         raise TrainerError(f"the image folder dataset at {root} is incomplete: {e}") from e
     generator = torch.Generator().manual_seed(seed)
     common: dict[str, Any] = {
-        "num_workers": workers, "pin_memory": pin_memory, "persistent_workers": workers > 0,
+        "num_workers": workers,
+        "pin_memory": pin_memory,
+        "persistent_workers": workers > 0,
         "worker_init_fn": _seed_worker,
     }
     train_dl = DataLoader(
-        train_ds, batch_size=batch_size, shuffle=True, generator=generator,
+        train_ds,
+        batch_size=batch_size,
+        shuffle=True,
+        generator=generator,
         drop_last=len(train_ds) > batch_size,  # a last batch of 1 breaks BatchNorm in training mode
         **common,
     )

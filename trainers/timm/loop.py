@@ -44,7 +44,9 @@ class Options:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(overrides) - known)
         if unknown:
-            raise TrainerError(f"timm overrides {', '.join(unknown)} are not supported; accepted: {', '.join(sorted(known))}")
+            raise TrainerError(
+                f"timm overrides {', '.join(unknown)} are not supported; accepted: {', '.join(sorted(known))}"
+            )
         return cls(**overrides)
 
     def default_lr(self) -> float:
@@ -120,12 +122,16 @@ def resolve_device(device: str) -> torch.device:
         return torch.device("cpu")
     if device in ("cpu", "mps"):
         if device == "mps" and not torch.backends.mps.is_available():
-            raise TrainerError("device='mps' asks for Apple's GPU but it is not available: use 'auto' or 'cpu'")
+            raise TrainerError(
+                "device='mps' asks for Apple's GPU but it is not available: use 'auto' or 'cpu'"
+            )
         return torch.device(device)
     index = device.removeprefix("cuda").lstrip(":") or "0"
     index = index.split(",")[0]  # one GPU per run
     if not torch.cuda.is_available():
-        raise TrainerError(f"device={device!r} asks for a CUDA GPU but none is visible here: use device='auto' or 'cpu'")
+        raise TrainerError(
+            f"device={device!r} asks for a CUDA GPU but none is visible here: use device='auto' or 'cpu'"
+        )
     if int(index) >= torch.cuda.device_count():
         raise TrainerError(
             f"device={device!r} names GPU {index} but only {torch.cuda.device_count()} are visible: use 'auto'"
@@ -142,9 +148,16 @@ def make_runtime(device: torch.device, opts: Options) -> Runtime:
 
 
 def train_one_epoch(
-    model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer, scheduler: Any,
-    loss_fn: Callable[..., torch.Tensor], scaler: torch.amp.GradScaler, rt: Runtime, pulse: Pulse,
-    num_updates: int, grad_clip: float,
+    model: nn.Module,
+    loader: DataLoader,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    loss_fn: Callable[..., torch.Tensor],
+    scaler: torch.amp.GradScaler,
+    rt: Runtime,
+    pulse: Pulse,
+    num_updates: int,
+    grad_clip: float,
 ) -> tuple[float, int, bool]:
     """Returns (mean train loss, updates so far, stop requested). Polls for a stop between batches."""
     model.train()
@@ -178,7 +191,9 @@ def train_one_epoch(
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader: DataLoader, rt: Runtime, num_classes: int, pulse: Pulse) -> dict[str, float]:
+def evaluate(
+    model: nn.Module, loader: DataLoader, rt: Runtime, num_classes: int, pulse: Pulse
+) -> dict[str, float]:
     """Validation loss (plain cross-entropy) and top-1 / top-k accuracy, k = min(5, classes)."""
     model.eval()
     k = min(5, num_classes)

@@ -55,7 +55,9 @@ class Session:
         try:
             model = timm.create_model(name, pretrained=path is not None, **kwargs)
         except TypeError as e:  # e.g. drop_path_rate on an architecture without it
-            raise TrainerError(f"timm could not build {name} with {kwargs}: {e}; remove the override it names") from e
+            raise TrainerError(
+                f"timm could not build {name} with {kwargs}: {e}; remove the override it names"
+            ) from e
         except (RuntimeError, OSError, ValueError) as e:
             if path is None:
                 raise
@@ -70,7 +72,10 @@ class Session:
         lr = self.spec.learning_rate or self.opts.default_lr()
         try:
             return create_optimizer_v2(
-                model, opt=self.opts.optimizer.lower(), lr=lr, weight_decay=self.opts.resolved_weight_decay(),
+                model,
+                opt=self.opts.optimizer.lower(),
+                lr=lr,
+                weight_decay=self.opts.resolved_weight_decay(),
                 momentum=self.opts.momentum,
             )
         except (AssertionError, ValueError) as e:  # timm asserts on unknown optimizer names
@@ -87,8 +92,13 @@ class Session:
         total = epochs * steps_per_epoch
         lr = optimizer.param_groups[0]["lr"]
         return CosineLRScheduler(
-            optimizer, t_initial=max(1, total - warmup), lr_min=min(self.opts.min_lr, lr), warmup_t=warmup,
-            warmup_lr_init=lr * 0.01, warmup_prefix=True, t_in_epochs=False,
+            optimizer,
+            t_initial=max(1, total - warmup),
+            lr_min=min(self.opts.min_lr, lr),
+            warmup_t=warmup,
+            warmup_lr_init=lr * 0.01,
+            warmup_prefix=True,
+            t_in_epochs=False,
         )
 
     # ------------------------------------------------------------------------------------ the run
@@ -103,8 +113,15 @@ class Session:
         model, pretrained_used = self._model(len(classes))
         cfg = data.data_config(model, image_size)
         train_dl, val_dl = data.loaders(
-            root, classes, cfg, batch_size=spec.batch_size, workers=spec.workers, seed=spec.seed,
-            pin_memory=device.type == "cuda", hflip=self.opts.hflip, color_jitter=self.opts.color_jitter,
+            root,
+            classes,
+            cfg,
+            batch_size=spec.batch_size,
+            workers=spec.workers,
+            seed=spec.seed,
+            pin_memory=device.type == "cuda",
+            hflip=self.opts.hflip,
+            color_jitter=self.opts.color_jitter,
             scale_min=self.opts.scale_min,
         )
         model.to(device)
@@ -116,8 +133,15 @@ class Session:
         loss_fn = nn.CrossEntropyLoss(label_smoothing=self.opts.label_smoothing)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         report.write_args(
-            self.run_dir / "args.yaml", spec.model_dump(), asdict(self.opts),
-            {"device": str(device), "amp": str(rt.amp_dtype), "classes": classes, "data_config": cfg.as_dict()},
+            self.run_dir / "args.yaml",
+            spec.model_dump(),
+            asdict(self.opts),
+            {
+                "device": str(device),
+                "amp": str(rt.amp_dtype),
+                "classes": classes,
+                "data_config": cfg.as_dict(),
+            },
         )
         ctx.callbacks.log(
             f"timm {spec.model}: {len(classes)} classes, {len(train_dl.dataset)} train / {len(val_dl.dataset)} val "
@@ -130,15 +154,30 @@ class Session:
         last_path, best_path = self.weights_dir / "last.pt", self.weights_dir / "best.pt"
         for epoch in range(1, spec.epochs + 1):
             train_loss, updates, stop = loop.train_one_epoch(
-                model, train_dl, optimizer, scheduler, loss_fn, scaler, rt, self.pulse, updates, self.opts.grad_clip
+                model,
+                train_dl,
+                optimizer,
+                scheduler,
+                loss_fn,
+                scaler,
+                rt,
+                self.pulse,
+                updates,
+                self.opts.grad_clip,
             )
             metrics = {"train/loss": train_loss, **loop.evaluate(model, val_dl, rt, len(classes), self.pulse)}
             metrics["lr"] = float(optimizer.param_groups[0]["lr"])
             history.append({"epoch": epoch, **metrics})
             improved = best is None or metrics["metrics/accuracy_top1"] > best["metrics/accuracy_top1"]
             ckpt = checkpoint.build_checkpoint(
-                model, optimizer, scheduler, epoch=epoch, spec=spec.model_dump(), classes=classes,
-                data_config=cfg, metrics=metrics,
+                model,
+                optimizer,
+                scheduler,
+                epoch=epoch,
+                spec=spec.model_dump(),
+                classes=classes,
+                data_config=cfg,
+                metrics=metrics,
             )
             checkpoint.save_atomic(ckpt, last_path)
             if improved:

@@ -62,7 +62,9 @@ def resolve_device(device: str) -> tuple[str, bool, str | None]:
         index = index.split(",")[0]
         note = f"device={device!r}: vtp trains on one GPU per run; using GPU {index}."
     if not cuda:
-        raise TrainerError(f"device={device!r} asks for a CUDA GPU but none is visible here: use device='auto' or 'cpu'")
+        raise TrainerError(
+            f"device={device!r} asks for a CUDA GPU but none is visible here: use device='auto' or 'cpu'"
+        )
     if int(index) >= torch.cuda.device_count():
         raise TrainerError(
             f"device={device!r} names GPU {index} but only {torch.cuda.device_count()} are visible: "
@@ -71,7 +73,9 @@ def resolve_device(device: str) -> tuple[str, bool, str | None]:
     return index, True, note
 
 
-def build_args(spec: TrainSpec, ctx: TrainContext, data: str, device: str) -> tuple[dict[str, Any], list[str]]:
+def build_args(
+    spec: TrainSpec, ctx: TrainContext, data: str, device: str
+) -> tuple[dict[str, Any], list[str]]:
     """TrainSpec -> keyword arguments of ``YOLO.train``; overrides (checked by TrainSpec) go last."""
     args: dict[str, Any] = {
         "data": data,
@@ -158,7 +162,9 @@ def _oom_message(spec: TrainSpec) -> str:
     )
 
 
-def _result(model: Any, state: RunState, pretrained_used: bool, notes: list[str], spec: TrainSpec) -> TrainResult:
+def _result(
+    model: Any, state: RunState, pretrained_used: bool, notes: list[str], spec: TrainSpec
+) -> TrainResult:
     trainer = model.trainer
     run_dir = Path(trainer.save_dir)
     best, last = Path(trainer.best), Path(trainer.last)

@@ -45,16 +45,56 @@ def prepare(home: Path | None = None) -> None:
     os.environ.setdefault("YOLO_CONFIG_DIR", str(root))
     os.environ.setdefault("YOLO_OFFLINE", "1")
     os.environ.setdefault("YOLO_AUTOINSTALL", "false")
-    if "ultralytics" in sys.modules:  # too late to move its settings; still keep plots offline
+    if "ultralytics" in sys.modules:  # imported already: its settings folder is fixed for this process
         from ultralytics.utils import USER_CONFIG_DIR
 
-        _install_fonts(Path(USER_CONFIG_DIR))
+        if _chosen(Path(USER_CONFIG_DIR)):
+            _install_fonts(Path(USER_CONFIG_DIR))
+        elif not _warned:
+            _warn_late(Path(USER_CONFIG_DIR))
         return
     config_dir = Path(os.environ["YOLO_CONFIG_DIR"]).expanduser() / "Ultralytics"
     config_dir.mkdir(parents=True, exist_ok=True)
     if Path(os.environ["YOLO_CONFIG_DIR"]).expanduser().resolve() == root.resolve():
         _write_settings(config_dir / "settings.json", root)
     _install_fonts(config_dir)
+
+
+def _chosen(config_dir: Path) -> bool:
+    """Whether ultralytics uses a settings folder picked through YOLO_CONFIG_DIR (by vtp or the
+    operator), rather than the user's own ~/.config/Ultralytics, which vtp leaves alone."""
+    chosen = os.environ.get("YOLO_CONFIG_DIR")
+    return bool(chosen) and config_dir.resolve().is_relative_to(Path(chosen).expanduser().resolve())
+
+
+def owned_weights_dir() -> Path | None:
+    """ultralytics' weights folder when its settings folder was chosen through YOLO_CONFIG_DIR, else None.
+
+    When ultralytics was imported before :func:`prepare`, its weights folder is derived from the
+    git repo or cwd the process started in; vtp then writes nothing there.
+    """
+    from ultralytics.utils import USER_CONFIG_DIR, WEIGHTS_DIR
+
+    return Path(WEIGHTS_DIR) if _chosen(Path(USER_CONFIG_DIR)) else None
+
+
+def download_dir() -> Path:
+    """Where vtp lets ultralytics download weights: its own folder when that is ours, else vtp's."""
+    return owned_weights_dir() or get_settings().home / "ultralytics" / "weights"
+
+
+_warned = False
+
+
+def _warn_late(config_dir: Path) -> None:
+    global _warned
+    _warned = True
+    log.warning(
+        "ultralytics was imported before vtp could configure it, so it uses %s; vtp leaves that folder "
+        "alone (plots may spend a few seconds looking for Arial.ttf online). Import trainers.ultralytics.env "
+        "and call prepare() before importing ultralytics to avoid this.",
+        config_dir,
+    )
 
 
 def import_ultralytics() -> ModuleType:
@@ -119,7 +159,8 @@ def amp_check_guard(ctx: TrainContext, on_cuda: bool, amp: bool) -> Iterator[str
 
     ``check_amp`` compares FP32 and AMP outputs of ``yolo26n.pt`` from ultralytics' weights folder and
     downloads it when missing, with no overall time cap. We put the file there first (from the
-    weights folder, or a capped download). When it cannot be had we replace the check for this run
+    weights folder, or a capped download), but only when that folder is ours (see
+    :func:`owned_weights_dir`). When it cannot be had we replace the check for this run
     with one that keeps AMP on, which is what ultralytics itself does when the download fails.
     Yields a note when the check was skipped.
     """
@@ -131,7 +172,7 @@ def amp_check_guard(ctx: TrainContext, on_cuda: bool, amp: bool) -> Iterator[str
     from trainers.ultralytics.weights import find_yolo_weights
 
     target = Path(WEIGHTS_DIR) / "yolo26n.pt"
-    if not target.is_file():
+    if not target.is_file() and owned_weights_dir() is not None:
         path, _ = find_yolo_weights("yolo26n", ctx)
         if path is not None and path != target:
             target.parent.mkdir(parents=True, exist_ok=True)

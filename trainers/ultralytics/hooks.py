@@ -63,7 +63,9 @@ def attach(model: Any, callbacks: Callbacks, state: RunState) -> None:
         if callbacks.should_stop():
             trainer.stop = True  # ultralytics breaks between batches, validates, saves, then ends
             if not state.stopped_early:
-                callbacks.log("stop requested: finishing the current epoch's validation and saving checkpoints")
+                callbacks.log(
+                    "stop requested: finishing the current epoch's validation and saving checkpoints"
+                )
             state.stopped_early = True
 
     def on_train_epoch_start(_: Any) -> None:
@@ -91,6 +93,13 @@ def attach(model: Any, callbacks: Callbacks, state: RunState) -> None:
     model.add_callback("on_train_epoch_start", on_train_epoch_start)
     model.add_callback("on_train_batch_end", on_train_batch_end)
     model.add_callback("on_val_batch_end", heartbeat)
+    for slow_phase in (
+        "on_pretrain_routine_start",
+        "on_pretrain_routine_end",
+        "on_train_start",
+        "on_val_start",
+    ):
+        model.add_callback(slow_phase, heartbeat)  # dataset scans and model set-up take a while on big data
     model.add_callback("on_fit_epoch_end", on_fit_epoch_end)
 
 

@@ -12,12 +12,17 @@ def yolo_query(model: str) -> WeightsQuery:
     """``<weights_dir>/yolo11n.pt``, then ultralytics' weights folder, then its GitHub release asset."""
     from ultralytics.utils import WEIGHTS_DIR
 
+    from trainers.ultralytics.env import download_dir
+
     name = f"{model}.pt"
     # An absolute target: given a bare name, attempt_download_asset would save into the cwd.
-    target = Path(WEIGHTS_DIR) / name
+    target = download_dir() / name
 
     def cached() -> Path | None:
-        return target if target.is_file() else None
+        for path in (target, Path(WEIGHTS_DIR) / name):
+            if path.is_file():
+                return path
+        return None
 
     def download() -> Path | None:
         from ultralytics.utils.downloads import attempt_download_asset

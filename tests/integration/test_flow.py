@@ -1,0 +1,183 @@
+"""The training flow for real: a Prefect server, process workers, generated data, tiny models.
+
+Through the deployment (`vtp up` + `vtp train`) for ultralytics and timm, then in-process python
+invocation (`train_flow(spec)`) for the other ultralytics tasks and for S3 storage."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+from core.errors import DatasetError
+from core.settings import get_settings
+from tasks.storage import MANIFEST, Storage
+from tests.integration.conftest import vtp
+from trainers.ultralytics.env import import_ultralytics
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+@contextlib.contextmanager
+def prefect_at(api_url: str):
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: api_url}):
+        yield
+
+
+def run_flow(spec: dict, api_url: str):
+    """`train_flow(spec)` from python, against the real server; returns the final state."""
+    from flows.train import train_flow
+
+    with prefect_at(api_url):
+        return train_flow(spec, return_state=True)
+
+
+def local_path(uri: str) -> Path:
+    return Path(urlparse(uri).path)
+
+
+def an_image(dataset: str) -> Path:
+    return next((get_settings().home / "storage" / "datasets" / dataset).rglob("*.jpg"))
+
+
+# -- through the deployment and a worker, with the CLI a person uses ---------------------------------
+
+def test_cli_yolo_detect_through_deployment(stack_env):
+    assert vtp("datasets", "sample", "shapes-detect").returncode == 0
+    out = vtp("train", "model=yolo11n", "dataset=shapes-detect", "epochs=2", "image_size=128", "batch_size=8")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "[running]" in out.stdout and "epoch 1/2" in out.stdout and "epoch 2/2" in out.stdout
+    uri = re.search(r"checkpoint: (\S+)", out.stdout).group(1)
+    run_id = uri.split("/runs/")[1].split("/")[0]
+    storage = Storage()
+    manifest = storage.read_json("runs", run_id, MANIFEST)
+    assert {"checkpoints/best.pt", "checkpoints/last.pt", "artifacts/results.csv", "summary.json"} <= set(manifest["files"])
+    assert not (get_settings().work_root / run_id).exists(), "the workdir is removed after the run"
+
+    YOLO = import_ultralytics().YOLO
+
+    results = YOLO(str(local_path(uri))).predict(str(an_image("shapes-detect")), imgsz=128, verbose=False)
+    assert len(results) == 1 and results[0].boxes is not None
+
+    listed = vtp("runs", "--json")
+    assert listed.returncode == 0 and run_id in listed.stdout and '"state": "Completed"' in listed.stdout
+
+
+def test_cli_timm_resnet18_through_deployment(stack_env):
+    assert vtp("datasets", "sample", "shapes-classify").returncode == 0
+    out = vtp("train", "model=resnet18", "dataset=shapes-classify", "epochs=2", "image_size=64", "batch_size=8")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "epoch 2/2" in out.stdout and "metrics/accuracy_top1" in out.stdout
+    uri = re.search(r"checkpoint: (\S+)", out.stdout).group(1)
+
+    from trainers.timm import predict
+
+    top = predict(local_path(uri), [an_image("shapes-classify")], top_k=3)
+    assert len(top[0]) == 3 and {c for c, _ in top[0]} == {"circle", "square", "triangle"}
+    assert abs(sum(p for _, p in top[0]) - 1.0) < 1e-3
+
+
+def test_cli_refuses_bad_spec_before_submitting(stack_env):
+    for args, expected in [
+        (["model=yolo11q", "dataset=shapes-detect"], "Did you mean"),
+        (["model=yolo11s-seg", "task=detect", "dataset=shapes-detect"], "segment model"),
+        (["model=yolo11n", "dataset=no-such-set"], "'no-such-set' is not registered"),
+        (["model=yolo11n", "dataset=shapes-detect", "epochs=0"], "epochs=0"),
+    ]:
+        out = vtp("train", *args)
+        assert out.returncode == 1, out.stdout
+        assert expected in out.stderr and "Traceback" not in out.stderr + out.stdout
+        assert "submitted" not in out.stdout
+
+
+# -- python invocation against the same server -------------------------------------------------------
+
+@pytest.mark.parametrize(("sample", "model"), [
+    ("shapes-segment", "yolo11n-seg"),
+    ("shapes-classify", "yolo11n-cls"),
+    ("shapes-pose", "yolo11n-pose"),
+])
+def test_python_invocation_other_tasks(stack, sample, model, tmp_path):
+    from tasks.dataset_ingest import ingest_sample
+
+    ingest_sample(sample, n_train=8, n_val=4)
+    state = run_flow({"model": model, "dataset": sample, "epochs": 1, "image_size": 64, "batch_size": 8,
+                      "workers": 0}, stack["PREFECT_API_URL"])
+    assert state.is_completed(), state.message
+    summary = state.result()
+    assert summary["epochs_completed"] == 1 and summary["spec"]["model"] == model
+    assert summary["main_metric"]["name"] in summary["metrics"]
+    path = local_path(summary["checkpoint_uri"])
+    YOLO = import_ultralytics().YOLO
+
+    assert YOLO(str(path)).predict(str(an_image(sample)), imgsz=64, verbose=False)
+
+
+def test_s3_storage_and_zero_byte_second_run(stack, s3_storage):
+    from tasks.dataset_ingest import ingest_sample
+
+    ingest_sample("shapes-detect", "s3-shapes", n_train=8, n_val=4)
+    spec = {"model": "yolo11n", "dataset": "s3-shapes", "epochs": 1, "image_size": 64, "batch_size": 8, "workers": 0}
+    first = run_flow(spec, stack["PREFECT_API_URL"])
+    assert first.is_completed(), first.message
+    s1 = first.result()
+    assert s1["checkpoint_uri"].startswith(s3_storage) and s1["dataset_cache"]["bytes_transferred"] > 0
+    storage = Storage()
+    run_id = s1["run_id"]
+    assert storage.exists("runs", run_id, MANIFEST) and storage.exists("runs", run_id, "checkpoints/best.pt")
+    second = run_flow(spec, stack["PREFECT_API_URL"])
+    s2 = second.result()
+    assert s2["dataset_cache"]["bytes_transferred"] == 0 and s2["dataset_cache"]["cache_hit"]
+    assert s2["dataset_cache"]["files_from_cache"] == s1["dataset_cache"]["files_total"]
+
+
+# -- bad data: a clear error, nothing uploaded, the workdir removed ----------------------------------
+
+def _broken_dataset(tmp_path: Path, breakage: str) -> str:
+    """A YOLO sample broken on purpose and put in storage *without* ingest (which would refuse it)."""
+    from tasks.samples import make_sample
+
+    root = make_sample("shapes-detect", tmp_path / "ds", n_train=4, n_val=2)
+    label = next((root / "labels" / "train").glob("*.txt"))
+    if breakage == "corrupt-image":
+        next((root / "images" / "train").glob("*.jpg")).write_bytes(b"\xff\xd8 definitely not a jpeg")
+    elif breakage == "class-id":
+        label.write_text("7 0.5 0.5 0.2 0.2\n")
+    elif breakage == "empty-split":
+        for p in (root / "images" / "val").iterdir():
+            p.unlink()
+    storage = Storage()
+    for p in root.rglob("*"):
+        if p.is_file():
+            storage.put_file(p, "raw", breakage, p.relative_to(root).as_posix())
+    return storage.uri("raw", breakage)
+
+
+@pytest.mark.parametrize(("breakage", "expected"), [
+    ("corrupt-image", r"images/train/\S+\.jpg"),
+    ("class-id", r"labels/train/\S+\.txt:1.*class"),
+    ("empty-split", r"val"),
+])
+def test_bad_dataset_fails_cleanly(stack, tmp_path, breakage, expected):
+    uri = _broken_dataset(tmp_path, breakage)
+    state = run_flow({"model": "yolo11n", "dataset": uri, "epochs": 1, "image_size": 64}, stack["PREFECT_API_URL"])
+    assert state.is_failed()
+    with pytest.raises(DatasetError) as err:
+        state.result()
+    assert re.search(expected, str(err.value)), str(err.value)
+    assert Storage().listing("runs") == {}, "nothing is uploaded for a failed run"
+    assert not any(get_settings().work_root.glob("*")), "the workdir is removed"
+
+
+def test_missing_dataset_fails_cleanly(stack):
+    state = run_flow({"model": "yolo11n", "dataset": "never-registered", "epochs": 1}, stack["PREFECT_API_URL"])
+    assert state.is_failed()
+    with pytest.raises(DatasetError, match="'never-registered' is not registered"):
+        state.result()
+    assert Storage().listing("runs") == {}
+    assert not any(get_settings().work_root.glob("*"))
