@@ -19,13 +19,33 @@ EVENTS = ("on_train_start", "on_epoch_end", "on_heartbeat", "on_log", "on_train_
 log = logging.getLogger("vtp")
 
 
+class Throttle:
+    """True at most once per ``every_s`` seconds (the first call is always True)."""
+
+    def __init__(self, every_s: float) -> None:
+        self.every_s = every_s
+        self._last = float("-inf")
+
+    def __call__(self) -> bool:
+        now = time.monotonic()
+        if now - self._last >= self.every_s:
+            self._last = now
+            return True
+        return False
+
+
 class Callbacks:
     """Event name -> callables. Trainers call :meth:`epoch_end`, :meth:`heartbeat`, :meth:`log`
-    and poll :meth:`should_stop`; the flow and integrations subscribe with :meth:`add`."""
+    and poll :meth:`should_stop`; the flow and integrations subscribe with :meth:`add`.
 
-    def __init__(self) -> None:
+    Heartbeats and stop polls throttle themselves, so a trainer may call them on every batch."""
+
+    def __init__(self, heartbeat_every_s: float = 2.0, stop_poll_every_s: float = 1.0) -> None:
         self._handlers: dict[str, list[Callable[..., Any]]] = defaultdict(list)
         self._stop_checks: list[Callable[[], bool]] = []
+        self._beat = Throttle(heartbeat_every_s)
+        self._poll = Throttle(stop_poll_every_s)
+        self._stop_requested = False
         self.epochs: list[dict[str, Any]] = []
 
     def add(self, event: str, fn: Callable[..., Any]) -> None:
@@ -49,8 +69,9 @@ class Callbacks:
         self.epochs.append({"epoch": epoch, "epochs": epochs, "metrics": clean, "time": time.time()})
         self.run("on_epoch_end", epoch=epoch, epochs=epochs, metrics=clean)
 
-    def heartbeat(self) -> None:
-        self.run("on_heartbeat")
+    def heartbeat(self, force: bool = False) -> None:
+        if force or self._beat():
+            self.run("on_heartbeat")
 
     def log(self, message: str) -> None:
         self.run("on_log", message=message)
@@ -58,8 +79,11 @@ class Callbacks:
     def train_end(self, result: TrainResult) -> None:
         self.run("on_train_end", result=result)
 
-    def should_stop(self) -> bool:
-        return any(check() for check in self._stop_checks)
+    def should_stop(self, force: bool = False) -> bool:
+        """True once any stop check said so (sticky); the checks run at most once per poll interval."""
+        if not self._stop_requested and (force or self._poll()):
+            self._stop_requested = any(check() for check in self._stop_checks)
+        return self._stop_requested
 
 
 def _is_number(v: Any) -> bool:

@@ -181,3 +181,37 @@ def test_missing_dataset_fails_cleanly(stack):
         state.result()
     assert Storage().listing("runs") == {}
     assert not any(get_settings().work_root.glob("*"))
+
+
+def test_cancel_stops_run_and_removes_workdir(stack_env):
+    """Cancelling in Prefect reaches the training process through the warm launcher: the run ends
+    Cancelled within seconds, its workdir is removed and nothing is published as complete."""
+    import time
+
+    from prefect.client.schemas.objects import StateType
+    from prefect.states import Cancelling
+
+    from core.prefect_setup import prefect_client
+    from core.spec import parse_spec
+    from core.submit import submit
+
+    assert vtp("datasets", "sample", "shapes-detect").returncode == 0
+    spec = parse_spec({"model": "yolo11n", "dataset": "shapes-detect", "epochs": 200, "image_size": 64,
+                       "batch_size": 8, "pretrained": False})
+    run_id = submit(spec)
+    workdir = get_settings().work_root / str(run_id)
+    with prefect_client() as client:
+        deadline = time.monotonic() + 120
+        while not (workdir / "train").exists():
+            assert time.monotonic() < deadline, "training never started"
+            time.sleep(0.2)
+        client.set_flow_run_state(run_id, Cancelling(), force=True)
+        cancelled_at = time.monotonic()
+        while (state := client.read_flow_run(run_id).state).type != StateType.CANCELLED:
+            assert time.monotonic() - cancelled_at < 30, f"still {state.name} 30 s after cancelling"
+            time.sleep(0.2)
+    deadline = time.monotonic() + 10
+    while workdir.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not workdir.exists(), "the workdir is removed on cancellation"
+    assert not Storage().exists("runs", str(run_id), MANIFEST)

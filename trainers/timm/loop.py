@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import math
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Any
 
 import torch
@@ -15,9 +14,6 @@ from torch.utils.data import DataLoader
 
 from core.contracts import Callbacks
 from core.errors import TrainerError
-
-HEARTBEAT_EVERY_S = 2.0
-STOP_POLL_EVERY_S = 1.0
 
 
 @dataclass
@@ -61,35 +57,6 @@ class Options:
         return self.warmup_epochs if self.warmup_epochs is not None else min(3, epochs // 5)
 
 
-class Throttle:
-    """True at most once per ``every_s`` seconds (the first call is always True)."""
-
-    def __init__(self, every_s: float) -> None:
-        self.every_s = every_s
-        self._last = float("-inf")
-
-    def __call__(self) -> bool:
-        now = time.monotonic()
-        if now - self._last >= self.every_s:
-            self._last = now
-            return True
-        return False
-
-
-@dataclass
-class Pulse:
-    """Throttled heartbeats and stop polls, shared by training and evaluation."""
-
-    callbacks: Callbacks
-    beat: Throttle = field(default_factory=lambda: Throttle(HEARTBEAT_EVERY_S))
-    poll: Throttle = field(default_factory=lambda: Throttle(STOP_POLL_EVERY_S))
-
-    def heartbeat(self) -> None:
-        if self.beat():
-            self.callbacks.heartbeat()
-
-    def should_stop(self, force: bool = False) -> bool:
-        return (force or self.poll()) and self.callbacks.should_stop()
 
 
 @dataclass
@@ -155,7 +122,7 @@ def train_one_epoch(
     loss_fn: Callable[..., torch.Tensor],
     scaler: torch.amp.GradScaler,
     rt: Runtime,
-    pulse: Pulse,
+    pulse: Callbacks,
     num_updates: int,
     grad_clip: float,
 ) -> tuple[float, int, bool]:
@@ -192,7 +159,7 @@ def train_one_epoch(
 
 @torch.no_grad()
 def evaluate(
-    model: nn.Module, loader: DataLoader, rt: Runtime, num_classes: int, pulse: Pulse
+    model: nn.Module, loader: DataLoader, rt: Runtime, num_classes: int, pulse: Callbacks
 ) -> dict[str, float]:
     """Validation loss (plain cross-entropy) and top-1 / top-k accuracy, k = min(5, classes)."""
     model.eval()

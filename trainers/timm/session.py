@@ -27,7 +27,7 @@ class Session:
         self.run_dir = ctx.workdir / RUN_NAME
         self.weights_dir = self.run_dir / "weights"
         self.notes: list[str] = []
-        self.pulse = loop.Pulse(ctx.callbacks)
+        self.pulse = ctx.callbacks  # heartbeats and stop polls throttle themselves
 
     def note(self, message: str) -> None:
         self.notes.append(message)
@@ -185,7 +185,7 @@ class Session:
                 checkpoint.copy_atomic(last_path, best_path)
             report.write_results_csv(self.run_dir / "results.csv", history)
             ctx.callbacks.epoch_end(epoch, spec.epochs, metrics)
-            ctx.callbacks.heartbeat()
+            ctx.callbacks.heartbeat(force=True)
             if stop or self.pulse.should_stop(force=True):
                 stopped_early = True
                 self.note(f"stopped on request after epoch {epoch} of {spec.epochs}.")

@@ -5,31 +5,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from core.contracts import Callbacks
 
-HEARTBEAT_EVERY_S = 2.0
-STOP_POLL_EVERY_S = 1.0
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
-
-class Throttle:
-    """True at most once per ``every_s`` seconds (the first call is always True)."""
-
-    def __init__(self, every_s: float) -> None:
-        self.every_s = every_s
-        self._last = float("-inf")
-
-    def __call__(self) -> bool:
-        now = time.monotonic()
-        if now - self._last >= self.every_s:
-            self._last = now
-            return True
-        return False
 
 
 @dataclass
@@ -53,14 +36,12 @@ def numbers(d: dict[str, Any] | None) -> dict[str, float]:
 
 def attach(model: Any, callbacks: Callbacks, state: RunState) -> None:
     """Register vtp's hooks on a ``YOLO`` model; the trainer it builds copies them."""
-    beat, poll = Throttle(HEARTBEAT_EVERY_S), Throttle(STOP_POLL_EVERY_S)
 
     def heartbeat(_: Any) -> None:
-        if beat():
-            callbacks.heartbeat()
+        callbacks.heartbeat()  # throttled by Callbacks
 
-    def check_stop(trainer: Any) -> None:
-        if callbacks.should_stop():
+    def check_stop(trainer: Any, force: bool = False) -> None:
+        if callbacks.should_stop(force=force):
             trainer.stop = True  # ultralytics breaks between batches, validates, saves, then ends
             if not state.stopped_early:
                 callbacks.log(
@@ -72,9 +53,8 @@ def attach(model: Any, callbacks: Callbacks, state: RunState) -> None:
         state.in_epoch = True
 
     def on_train_batch_end(trainer: Any) -> None:
-        heartbeat(trainer)
-        if poll():
-            check_stop(trainer)
+        callbacks.heartbeat()
+        check_stop(trainer)
 
     def on_fit_epoch_end(trainer: Any) -> None:
         # final_eval() fires this event once more, after the loop, with best.pt's metrics
@@ -87,8 +67,8 @@ def attach(model: Any, callbacks: Callbacks, state: RunState) -> None:
         state.epochs_completed = trainer.epoch + 1
         state.last_metrics = metrics
         callbacks.epoch_end(trainer.epoch + 1, trainer.epochs, metrics)
-        callbacks.heartbeat()
-        check_stop(trainer)
+        callbacks.heartbeat(force=True)
+        check_stop(trainer, force=True)
 
     model.add_callback("on_train_epoch_start", on_train_epoch_start)
     model.add_callback("on_train_batch_end", on_train_batch_end)
