@@ -7,12 +7,14 @@ interfere and nothing needs configuring to start.
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 TARGETS = ("process", "kind", "k8s")
+SECRET_KEY_FILE = "secret_key"
 
 
 class Settings(BaseSettings):
@@ -31,6 +33,32 @@ class Settings(BaseSettings):
     worker_poll_seconds: float = Field(default=0.5, gt=0, description="How often workers ask for runs.")
     weights_dir: Path | None = Field(default=None, description="Local folder of pretrained weights.")
     download_timeout_s: float = Field(default=10.0, gt=0, description="Cap on any weight download.")
+    database_url: str = Field(
+        default="", description="SQLAlchemy URL of the API database; defaults to SQLite at $VTP_HOME/vtp.db."
+    )
+    api_host: str = Field(default="127.0.0.1", description="Interface `vtp api` listens on.")
+    api_port: int = Field(default=8000, ge=1, le=65535)
+    api_url: str = Field(default="", description="URL trainers call back; defaults to http://<api_host>:<api_port>.")
+    secret_key: SecretStr | None = Field(
+        default=None, description="Signs run tokens; generated once into $VTP_HOME/secret_key when not set."
+    )
+    max_upload_bytes: int = Field(default=2 * 1024**3, gt=0, description="Largest dataset upload the API accepts.")
+    redis_url: str | None = Field(default=None, description="Redis for live run events; none by default.")
+    run_token_ttl_s: int = Field(default=900, gt=0, description="Life of a renewed run token (callbacks).")
+    run_token_submit_ttl_s: int = Field(
+        default=24 * 3600, gt=0,
+        description="Life of the run token passed with the flow run: it must outlast the time in the queue.",
+    )
+    _secret: str | None = PrivateAttr(default=None)
+
+    @field_validator("database_url")
+    @classmethod
+    def _normalise_dsn(cls, v: str) -> str:
+        """postgres:// and postgresql:// (what providers hand out) -> the psycopg 3 driver."""
+        for prefix in ("postgres://", "postgresql://"):
+            if v.startswith(prefix):
+                return "postgresql+psycopg://" + v.removeprefix(prefix)
+        return v
 
     @model_validator(mode="after")
     def _derive(self) -> Settings:
@@ -45,7 +73,24 @@ class Settings(BaseSettings):
         if self.weights_dir is None:
             self.weights_dir = self.home / "weights"
         self.weights_dir = self.weights_dir.expanduser()
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.home / 'vtp.db'}"
+        if not self.api_url:
+            host = "127.0.0.1" if self.api_host in ("0.0.0.0", "::", "") else self.api_host
+            self.api_url = f"http://{host}:{self.api_port}"
+        self.api_url = self.api_url.rstrip("/")
         return self
+
+    def signing_key(self) -> str:
+        """The secret that signs run tokens: VTP_SECRET_KEY, else one generated once per VTP_HOME.
+
+        Read lazily, so commands that never sign anything do not touch the file.
+        """
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value()
+        if self._secret is None:
+            self._secret = _load_or_create_secret(self.home / SECRET_KEY_FILE)
+        return self._secret
 
     @property
     def prefect_home(self) -> Path:
@@ -61,6 +106,25 @@ class Settings(BaseSettings):
 
     def pool_name(self, framework: str) -> str:
         return f"{framework}-{self.target}"
+
+
+def _load_or_create_secret(path: Path) -> str:
+    """Read ``path``, or write a fresh random key there (mode 0600). Two processes racing get the
+    same key: the file is linked into place only if absent."""
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(secrets.token_urlsafe(48))
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        pass  # another process won the race: its key is the one
+    finally:
+        tmp.unlink()
+    return path.read_text().strip()
 
 
 def get_settings() -> Settings:

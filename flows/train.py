@@ -37,8 +37,12 @@ def _cleanup_hook(flow, flow_run, state) -> None:  # noqa: ARG001 - Prefect hook
     on_cancellation=[_cleanup_hook],
     on_crashed=[_cleanup_hook],
 )
-def train_flow(spec: TrainSpec, run_id: str | None = None) -> dict[str, Any]:
-    """Train ``spec`` and return the run summary (metrics, checkpoint URI, notes)."""
+def train_flow(spec: TrainSpec, run_id: str | None = None, api_url: str | None = None,
+               run_token: str | None = None) -> dict[str, Any]:
+    """Train ``spec`` and return the run summary (metrics, checkpoint URI, notes).
+
+    ``run_id`` defaults to the Prefect flow-run id. With ``api_url`` and ``run_token`` (set by the
+    API when it submits a run) heartbeats, metrics and the outcome are also posted to the API."""
     logger = get_run_logger()
     started = time.time()
     spec = parse_spec(spec.model_dump() if isinstance(spec, TrainSpec) else dict(spec))

@@ -67,6 +67,27 @@ def test_cli_yolo_detect_through_deployment(stack_env):
     listed = vtp("runs", "--json")
     assert listed.returncode == 0 and run_id in listed.stdout and '"state": "Completed"' in listed.stdout
 
+    # what the Prefect UI shows: the report and progress artifacts, and the trainer's own log lines
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        LogFilter,
+        LogFilterFlowRunId,
+    )
+
+    from core.prefect_setup import prefect_client
+
+    with prefect_client() as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run_id])))
+        logs = client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])), limit=200)
+    report = next(a for a in artifacts if a.key == "train-report")
+    assert report.type == "markdown" and uri in report.data and "metrics/mAP50-95(B)" in report.data
+    progress = next(a for a in artifacts if a.type == "progress")
+    assert float(progress.data) == 100.0
+    messages = [log.message for log in logs]
+    assert any(m.startswith("Optimizer:") or "Ultralytics" in m for m in messages), "trainer lines reach Prefect"
+
 
 def test_cli_timm_resnet18_through_deployment(stack_env):
     assert vtp("datasets", "sample", "shapes-classify").returncode == 0

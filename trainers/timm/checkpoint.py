@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -43,12 +44,12 @@ def build_checkpoint(
 ) -> dict[str, Any]:
     import timm
 
-    return {
+    return {  # a snapshot: training goes on while CheckpointWriter saves it in the background
         "model": {
-            k: v.detach().to("cpu", memory_format=torch.contiguous_format)
+            k: v.detach().to("cpu", memory_format=torch.contiguous_format, copy=True)
             for k, v in model.state_dict().items()
         },
-        "optimizer": optimizer.state_dict(),
+        "optimizer": _snapshot(optimizer.state_dict()),
         "scheduler": scheduler.state_dict(),
         "epoch": epoch,
         "spec": _plain(spec),
@@ -58,6 +59,61 @@ def build_checkpoint(
         "metrics": dict(metrics),
         "timm_version": timm.__version__,
     }
+
+
+def _snapshot(value: Any) -> Any:
+    """Copy every tensor in a (nested) state dict to the CPU, so later steps cannot change it."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().to("cpu", copy=True)
+    if isinstance(value, dict):
+        return {k: _snapshot(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_snapshot(v) for v in value)
+    return value
+
+
+class CheckpointWriter:
+    """Saves ``last.pt`` in a background thread while the next epoch trains (one save in flight),
+    then hard-links it as ``best.pt`` when the epoch improved. Writes stay atomic; errors surface
+    on the next :meth:`submit` or on :meth:`close`."""
+
+    def __init__(self) -> None:
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def submit(self, ckpt: dict[str, Any], last: Path, best: Path | None) -> None:
+        self.wait()
+        self._thread = threading.Thread(target=self._write, args=(ckpt, last, best), name="vtp-ckpt", daemon=True)
+        self._thread.start()
+
+    def _write(self, ckpt: dict[str, Any], last: Path, best: Path | None) -> None:
+        try:
+            save_atomic(ckpt, last)
+            if best is not None:
+                link_atomic(last, best)
+        except BaseException as e:  # re-raised on the training thread by wait()
+            self._error = e
+
+    def wait(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise TrainerError(f"could not write a checkpoint: {error}") from error
+
+    close = wait
+
+
+def link_atomic(src: Path, dst: Path) -> None:
+    """``dst`` becomes another name of ``src``'s file (no copy); falls back to a copy across devices."""
+    tmp = dst.with_name(f".{dst.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(src, tmp)
+    except OSError:
+        shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
 
 
 def save_atomic(obj: dict[str, Any], path: Path) -> None:

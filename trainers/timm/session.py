@@ -152,6 +152,7 @@ class Session:
         best: dict[str, float] | None = None
         best_epoch, updates, stopped_early = 0, 0, False
         last_path, best_path = self.weights_dir / "last.pt", self.weights_dir / "best.pt"
+        writer = checkpoint.CheckpointWriter()
         for epoch in range(1, spec.epochs + 1):
             train_loss, updates, stop = loop.train_one_epoch(
                 model,
@@ -179,10 +180,9 @@ class Session:
                 data_config=cfg,
                 metrics=metrics,
             )
-            checkpoint.save_atomic(ckpt, last_path)
             if improved:
                 best, best_epoch = metrics, epoch
-                checkpoint.copy_atomic(last_path, best_path)
+            writer.submit(ckpt, last_path, best_path if improved else None)
             report.write_results_csv(self.run_dir / "results.csv", history)
             ctx.callbacks.epoch_end(epoch, spec.epochs, metrics)
             ctx.callbacks.heartbeat(force=True)
@@ -198,6 +198,7 @@ class Session:
                 )
                 break
 
+        writer.close()  # both checkpoints are complete on disk before the result names them
         artifacts = [self.run_dir / "results.csv", self.run_dir / "args.yaml"]
         plot = report.plot_curves(self.run_dir / "results.png", history)
         if plot is not None:

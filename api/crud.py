@@ -1,0 +1,210 @@
+"""Database reads and writes, keyword-only; each write commits. Routes and services call these,
+never build queries themselves."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from api.errors import Conflict, NotFound, Unprocessable
+from api.models import RUN_STATES, Dataset, MetricPoint, Project, Run, utcnow
+from tasks.dataset_store import DatasetRecord
+
+# -- projects -----------------------------------------------------------------------------------
+
+
+def create_project(session: Session, *, name: str, description: str = "") -> Project:
+    project = Project(name=name.strip(), description=description)
+    session.add(project)
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        raise Conflict(f"a project named {name.strip()!r} exists already: choose another name") from None
+    return project
+
+
+def list_projects(session: Session) -> list[Project]:
+    return list(session.scalars(select(Project).order_by(Project.id)))
+
+
+def get_project(session: Session, *, project_id: int) -> Project:
+    project = session.get(Project, project_id)
+    if project is None:
+        raise NotFound(f"project {project_id} does not exist: list projects with GET /api/projects")
+    return project
+
+
+def check_project(session: Session, *, project_id: int | None) -> None:
+    """For request bodies naming a project: an unknown one is a 422, not a 404."""
+    if project_id is not None and session.get(Project, project_id) is None:
+        raise Unprocessable(f"project_id={project_id} does not exist: create it with POST /api/projects or leave it out")
+
+
+# -- datasets -----------------------------------------------------------------------------------
+
+
+def get_dataset_by_name(session: Session, *, name: str) -> Dataset | None:
+    return session.scalar(select(Dataset).where(Dataset.name == name))
+
+
+def get_dataset(session: Session, *, dataset_id: int) -> Dataset:
+    row = session.get(Dataset, dataset_id)
+    if row is None:
+        raise NotFound(f"dataset {dataset_id} does not exist: list datasets with GET /api/datasets")
+    return row
+
+
+def list_datasets(session: Session, *, project_id: int | None = None, limit: int = 100,
+                  offset: int = 0) -> tuple[list[Dataset], int]:
+    query = select(Dataset)
+    if project_id is not None:
+        query = query.where(Dataset.project_id == project_id)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = session.scalars(query.order_by(Dataset.name).limit(limit).offset(offset))
+    return list(rows), total
+
+
+def save_dataset(session: Session, *, record: DatasetRecord, report: dict[str, Any] | None = None,
+                 project_id: int | None = None) -> Dataset:
+    """Insert or update the row mirroring a registry record."""
+    row = get_dataset_by_name(session, name=record.name) or Dataset(name=record.name)
+    row.uri, row.format, row.task = record.uri, record.format, record.task
+    row.classes, row.counts = list(record.classes), dict(record.counts)
+    if report is not None:
+        row.report = report
+    if project_id is not None:
+        row.project_id = project_id
+    session.add(row)
+    session.commit()
+    return row
+
+
+def adopt_registry(session: Session, *, records: Mapping[str, DatasetRecord]) -> int:
+    """Rows for registry entries made outside the API (`vtp datasets add`, `vtp up`'s samples)."""
+    known = set(session.scalars(select(Dataset.name)))
+    added = 0
+    for name, rec in records.items():
+        if name not in known:
+            session.add(Dataset(name=name, uri=rec.uri, format=rec.format, task=rec.task,
+                                classes=list(rec.classes), counts=dict(rec.counts)))
+            added += 1
+    if added:
+        try:
+            session.commit()
+        except IntegrityError:  # another request adopted the same entries first: theirs stand
+            session.rollback()
+    return added
+
+
+# -- runs ---------------------------------------------------------------------------------------
+
+
+def create_run(session: Session, *, spec: dict[str, Any], project_id: int | None = None,
+               client_request_id: str | None = None, retry_of: str | None = None) -> Run:
+    """Store a queued run. A ``client_request_id`` that exists already raises IntegrityError
+    (after rollback), so the caller can return the existing run."""
+    run = Run(spec=spec, project_id=project_id, client_request_id=client_request_id, retry_of=retry_of,
+              state="queued")
+    session.add(run)
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        raise
+    return run
+
+
+def get_run(session: Session, *, run_id: str) -> Run:
+    run = session.get(Run, run_id)
+    if run is None:
+        raise NotFound(f"run {run_id} does not exist: list runs with GET /api/runs")
+    return run
+
+
+def get_run_by_client_request_id(session: Session, *, client_request_id: str) -> Run | None:
+    return session.scalar(select(Run).where(Run.client_request_id == client_request_id))
+
+
+def list_runs(session: Session, *, state: str | None = None, project_id: int | None = None,
+              limit: int = 50, offset: int = 0) -> tuple[list[Run], int]:
+    query = select(Run)
+    if state is not None:
+        query = query.where(Run.state == state)
+    if project_id is not None:
+        query = query.where(Run.project_id == project_id)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = session.scalars(query.order_by(Run.created.desc(), Run.id).limit(limit).offset(offset))
+    return list(rows), total
+
+
+def active_runs(session: Session, *, limit: int = 500) -> list[Run]:
+    """Runs whose state may still change in Prefect (newest first)."""
+    query = (select(Run).where(Run.state.in_(("queued", "pending", "running")), Run.prefect_flow_run_id.is_not(None))
+             .order_by(Run.created.desc()).limit(limit))
+    return list(session.scalars(query))
+
+
+def update_run(session: Session, *, run: Run, **fields: Any) -> Run:
+    for key, value in fields.items():
+        if not hasattr(Run, key):
+            raise AttributeError(f"Run has no column {key!r}")
+        setattr(run, key, value)
+    session.commit()
+    return run
+
+
+def finish_run(session: Session, *, run: Run, state: str, error: str | None = None,
+               when: datetime | None = None) -> Run:
+    return update_run(session, run=run, state=state, error=error, finished=run.finished or when or utcnow())
+
+
+def runs_by_state(session: Session) -> dict[str, int]:
+    counts = dict.fromkeys(RUN_STATES, 0)
+    for state, n in session.execute(select(Run.state, func.count()).group_by(Run.state)):
+        counts[state] = n
+    return counts
+
+
+# -- metrics ------------------------------------------------------------------------------------
+
+
+def record_metrics(session: Session, *, run_id: str, epoch: int, metrics: Mapping[str, float]) -> int:
+    """Store one epoch's metrics; idempotent per (run_id, epoch, name): a repeated point replaces
+    the earlier value instead of adding a row, so a retried callback is harmless."""
+    if not metrics:
+        return 0
+    rows = [{"run_id": run_id, "epoch": int(epoch), "name": str(k), "value": float(v), "created": utcnow()}
+            for k, v in metrics.items()]
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:  # portable fallback: delete then insert, in one transaction
+        names = [r["name"] for r in rows]
+        session.execute(delete(MetricPoint).where(MetricPoint.run_id == run_id, MetricPoint.epoch == epoch,
+                                                  MetricPoint.name.in_(names)))
+        session.execute(MetricPoint.__table__.insert(), rows)
+        session.commit()
+        return len(rows)
+    stmt = insert(MetricPoint).values(rows)
+    stmt = stmt.on_conflict_do_update(index_elements=["run_id", "epoch", "name"],
+                                      set_={"value": stmt.excluded.value, "created": stmt.excluded.created})
+    session.execute(stmt)
+    session.commit()
+    return len(rows)
+
+
+def record_metric(session: Session, *, run_id: str, epoch: int, name: str, value: float) -> None:
+    record_metrics(session, run_id=run_id, epoch=epoch, metrics={name: value})
+
+
+def list_metrics(session: Session, *, run_id: str) -> list[MetricPoint]:
+    query = select(MetricPoint).where(MetricPoint.run_id == run_id).order_by(MetricPoint.epoch, MetricPoint.name)
+    return list(session.scalars(query))

@@ -1,0 +1,102 @@
+"""Database engine, sessions and migrations.
+
+SQLite (the embedded default) gets foreign keys switched on and a busy timeout; PostgreSQL goes
+through psycopg 3 (``postgresql+psycopg://``; settings normalise ``postgres://`` URLs). The schema
+is owned by Alembic: :func:`migrate` brings any database to the newest revision and runs at API
+start-up, :func:`downgrade` reverses it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.settings import Settings, get_settings
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+# Any constant: serialises concurrent `migrate` calls (several API processes starting) on PostgreSQL.
+_PG_MIGRATION_LOCK = 0x767470
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs)
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA journal_mode=WAL")  # readers do not block the writer (API + CLI at once)
+    cur.close()
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+@contextmanager
+def session_scope(settings: Settings | None = None) -> Iterator[Session]:
+    """A session outside a request (CLI, `vtp up`): its own engine, disposed afterwards."""
+    engine = make_engine((settings or get_settings()).database_url)
+    try:
+        with session_factory(engine)() as session:
+            yield session
+    finally:
+        engine.dispose()
+
+
+def alembic_config(url: str) -> Any:
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+def _run(url: str, action: str, revision: str) -> None:
+    from alembic import command
+
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
+            config = alembic_config(url)
+            config.attributes["connection"] = conn
+            getattr(command, action)(config, revision)
+    finally:
+        engine.dispose()
+
+
+def migrate(url: str | None = None, revision: str = "head") -> None:
+    """Upgrade the database at ``url`` (default: settings) to ``revision``; a no-op when current."""
+    _run(url or get_settings().database_url, "upgrade", revision)
+
+
+def downgrade(url: str | None = None, revision: str = "base") -> None:
+    """Reverse migrations down to ``revision`` (``base``: no vtp tables left)."""
+    _run(url or get_settings().database_url, "downgrade", revision)
+
+
+def current_revision(url: str) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+    finally:
+        engine.dispose()

@@ -1,0 +1,177 @@
+"""The API's side of Prefect: submit a run to its deployment, mirror flow-run states onto runs,
+request cancellation.
+
+Reads are meant to be cheap and tolerant: one batched request for many runs, no client retries,
+a short timeout, and when Prefect is down the run keeps the state it had (the API stays usable).
+Writes (submit, cancel) raise ServiceUnavailable so the person learns that nothing happened.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator, Sequence
+from typing import Any
+from uuid import UUID
+
+import httpx
+from sqlalchemy.orm import Session
+
+from api import crud
+from api.errors import ServiceUnavailable
+from api.models import Run, utcnow
+from core.errors import StorageError
+from core.settings import Settings
+from core.spec import TrainSpec
+from core.submit import deployment_name, read_summary
+
+log = logging.getLogger("vtp.api")
+READ_TIMEOUT_S = 3.0
+# Prefect state type -> vtp run state; CANCELLING keeps the run's state until Prefect settles it.
+STATE_MAP: dict[str, str | None] = {
+    "SCHEDULED": "queued",
+    "PENDING": "pending",
+    "PAUSED": "pending",
+    "RUNNING": "running",
+    "CANCELLING": None,
+    "COMPLETED": "completed",
+    "FAILED": "failed",
+    "CANCELLED": "cancelled",
+    "CRASHED": "crashed",
+}
+# What "Prefect is unreachable" looks like from its client (PrefectHTTPStatusError is an httpx error).
+UNREACHABLE = (httpx.HTTPError, OSError)
+
+
+def _down_message(settings: Settings, action: str) -> str:
+    return (f"Prefect is not reachable at {settings.prefect_api_url}, so the run could not be {action}: "
+            "start the stack with `vtp up` (or check VTP_PREFECT_API_URL) and try again")
+
+
+@contextlib.contextmanager
+def _client(settings: Settings, *, fast: bool) -> Iterator[Any]:
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_REQUEST_TIMEOUT, PREFECT_CLIENT_MAX_RETRIES, temporary_settings
+
+    from core.prefect_setup import prefect_api
+
+    updates = {PREFECT_CLIENT_MAX_RETRIES: 0, PREFECT_API_REQUEST_TIMEOUT: READ_TIMEOUT_S} if fast else {}
+    with prefect_api(settings), temporary_settings(updates=updates), get_client(sync_client=True) as client:
+        yield client
+
+
+def submit(run: Run, spec: TrainSpec, *, settings: Settings, run_token: str) -> str:
+    """Create the flow run of ``train-<framework>`` for ``run``; returns the flow-run id.
+
+    The run id is the idempotency key, so a repeated submission of one run makes one flow run.
+    """
+    from prefect.deployments import run_deployment
+    from prefect.exceptions import ObjectNotFound
+
+    from core.prefect_setup import prefect_api
+    from core.stack import server_healthy
+
+    if not server_healthy(settings.prefect_api_url, timeout=2.0):
+        raise ServiceUnavailable(_down_message(settings, "submitted"), run_id=run.id)
+    parameters = {"spec": spec.model_dump(mode="json"), "run_id": run.id, "api_url": settings.api_url,
+                  "run_token": run_token}
+    try:
+        with prefect_api(settings):
+            flow_run = run_deployment(deployment_name(spec), parameters=parameters, timeout=0, as_subflow=False,
+                                      idempotency_key=run.id, tags=["vtp", f"vtp-run:{run.id}"])
+    except ObjectNotFound:
+        raise ServiceUnavailable(
+            f"the deployment {deployment_name(spec)} does not exist in Prefect at {settings.prefect_api_url}: "
+            "start the stack with `vtp up`, which creates it", run_id=run.id) from None
+    except UNREACHABLE as e:
+        raise ServiceUnavailable(f"{_down_message(settings, 'submitted')} ({e})", run_id=run.id) from None
+    return str(flow_run.id)
+
+
+def cancel(run: Run, *, settings: Settings) -> None:
+    """Ask Prefect to cancel the run's flow run (state Cancelling; the worker stops it)."""
+    from prefect.client.schemas.objects import State, StateType
+    from prefect.client.schemas.responses import SetStateStatus
+
+    try:
+        with _client(settings, fast=False) as client:
+            result = client.set_flow_run_state(flow_run_id=UUID(run.prefect_flow_run_id),
+                                               state=State(type=StateType.CANCELLING, message="cancelled via the vtp API"))
+    except UNREACHABLE as e:
+        raise ServiceUnavailable(f"{_down_message(settings, 'cancelled')} ({e})", run_id=run.id) from None
+    if result.status == SetStateStatus.ABORT:
+        reason = getattr(result.details, "reason", "") or "Prefect refused the transition"
+        raise ServiceUnavailable(f"Prefect did not cancel run {run.id}: {reason}", run_id=run.id)
+
+
+def flow_runs(ids: Sequence[str], *, settings: Settings) -> dict[str, Any] | None:
+    """Flow runs by id (one request), or None when Prefect cannot be reached."""
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    if not ids:
+        return {}
+    try:
+        with _client(settings, fast=True) as client:
+            found = client.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[UUID(i) for i in ids])),
+                                          limit=len(ids))
+    except UNREACHABLE as e:
+        log.warning("run states not refreshed: Prefect at %s is unreachable (%s)", settings.prefect_api_url, e)
+        return None
+    return {str(fr.id): fr for fr in found}
+
+
+def apply_flow_run(session: Session, run: Run, flow_run: Any, *, settings: Settings) -> bool:
+    """Mirror one flow run's state onto ``run``; True when something changed."""
+    state = flow_run.state
+    if state is None:
+        return False
+    target = STATE_MAP.get(state.type.value)
+    if target is None or target == run.state:
+        return False
+    changes: dict[str, Any] = {"state": target}
+    if run.started is None and flow_run.start_time is not None:
+        changes["started"] = flow_run.start_time
+    if target in ("completed", "failed", "cancelled", "crashed"):
+        changes["finished"] = run.finished or flow_run.end_time or utcnow()
+        if target in ("failed", "crashed") and not run.error:
+            changes["error"] = state.message or f"the flow run {state.name.lower()}"
+        if target == "completed":
+            changes.update(_summary_fields(run, settings))
+    crud.update_run(session, run=run, **changes)
+    return True
+
+
+def _summary_fields(run: Run, settings: Settings) -> dict[str, Any]:
+    """Final metrics and checkpoint from the run's summary.json, when callbacks did not bring them."""
+    if run.final_metrics is not None and run.checkpoint_uri is not None:
+        return {}
+    try:
+        summary = read_summary(settings, run.id)
+    except (StorageError, OSError) as e:
+        log.warning("summary of run %s not read from storage (%s); its metrics stay empty", run.id, e)
+        return {}
+    if not summary:
+        return {}
+    return {"final_metrics": run.final_metrics or summary.get("metrics"),
+            "checkpoint_uri": run.checkpoint_uri or summary.get("checkpoint_uri"),
+            "epochs_done": max(run.epochs_done, int(summary.get("epochs_completed") or 0))}
+
+
+def sync_runs(session: Session, runs: Sequence[Run], *, settings: Settings) -> None:
+    """Refresh the runs that may still change (non-terminal, submitted) from Prefect, in one read."""
+    active = [r for r in runs if not r.terminal and r.prefect_flow_run_id]
+    if not active:
+        return
+    found = flow_runs([r.prefect_flow_run_id for r in active], settings=settings)
+    if found is None:
+        return
+    for run in active:
+        flow_run = found.get(run.prefect_flow_run_id)
+        if flow_run is not None:
+            apply_flow_run(session, run, flow_run, settings=settings)
+
+
+def sync_run_state(session: Session, run: Run, *, settings: Settings) -> Run:
+    """Mirror the Prefect flow-run state onto ``run`` (a no-op for finished runs or when Prefect is down)."""
+    sync_runs(session, [run], settings=settings)
+    return run

@@ -1,0 +1,158 @@
+"""Request and response bodies of the REST API (what /docs shows)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from core.spec import TrainSpec
+
+RunState = Literal["queued", "pending", "running", "completed", "failed", "cancelled", "crashed"]
+
+
+class ErrorOut(BaseModel):
+    detail: str = Field(description="What went wrong and what to do about it.")
+
+
+class Page(BaseModel):
+    total: int
+    limit: int
+    offset: int
+
+
+# -- health -------------------------------------------------------------------------------------
+
+class Check(BaseModel):
+    ok: bool
+    detail: str = ""
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok", "degraded"] = Field(description="`degraded` when Prefect is unreachable (runs cannot start).")
+    database: Check
+    prefect: Check
+    storage_url: str
+    api_url: str
+
+
+# -- projects -----------------------------------------------------------------------------------
+
+class ProjectCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=100, examples=["defects"])
+    description: str = Field(default="", max_length=10_000)
+
+
+class ProjectOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    description: str
+    created: datetime
+
+
+# -- datasets -----------------------------------------------------------------------------------
+
+class DatasetRegister(BaseModel):
+    """Register a dataset that already lives in storage (it is not copied)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=100, examples=["cracks"])
+    uri: str = Field(examples=["s3://acme/datasets/cracks"], description="file:///path or s3://bucket/prefix")
+    task: Literal["detect", "segment", "classify", "pose", "obb"] | None = None
+    project_id: int | None = None
+
+
+class DatasetOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    uri: str
+    format: str | None
+    task: str | None
+    classes: list[str]
+    counts: dict[str, Any]
+    report: dict[str, Any] | None = Field(description="The validation report of the import, when vtp imported it.")
+    project_id: int | None
+    created: datetime
+
+
+class DatasetList(Page):
+    items: list[DatasetOut]
+
+
+# -- runs ---------------------------------------------------------------------------------------
+
+class RunCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    spec: dict[str, Any] = Field(
+        description="A TrainSpec, complete or partial: omitted fields take the spec's defaults "
+                    "(see the TrainSpec schema). `dataset` is required.",
+        examples=[{"model": "yolo11n", "dataset": "shapes-detect", "epochs": 2, "image_size": 128}],
+        json_schema_extra={"$ref": "#/components/schemas/TrainSpec"},
+    )
+    project_id: int | None = None
+    client_request_id: str | None = Field(
+        default=None, min_length=1, max_length=200,
+        description="Makes submission idempotent: the same id returns the same run (200 instead of 201).",
+    )
+
+
+class RunOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    project_id: int | None
+    spec: dict[str, Any]
+    state: RunState
+    prefect_flow_run_id: str | None
+    created: datetime
+    started: datetime | None
+    finished: datetime | None
+    final_metrics: dict[str, Any] | None
+    checkpoint_uri: str | None
+    error: str | None
+    epochs_done: int
+    last_heartbeat: datetime | None
+    client_request_id: str | None
+    retry_of: str | None
+
+
+class RunList(Page):
+    items: list[RunOut]
+
+
+class MetricPointOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    epoch: int
+    name: str
+    value: float
+
+
+class MetricsOut(BaseModel):
+    run_id: str
+    points: list[MetricPointOut] = Field(description="Ordered by epoch, then name.")
+
+
+class ArtifactOut(BaseModel):
+    path: str = Field(description="Relative to the run folder, e.g. checkpoints/best.pt")
+    size: int
+    sha256: str
+    url: str = Field(description="Where to download it (same API token).")
+
+
+class ArtifactsOut(BaseModel):
+    run_id: str
+    storage_uri: str
+    files: list[ArtifactOut]
+
+
+TRAIN_SPEC_SCHEMA = TrainSpec.model_json_schema(ref_template="#/components/schemas/{model}")
