@@ -96,7 +96,6 @@ class RunCreate(BaseModel):
         description="A TrainSpec, complete or partial: omitted fields take the spec's defaults "
                     "(see the TrainSpec schema). `dataset` is required.",
         examples=[{"model": "yolo11n", "dataset": "shapes-detect", "epochs": 2, "image_size": 128}],
-        json_schema_extra={"$ref": "#/components/schemas/TrainSpec"},
     )
     project_id: int | None = None
     client_request_id: str | None = Field(

@@ -22,6 +22,8 @@ app = typer.Typer(help="vtp: train vision models through Prefect, from the termi
                   pretty_exceptions_enable=False, add_completion=False)
 datasets_app = typer.Typer(help="Register, import and generate datasets.", no_args_is_help=True)
 app.add_typer(datasets_app, name="datasets")
+tokens_app = typer.Typer(help="API tokens: create (shown once), list, revoke.", no_args_is_help=True)
+app.add_typer(tokens_app, name="tokens")
 
 
 def fail(message: str, code: int = 1) -> None:
@@ -232,6 +234,87 @@ def datasets_add(
     except VtpError as e:
         fail(str(e))
     typer.echo(f"dataset {rec.name}: {rec.task}, {rec.format}, classes {rec.classes}, {rec.counts} -> {rec.uri}")
+
+
+@app.command("api")
+def api_server(
+    host: Annotated[str | None, typer.Option(help="Interface to listen on (default VTP_API_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default VTP_API_PORT)")] = None,
+) -> None:
+    """Serve the REST API (docs at /docs); the database is migrated first."""
+    import uvicorn
+
+    from api.db import migrate
+    from api.main import create_app
+
+    settings = get_settings()
+    if host is not None or port is not None:
+        overrides = {"api_host": host or settings.api_host, "api_port": port or settings.api_port}
+        settings = settings.model_copy(update=overrides)
+    apply_prefect_env(settings)
+    try:
+        migrate(settings.database_url)
+    except Exception as e:  # noqa: BLE001 - any database failure: one readable line, no traceback
+        fail(f"cannot prepare the database {_safe_url(settings.database_url)}: {type(e).__name__}: {e}")
+    typer.echo(f"vtp API: http://{settings.api_host}:{settings.api_port} (docs: /docs)")
+    uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port, log_level="info")
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _token_session():
+    from api.db import migrate, session_scope
+
+    settings = get_settings()
+    migrate(settings.database_url)
+    return session_scope(settings)
+
+
+@tokens_app.command("create")
+def tokens_create(name: Annotated[str, typer.Argument(help="What the token is for, e.g. laptop or ci")]) -> None:
+    """Create an API token and print it (this is the only time it is shown)."""
+    from api.tokens import create_token
+
+    try:
+        with _token_session() as session:
+            new = create_token(session, name=name)
+    except VtpError as e:
+        fail(str(e))
+    typer.echo(new.token)
+    typer.echo(f"token {new.row.id} {new.row.name!r} created; it is shown only now: keep it somewhere safe", err=True)
+
+
+@tokens_app.command("list")
+def tokens_list() -> None:
+    """API tokens: id, prefix, name, created, last used, revoked."""
+    from api.tokens import list_tokens
+
+    with _token_session() as session:
+        rows = list_tokens(session)
+    if not rows:
+        typer.echo("no API tokens yet: `vtp tokens create NAME`")
+    for t in rows:
+        used = t.last_used.isoformat(timespec="seconds") if t.last_used else "never"
+        state = "revoked" if t.revoked else "active"
+        typer.echo(f"{t.id:<4} {t.prefix}...  {t.name:<20} {state:<8} created {t.created.isoformat(timespec='seconds')}"
+                   f"  last used {used}")
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(ref: Annotated[str, typer.Argument(metavar="ID_OR_PREFIX", help="A token id or its prefix")]) -> None:
+    """Revoke a token: requests with it get 401 from then on."""
+    from api.tokens import revoke_token
+
+    try:
+        with _token_session() as session:
+            row = revoke_token(session, id_or_prefix=ref)
+    except VtpError as e:
+        fail(str(e))
+    typer.echo(f"revoked token {row.id} {row.name!r} ({row.prefix}...)")
 
 
 def main() -> None:

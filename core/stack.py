@@ -27,6 +27,14 @@ def server_healthy(api_url: str, timeout: float = 1.0) -> bool:
         return False
 
 
+def _answers(url: str) -> int | None:
+    """The HTTP status at ``url``, or None when nothing listens there."""
+    try:
+        return httpx.get(url, timeout=1.0).status_code
+    except httpx.HTTPError:
+        return None
+
+
 def stack_env(settings: Settings) -> dict[str, str]:
     """The environment of every process `vtp up` starts: vtp settings pinned, telemetry off."""
     env = dict(os.environ)
@@ -35,6 +43,10 @@ def stack_env(settings: Settings) -> dict[str, str]:
         "VTP_HOME": str(settings.home),
         "VTP_STORAGE_URL": settings.storage_url,
         "VTP_TARGET": settings.target,
+        "VTP_DATABASE_URL": settings.database_url,
+        "VTP_API_HOST": settings.api_host,
+        "VTP_API_PORT": str(settings.api_port),
+        "VTP_API_URL": settings.api_url,
         "VTP_PROJECT_DIR": str(PROJECT_DIR),
         "PREFECT_CLI_PROMPT": "false",
         "PREFECT_UI_ENABLED": env.get("PREFECT_UI_ENABLED", "true"),
@@ -138,6 +150,51 @@ class Stack:
             self._spawn(f"worker-{fw}", [sys.executable, "-m", "prefect", "worker", "start", "--pool", pool,
                                          "--type", "process", "--name", f"vtp-{pool}"])
 
+    @property
+    def api_token_file(self) -> Path:
+        return self.settings.home / "api_token"
+
+    def ensure_api_token(self) -> str | None:
+        """On the first start, create the API token "local" and save it (mode 0600) for the UI and
+        CLI; returns it so it can be printed once. Later starts return None. A saved token the
+        database does not know (a new database) is replaced; a revoked one is left revoked."""
+        from sqlalchemy import select
+
+        from api.db import migrate, session_scope
+        from api.models import ApiToken
+        from api.security import hash_token
+        from api.tokens import create_token
+
+        migrate(self.settings.database_url)
+        with session_scope(self.settings) as session:
+            if self.api_token_file.exists():
+                saved = self.api_token_file.read_text().strip()
+                if session.scalar(select(ApiToken.id).where(ApiToken.token_hash == hash_token(saved))) is not None:
+                    return None
+            token = create_token(session, name="local").token
+        tmp = self.api_token_file.with_name(f".api_token.{os.getpid()}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(token + "\n")
+        os.replace(tmp, self.api_token_file)
+        return token
+
+    def start_api(self, timeout: float = 60) -> None:
+        """`vtp api` as a child process, with the stack's environment; waits until it answers."""
+        url = f"{self.settings.api_url}/api/health"
+        if _answers(url) is not None:
+            raise RuntimeError(f"something already answers at {self.settings.api_url}: stop it, or give vtp's API "
+                               "another port with VTP_API_PORT=8100")
+        proc = self._spawn("api", [sys.executable, "-m", "core.cli", "api"])
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"the API exited (code {proc.returncode}); see {self.log_dir}/api.log")
+            if _answers(url) == 200:
+                return
+            time.sleep(0.3)
+        raise RuntimeError(f"the API did not answer within {timeout:.0f}s; see {self.log_dir}/api.log")
+
     def stop(self) -> None:
         for _, proc in reversed(self.procs):
             with contextlib.suppress(ProcessLookupError):
@@ -176,7 +233,16 @@ class Stack:
             echo("warm launcher not ready: runs start with a fresh interpreter (slower) until it is")
         ui = self.settings.prefect_api_url.removesuffix("/api")
         echo(f"workers: {', '.join(name for name, _ in self.procs if name.startswith('worker'))}")
+        token = self.ensure_api_token()
+        self.start_api()
+        api = self.settings.api_url
         echo(f"\nPrefect UI: {ui}\nPrefect API: {self.settings.prefect_api_url}\nlogs: {self.log_dir}")
+        echo(f"\nvtp API: {api}\nAPI docs: {api}/docs")
+        if token:
+            echo(f"API token: {token}\n  (shown once; saved to {self.api_token_file}, mode 0600. "
+                 "`vtp tokens create NAME` makes more)")
+        else:
+            echo(f"API token: in {self.api_token_file}")
         echo("\nready: in another terminal, `uv run vtp train model=yolo11n dataset=shapes-detect epochs=2 "
              "image_size=128`. Ctrl-C stops everything.")
 

@@ -18,6 +18,7 @@ from core.contracts import Callbacks
 from core.settings import get_settings
 from core.spec import TrainSpec, parse_spec
 from tasks import train_steps as steps
+from tasks.api_callbacks import ApiReporter
 from tasks.progress import PrefectProgress, report_markdown
 
 
@@ -51,12 +52,17 @@ def train_flow(spec: TrainSpec, run_id: str | None = None, api_url: str | None =
     workdir = settings.work_root / run_id
     workdir.mkdir(parents=True, exist_ok=True)
     logger.info("run %s: %s %s on %s, %d epochs", run_id, spec.task, spec.model, spec.dataset, spec.epochs)
+    callbacks = Callbacks()
+    reporter = ApiReporter(api_url, run_id, run_token) if api_url and run_token else None
+    if reporter:
+        reporter.attach(callbacks)
+        reporter.heartbeat()  # the API marks the run running
+    outcome: dict[str, Any] = {"state": "failed"}
     try:
         local, stats, record = steps.download_dataset(spec, settings)
         logger.info("dataset %s: %d files, %d bytes transferred, %d files from cache",
                     record.name, stats.files_total, stats.bytes_transferred, stats.files_from_cache)
         info, report = steps.validate_dataset(local, spec, workdir)
-        callbacks = Callbacks()
         PrefectProgress(callbacks, logger, run_id)
         result = steps.run_trainer(spec, info, workdir, callbacks, settings)
         layout = steps.collect_outputs(result, workdir / "outputs")
@@ -67,9 +73,18 @@ def train_flow(spec: TrainSpec, run_id: str | None = None, api_url: str | None =
                                  description=f"vtp run {run_id}")
         logger.info("done: %s = %s, checkpoint %s", summary["main_metric"]["name"],
                     summary["main_metric"]["value"], summary["checkpoint_uri"])
+        outcome = {"state": "completed", "metrics": summary["metrics"], "checkpoint_uri": summary["checkpoint_uri"],
+                   "epochs_done": summary["epochs_completed"]}
         return summary
+    except BaseException as e:
+        outcome = {"state": "cancelled" if reporter and reporter.cancel_requested else "failed",
+                   "error": str(e) or type(e).__name__}
+        raise
     finally:
         steps.remove_workdir(workdir)
+        if reporter:
+            reporter.done(**outcome)
+            reporter.close()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,1 @@
+"""Thin routes: parse the request, call crud/services, shape the response."""

@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+
+from api import crud, datasets_service, uploads
+from api.deps import SessionDep, SettingsDep
+from api.errors import ApiError, Unprocessable
+from api.schemas import DatasetList, DatasetOut, DatasetRegister, ErrorOut
+
+router = APIRouter(prefix="/api/datasets", tags=["datasets"])
+
+UPLOAD_BODY = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {"schema": {
+            "type": "object", "required": ["name", "file"],
+            "properties": {
+                "name": {"type": "string", "description": "The name to register (letters, digits, . _ -)."},
+                "file": {"type": "string", "format": "binary", "description": "A .zip or .tar.gz of the dataset "
+                         "folder: YOLO, ImageFolder or COCO. At most VTP_MAX_UPLOAD_BYTES."},
+                "task": {"type": "string", "enum": list(datasets_service.TASKS), "description": "Guessed when omitted."},
+                "project_id": {"type": "integer"},
+            },
+        }},
+        "application/json": {"schema": {"$ref": "#/components/schemas/DatasetRegister"}},
+    },
+}
+
+
+class UnsupportedMediaType(ApiError):
+    status_code = 415
+
+
+def _optional_int(value: str | None, field: str) -> int | None:
+    if value in (None, ""):
+        return None
+    if not value.strip().isdigit():
+        raise Unprocessable(f"{field}={value!r} is not a whole number")
+    return int(value)
+
+
+@router.post(
+    "", status_code=201, response_model=DatasetOut, openapi_extra={"requestBody": UPLOAD_BODY},
+    summary="Upload a dataset archive (multipart) or register a storage URI (JSON)",
+    responses={409: {"model": ErrorOut, "description": "The name is taken."},
+               413: {"model": ErrorOut, "description": "The upload is over VTP_MAX_UPLOAD_BYTES."},
+               415: {"model": ErrorOut}, 422: {"description": "Invalid request, archive or dataset; "
+                                               "`problems` lists each finding with its file."}},
+)
+async def create_dataset(request: Request, session: SessionDep, settings: SettingsDep) -> DatasetOut:
+    """An upload is streamed to disk (never past the size cap), safely extracted (no `../`,
+    absolute paths or links), validated, converted from COCO when needed, stored and registered.
+    A JSON body `{name, uri}` registers data that already lives in storage, where it is."""
+    content_type = request.headers.get("content-type", "").lower()
+    if content_type.startswith("multipart/form-data"):
+        folder = await run_in_threadpool(datasets_service.upload_dir, settings)
+        try:
+            upload = await uploads.receive(request, dest_dir=folder, max_bytes=settings.max_upload_bytes)
+            name = upload.fields.get("name", "").strip()
+            if not name:
+                raise Unprocessable("name is required: add a form field `name` with the dataset's name")
+            if upload.path is None:
+                raise Unprocessable("file is required: add the archive as the form field `file`")
+            row = await run_in_threadpool(
+                datasets_service.import_archive, session, settings=settings, name=name, archive=upload.path,
+                task=upload.fields.get("task"), project_id=_optional_int(upload.fields.get("project_id"), "project_id"))
+        finally:
+            await run_in_threadpool(datasets_service.remove_upload, folder)
+    elif content_type.startswith("application/json"):
+        try:
+            body = DatasetRegister.model_validate_json(await request.body())
+        except ValidationError as e:
+            raise RequestValidationError(e.errors()) from None
+        row = await run_in_threadpool(datasets_service.register_uri, session, settings=settings, name=body.name,
+                                      uri=body.uri, task=body.task, project_id=body.project_id)
+    else:
+        raise UnsupportedMediaType("send multipart/form-data with `name` and an archive `file`, "
+                                   "or JSON {\"name\": ..., \"uri\": \"s3://...\"}")
+    return DatasetOut.model_validate(row)
+
+
+@router.get("", response_model=DatasetList, summary="List datasets")
+def list_datasets(session: SessionDep, settings: SettingsDep,
+                  project_id: Annotated[int | None, Query(description="Only this project's datasets")] = None,
+                  limit: Annotated[int, Query(ge=1, le=500)] = 100,
+                  offset: Annotated[int, Query(ge=0)] = 0) -> DatasetList:
+    """Includes datasets registered outside the API (`vtp datasets add`, the samples of `vtp up`)."""
+    datasets_service.sync_registry(session, settings=settings)
+    rows, total = crud.list_datasets(session, project_id=project_id, limit=limit, offset=offset)
+    return DatasetList(items=[DatasetOut.model_validate(r) for r in rows], total=total, limit=limit, offset=offset)
+
+
+@router.get("/{dataset_id}", response_model=DatasetOut, summary="One dataset, with its validation report",
+            responses={404: {"model": ErrorOut}})
+def get_dataset(dataset_id: int, session: SessionDep) -> DatasetOut:
+    return DatasetOut.model_validate(crud.get_dataset(session, dataset_id=dataset_id))
