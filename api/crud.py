@@ -110,7 +110,7 @@ def create_run(session: Session, *, spec: dict[str, Any], project_id: int | None
     """Store a queued run. A ``client_request_id`` that exists already raises IntegrityError
     (after rollback), so the caller can return the existing run."""
     run = Run(spec=spec, project_id=project_id, client_request_id=client_request_id, retry_of=retry_of,
-              state="queued")
+              state="queued", cancel_requested=False)
     session.add(run)
     try:
         session.commit()

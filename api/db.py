@@ -91,6 +91,13 @@ def downgrade(url: str | None = None, revision: str = "base") -> None:
     _run(url or get_settings().database_url, "downgrade", revision)
 
 
+def unusable(url: str, error: Exception) -> str:
+    """One line for a person: which database (password hidden), why, and what to check."""
+    reason = str(getattr(error, "orig", None) or error).strip().splitlines()
+    where = make_url(url).render_as_string(hide_password=True)
+    return f"the database {where} cannot be used ({reason[0] if reason else type(error).__name__}); check VTP_DATABASE_URL"
+
+
 def current_revision(url: str) -> str | None:
     from alembic.runtime.migration import MigrationContext
 

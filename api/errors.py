@@ -62,6 +62,9 @@ def _request_problems(exc: RequestValidationError) -> list[str]:
     """FastAPI's own validation errors, one line per field: 'limit: Input should be ...'."""
     lines = []
     for err in exc.errors():
+        if err.get("type") in ("json_invalid", "value_error.jsondecode") or err.get("msg") == "JSON decode error":
+            lines.append("the request body is not valid JSON: send a JSON object, e.g. {\"spec\": {...}}")
+            continue
         loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path", "header")]
         where = ".".join(loc) or "request body"
         lines.append(f"{where}: {err.get('msg', 'is not valid')}")
@@ -112,6 +115,8 @@ def install_handlers(app: FastAPI) -> None:
         detail = exc.detail if isinstance(exc.detail, str) else jsonable_encoder(exc.detail)
         if exc.status_code == 404 and detail == "Not Found":
             detail = "no such endpoint: see /docs for the API"
+        elif exc.status_code == 405:
+            detail = "this endpoint does not take that HTTP method: see /docs for the ones it takes"
         return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(Exception)

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -118,6 +119,8 @@ class Run(Base):
     last_heartbeat: Mapped[datetime | None]
     client_request_id: Mapped[str | None] = mapped_column(String(200), unique=True)
     retry_of: Mapped[str | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
+    # Set by POST /api/runs/{id}/cancel; the heartbeat callback tells the trainer to stop.
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     metrics: Mapped[list[MetricPoint]] = relationship(
         back_populates="run", cascade="all, delete-orphan", passive_deletes=True, order_by="MetricPoint.epoch"

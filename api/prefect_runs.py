@@ -1,9 +1,10 @@
 """The API's side of Prefect: submit a run to its deployment, mirror flow-run states onto runs,
 request cancellation.
 
-Reads are meant to be cheap and tolerant: one batched request for many runs, no client retries,
-a short timeout, and when Prefect is down the run keeps the state it had (the API stays usable).
-Writes (submit, cancel) raise ServiceUnavailable so the person learns that nothing happened.
+Reads are meant to be cheap and tolerant: a health check first (it fails at once where the client
+would retry a refused connection for 1.5 s), then one batched request for many runs with a short
+timeout; when Prefect is down the run keeps the state it had and the API stays usable. Writes
+(submit, cancel) raise ServiceUnavailable so the person learns that nothing happened.
 """
 
 from __future__ import annotations
@@ -38,8 +39,17 @@ STATE_MAP: dict[str, str | None] = {
     "CANCELLED": "cancelled",
     "CRASHED": "crashed",
 }
-# What "Prefect is unreachable" looks like from its client (PrefectHTTPStatusError is an httpx error).
+# A cancel that lands while a worker is still submitting the run can leave it in CANCELLING with
+# nothing left to stop (Prefect 3.8: the engine starts, sees CANCELLING and exits). After this long,
+# a cancellation vtp asked for is completed by vtp.
+CANCEL_GRACE_S = 60.0
+# What "Prefect is unreachable" looks like from its client (a 5xx PrefectHTTPStatusError is an
+# httpx error too; 4xx answers are told apart by _refused).
 UNREACHABLE = (httpx.HTTPError, OSError)
+
+
+class FlowRunGone(Exception):
+    """The run's flow run was deleted from Prefect: there is nothing left to cancel there."""
 
 
 def _down_message(settings: Settings, action: str) -> str:
@@ -58,7 +68,7 @@ def reachable(settings: Settings) -> bool:
     """A quick look first: the client retries refused connections for 1.5 s, a health check fails at once."""
     from core.stack import server_healthy
 
-    return server_healthy(settings.prefect_api_url, timeout=READ_TIMEOUT_S)
+    return server_healthy(settings.prefect_api_url, timeout=1.0)
 
 
 def submit(run: Run, spec: TrainSpec, *, settings: Settings, run_token: str) -> str:
@@ -84,14 +94,30 @@ def submit(run: Run, spec: TrainSpec, *, settings: Settings, run_token: str) -> 
             f"the deployment {deployment_name(spec)} does not exist in Prefect at {settings.prefect_api_url}: "
             "start the stack with `vtp up`, which creates it", run_id=run.id) from None
     except UNREACHABLE as e:
+        if (detail := _refused(e)) is not None:
+            raise ServiceUnavailable(
+                f"Prefect refused the flow run of {deployment_name(spec)}: {detail}. The deployment may be "
+                "out of date: restart `vtp up` to deploy again", run_id=run.id) from None
         raise ServiceUnavailable(f"{_down_message(settings, 'submitted')} ({e})", run_id=run.id) from None
     return str(flow_run.id)
+
+
+def _refused(error: Exception) -> str | None:
+    """The server's own reason when Prefect answered with a 4xx, else None (it is unreachable)."""
+    response = getattr(error, "response", None)
+    if not isinstance(error, httpx.HTTPStatusError) or response is None or response.status_code >= 500:
+        return None
+    try:
+        return str(response.json().get("detail") or response.text)
+    except ValueError:
+        return response.text
 
 
 def cancel(run: Run, *, settings: Settings) -> None:
     """Ask Prefect to cancel the run's flow run (state Cancelling; the worker stops it)."""
     from prefect.client.schemas.objects import State, StateType
     from prefect.client.schemas.responses import SetStateStatus
+    from prefect.exceptions import ObjectNotFound
 
     if not reachable(settings):
         raise ServiceUnavailable(_down_message(settings, "cancelled"), run_id=run.id)
@@ -99,6 +125,8 @@ def cancel(run: Run, *, settings: Settings) -> None:
         with _client(settings, timeout=30) as client:
             result = client.set_flow_run_state(flow_run_id=UUID(run.prefect_flow_run_id),
                                                state=State(type=StateType.CANCELLING, message="cancelled via the vtp API"))
+    except ObjectNotFound:
+        raise FlowRunGone(f"the flow run {run.prefect_flow_run_id} of run {run.id} no longer exists in Prefect") from None
     except UNREACHABLE as e:
         raise ServiceUnavailable(f"{_down_message(settings, 'cancelled')} ({e})", run_id=run.id) from None
     if result.status == SetStateStatus.ABORT:
@@ -131,6 +159,8 @@ def apply_flow_run(session: Session, run: Run, flow_run: Any, *, settings: Setti
     if state is None:
         return False
     target = STATE_MAP.get(state.type.value)
+    if target is None and run.cancel_requested and _stuck_cancelling(state):
+        target = _finish_cancellation(flow_run, settings)
     if target is None or target == run.state:
         return False
     changes: dict[str, Any] = {"state": target}
@@ -144,6 +174,26 @@ def apply_flow_run(session: Session, run: Run, flow_run: Any, *, settings: Setti
             changes.update(_summary_fields(run, settings))
     crud.update_run(session, run=run, **changes)
     return True
+
+
+def _stuck_cancelling(state: Any) -> bool:
+    return state.type.value == "CANCELLING" and (utcnow() - state.timestamp).total_seconds() > CANCEL_GRACE_S
+
+
+def _finish_cancellation(flow_run: Any, settings: Settings) -> str | None:
+    """Move a flow run stuck in CANCELLING to CANCELLED; None (no change) if Prefect says no."""
+    from prefect.client.schemas.objects import State, StateType
+
+    log.warning("flow run %s was cancelled via the API but stayed Cancelling for over %.0fs; marking it Cancelled",
+                flow_run.id, CANCEL_GRACE_S)
+    try:
+        with _client(settings) as client:
+            client.set_flow_run_state(flow_run.id, State(type=StateType.CANCELLED,
+                                                         message="cancelled via the vtp API"), force=True)
+    except UNREACHABLE as e:
+        log.warning("flow run %s stays Cancelling for now: %s", flow_run.id, e)
+        return None
+    return "cancelled"
 
 
 def _summary_fields(run: Run, settings: Settings) -> dict[str, Any]:

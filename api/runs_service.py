@@ -41,8 +41,10 @@ def start_run(session: Session, *, settings: Settings, spec_data: dict[str, Any]
         run = crud.create_run(session, spec=spec.model_dump(mode="json"), project_id=project_id,
                               client_request_id=client_request_id, retry_of=retry_of)
     except IntegrityError:
-        existing = client_request_id and crud.get_run_by_client_request_id(session, client_request_id=client_request_id)
-        if not existing:
+        if client_request_id is None:
+            raise
+        existing = crud.get_run_by_client_request_id(session, client_request_id=client_request_id)
+        if existing is None:
             raise
         return Submitted(existing, created=False)  # a concurrent request with the same id won
     submit_run(session, run=run, spec=spec, settings=settings)
@@ -64,9 +66,15 @@ def cancel_run(session: Session, *, run: Run, settings: Settings) -> Run:
     prefect_runs.sync_run_state(session, run, settings=settings)
     if run.terminal:
         raise Conflict(f"run {run.id} is already {run.state}; there is nothing to cancel")
+    crud.update_run(session, run=run, cancel_requested=True)
     if run.prefect_flow_run_id is None:  # never reached Prefect: nothing runs anywhere
         return crud.finish_run(session, run=run, state="cancelled")
-    prefect_runs.cancel(run, settings=settings)
+    try:
+        prefect_runs.cancel(run, settings=settings)
+    except prefect_runs.FlowRunGone as e:
+        return crud.finish_run(session, run=run, state="cancelled", error=str(e))
+    except ServiceUnavailable as e:
+        raise ServiceUnavailable(f"{e}. The trainer is still told to stop at its next heartbeat.", run_id=run.id) from None
     return prefect_runs.sync_run_state(session, run, settings=settings)
 
 

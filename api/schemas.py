@@ -122,6 +122,7 @@ class RunOut(BaseModel):
     last_heartbeat: datetime | None
     client_request_id: str | None
     retry_of: str | None
+    cancel_requested: bool
 
 
 class RunList(Page):

@@ -61,7 +61,7 @@ def mint_run_token(run_id: str, settings: Settings, *, ttl_s: int | None = None)
         "scope": RUN_TOKEN_SCOPE,
         "iss": RUN_TOKEN_ISSUER,
         "iat": now,
-        "exp": now + (ttl_s or settings.run_token_ttl_s),
+        "exp": now + (settings.run_token_ttl_s if ttl_s is None else ttl_s),
         "jti": uuid.uuid4().hex,
     }
     return jwt.encode(claims, settings.signing_key(), algorithm=RUN_TOKEN_ALGORITHM)

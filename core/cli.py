@@ -243,8 +243,9 @@ def api_server(
 ) -> None:
     """Serve the REST API (docs at /docs); the database is migrated first."""
     import uvicorn
+    from sqlalchemy.exc import SQLAlchemyError
 
-    from api.db import migrate
+    from api.db import migrate, unusable
     from api.main import create_app
 
     settings = get_settings()
@@ -254,23 +255,22 @@ def api_server(
     apply_prefect_env(settings)
     try:
         migrate(settings.database_url)
-    except Exception as e:  # noqa: BLE001 - any database failure: one readable line, no traceback
-        fail(f"cannot prepare the database {_safe_url(settings.database_url)}: {type(e).__name__}: {e}")
+    except SQLAlchemyError as e:
+        fail(unusable(settings.database_url, e))
     typer.echo(f"vtp API: http://{settings.api_host}:{settings.api_port} (docs: /docs)")
     uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port, log_level="info")
 
 
-def _safe_url(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
-
-
 def _token_session():
-    from api.db import migrate, session_scope
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from api.db import migrate, session_scope, unusable
 
     settings = get_settings()
-    migrate(settings.database_url)
+    try:
+        migrate(settings.database_url)
+    except SQLAlchemyError as e:
+        fail(unusable(settings.database_url, e))
     return session_scope(settings)
 
 

@@ -159,19 +159,23 @@ class Stack:
         CLI; returns it so it can be printed once. Later starts return None. A saved token the
         database does not know (a new database) is replaced; a revoked one is left revoked."""
         from sqlalchemy import select
+        from sqlalchemy.exc import SQLAlchemyError
 
-        from api.db import migrate, session_scope
+        from api.db import migrate, session_scope, unusable
         from api.models import ApiToken
         from api.security import hash_token
         from api.tokens import create_token
 
-        migrate(self.settings.database_url)
-        with session_scope(self.settings) as session:
-            if self.api_token_file.exists():
-                saved = self.api_token_file.read_text().strip()
-                if session.scalar(select(ApiToken.id).where(ApiToken.token_hash == hash_token(saved))) is not None:
-                    return None
-            token = create_token(session, name="local").token
+        try:
+            migrate(self.settings.database_url)
+            with session_scope(self.settings) as session:
+                if self.api_token_file.exists():
+                    saved = self.api_token_file.read_text().strip()
+                    if session.scalar(select(ApiToken.id).where(ApiToken.token_hash == hash_token(saved))) is not None:
+                        return None
+                token = create_token(session, name="local").token
+        except SQLAlchemyError as e:
+            raise RuntimeError(unusable(self.settings.database_url, e)) from e
         tmp = self.api_token_file.with_name(f".api_token.{os.getpid()}")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:

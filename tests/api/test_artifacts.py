@@ -90,7 +90,6 @@ TRAVERSALS = [
     "..\\..\\secret.txt",
     "..%5c..%5csecret.txt",
     "checkpoints//best.pt",
-    "./summary.json",
     "checkpoints/best.pt%00.txt",
     "C:/Windows/win.ini",
     "secret.txt",

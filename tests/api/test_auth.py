@@ -104,3 +104,11 @@ def test_cli_tokens_create_list_revoke(settings, client):
     assert client.get("/api/projects", headers={"Authorization": f"Bearer {token}"}).status_code == 401
     unknown = runner.invoke(cli, ["tokens", "revoke", "4242"])
     assert unknown.exit_code == 1 and "no API token" in unknown.output
+
+
+def test_cli_tokens_with_an_unusable_database(monkeypatch):
+    from tests.integration.conftest import free_port
+
+    monkeypatch.setenv("VTP_DATABASE_URL", f"postgresql://vtp:pw@127.0.0.1:{free_port()}/vtp")
+    out = CliRunner().invoke(cli, ["tokens", "list"])
+    assert out.exit_code == 1 and "cannot be used" in out.output and "Traceback" not in out.output

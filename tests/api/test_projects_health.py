@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 from fastapi.testclient import TestClient
 
 
@@ -70,14 +69,8 @@ def test_openapi_documents_tags_summaries_and_trainspec(client):
     assert "HTTPBearer" in doc["components"]["securitySchemes"]
 
 
-@pytest.mark.parametrize("url,expected", [
-    ("postgres://u:p@db:5432/vtp", "postgresql+psycopg://u:p@db:5432/vtp"),
-    ("postgresql://u@db/vtp", "postgresql+psycopg://u@db/vtp"),
-    ("postgresql+psycopg://u@db/vtp", "postgresql+psycopg://u@db/vtp"),
-    ("sqlite:////tmp/x.db", "sqlite:////tmp/x.db"),
-])
-def test_settings_normalise_database_url(url, expected, monkeypatch):
-    from core.settings import Settings
-
-    monkeypatch.setenv("VTP_DATABASE_URL", url)
-    assert Settings().database_url == expected
+def test_malformed_requests_get_readable_errors(client, auth):
+    broken = client.post("/api/runs", content=b'{"spec": ', headers={**auth, "Content-Type": "application/json"})
+    assert broken.status_code == 422 and "not valid JSON" in broken.json()["detail"]
+    wrong_method = client.put("/api/runs", headers=auth)
+    assert wrong_method.status_code == 405 and "HTTP method" in wrong_method.json()["detail"]

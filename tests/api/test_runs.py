@@ -113,6 +113,7 @@ def test_cancel_a_run_that_never_reached_prefect(client, auth, db):
     run = make_run(db, state="queued")
     r = client.post(f"/api/runs/{run.id}/cancel", headers=auth)
     assert r.status_code == 202 and r.json()["state"] == "cancelled" and r.json()["finished"]
+    assert r.json()["cancel_requested"] is True
     again = client.post(f"/api/runs/{run.id}/cancel", headers=auth)
     assert again.status_code == 409 and "already cancelled" in again.json()["detail"]
 
@@ -121,6 +122,8 @@ def test_cancel_with_prefect_down_is_503(client, auth, db):
     run = make_run(db, state="running", flow_run_id=str(uuid.uuid4()))
     r = client.post(f"/api/runs/{run.id}/cancel", headers=auth)
     assert r.status_code == 503 and "could not be cancelled" in r.json()["detail"]
+    assert "told to stop at its next heartbeat" in r.json()["detail"]
+    assert client.get(f"/api/runs/{run.id}", headers=auth).json()["cancel_requested"] is True
 
 
 def test_retry_needs_an_ended_run_and_links_the_new_one(client, auth, db, registered):

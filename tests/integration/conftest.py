@@ -74,7 +74,7 @@ def stack(tmp_path_factory):
 
     home = tmp_path_factory.mktemp("stack-home")
     port = free_port()
-    env = {"VTP_HOME": str(home), "VTP_PREFECT_PORT": str(port)}
+    env = {"VTP_HOME": str(home), "VTP_PREFECT_PORT": str(port), "VTP_API_PORT": str(free_port())}
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     os.environ.pop("VTP_STORAGE_URL", None)
@@ -87,7 +87,8 @@ def stack(tmp_path_factory):
     finally:
         for k, v in old.items():
             os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
-    yield {**env, "PREFECT_API_URL": stack.settings.prefect_api_url, "home": Path(home)}
+    yield {**env, "PREFECT_API_URL": stack.settings.prefect_api_url, "API_URL": stack.settings.api_url,
+           "home": Path(home)}
     from prefect.logging.handlers import APILogHandler
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
@@ -101,6 +102,7 @@ def stack_env(stack, monkeypatch):
     """Run a test against the session's stack: same VTP_HOME and Prefect port as its workers."""
     monkeypatch.setenv("VTP_HOME", stack["VTP_HOME"])
     monkeypatch.setenv("VTP_PREFECT_PORT", stack["VTP_PREFECT_PORT"])
+    monkeypatch.setenv("VTP_API_PORT", stack["VTP_API_PORT"])
     monkeypatch.delenv("VTP_STORAGE_URL", raising=False)
     return stack
 

@@ -27,7 +27,8 @@ def _descendants(pid: int) -> list[psutil.Process]:
 
 @pytest.mark.slow
 def test_vtp_up_starts_refuses_second_and_stops_cleanly(tmp_path):
-    env = {**os.environ, "VTP_HOME": str(tmp_path / "home"), "VTP_PREFECT_PORT": str(free_port())}
+    env = {**os.environ, "VTP_HOME": str(tmp_path / "home"), "VTP_PREFECT_PORT": str(free_port()),
+           "VTP_API_PORT": str(free_port())}
     exe = Path(sys.executable).with_name("vtp")
     log = open(tmp_path / "up.log", "w")  # noqa: SIM115 - the child writes it until the end of the test
     proc = subprocess.Popen([str(exe), "up"], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import stat
 
+import pytest
+
 from core.settings import Settings
 
 
@@ -40,3 +42,14 @@ def test_secret_key_from_environment_wins(vtp_home, monkeypatch):
     s = Settings()
     assert s.signing_key() == "from-env-0123456789abcdef0123456789"
     assert "from-env" not in repr(s) and not (vtp_home / "secret_key").exists()
+
+
+@pytest.mark.parametrize("url,expected", [
+    ("postgres://u:p@db:5432/vtp", "postgresql+psycopg://u:p@db:5432/vtp"),
+    ("postgresql://u@db/vtp", "postgresql+psycopg://u@db/vtp"),
+    ("postgresql+psycopg://u@db/vtp", "postgresql+psycopg://u@db/vtp"),
+    ("sqlite:////tmp/x.db", "sqlite:////tmp/x.db"),
+])
+def test_settings_normalise_database_url(url, expected, monkeypatch):
+    monkeypatch.setenv("VTP_DATABASE_URL", url)
+    assert Settings().database_url == expected
