@@ -150,12 +150,13 @@ def active_runs(session: Session, *, limit: int = 500) -> list[Run]:
     return list(session.scalars(query))
 
 
-def update_run(session: Session, *, run: Run, **fields: Any) -> Run:
+def update_run(session: Session, *, run: Run, commit: bool = True, **fields: Any) -> Run:
     for key, value in fields.items():
         if not hasattr(Run, key):
             raise AttributeError(f"Run has no column {key!r}")
         setattr(run, key, value)
-    session.commit()
+    if commit:
+        session.commit()
     return run
 
 
@@ -174,7 +175,8 @@ def runs_by_state(session: Session) -> dict[str, int]:
 # -- metrics ------------------------------------------------------------------------------------
 
 
-def record_metrics(session: Session, *, run_id: str, epoch: int, metrics: Mapping[str, float]) -> int:
+def record_metrics(session: Session, *, run_id: str, epoch: int, metrics: Mapping[str, float],
+                   commit: bool = True) -> int:
     """Store one epoch's metrics; idempotent per (run_id, epoch, name): a repeated point replaces
     the earlier value instead of adding a row, so a retried callback is harmless."""
     if not metrics:
@@ -191,13 +193,15 @@ def record_metrics(session: Session, *, run_id: str, epoch: int, metrics: Mappin
         session.execute(delete(MetricPoint).where(MetricPoint.run_id == run_id, MetricPoint.epoch == epoch,
                                                   MetricPoint.name.in_(names)))
         session.execute(MetricPoint.__table__.insert(), rows)
-        session.commit()
+        if commit:
+            session.commit()
         return len(rows)
     stmt = insert(MetricPoint).values(rows)
     stmt = stmt.on_conflict_do_update(index_elements=["run_id", "epoch", "name"],
                                       set_={"value": stmt.excluded.value, "created": stmt.excluded.created})
     session.execute(stmt)
-    session.commit()
+    if commit:
+        session.commit()
     return len(rows)
 
 
@@ -205,6 +209,7 @@ def record_metric(session: Session, *, run_id: str, epoch: int, name: str, value
     record_metrics(session, run_id=run_id, epoch=epoch, metrics={name: value})
 
 
-def list_metrics(session: Session, *, run_id: str) -> list[MetricPoint]:
-    query = select(MetricPoint).where(MetricPoint.run_id == run_id).order_by(MetricPoint.epoch, MetricPoint.name)
+def list_metrics(session: Session, *, run_id: str, after_epoch: int = 0) -> list[MetricPoint]:
+    query = (select(MetricPoint).where(MetricPoint.run_id == run_id, MetricPoint.epoch > after_epoch)
+             .order_by(MetricPoint.epoch, MetricPoint.name))
     return list(session.scalars(query))

@@ -32,6 +32,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
+    # The pool matches anyio's thread pool (40), which runs the sync routes: with fewer connections
+    # than threads, requests queue for a connection under load (measured: bench/callbacks.py).
+    kwargs = {"pool_size": 20, "max_overflow": 20, **kwargs}
     return create_engine(url, pool_pre_ping=True, **kwargs)
 
 

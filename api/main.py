@@ -19,8 +19,9 @@ from fastapi.openapi.utils import get_openapi
 from api.db import make_engine, migrate, session_factory
 from api.deps import get_current_token
 from api.errors import install_handlers
+from api.events import make_bus
 from api.metrics import ApiMetrics, RequestMetricsMiddleware
-from api.routes import datasets, health, projects, prometheus, runs
+from api.routes import datasets, health, internal, live, projects, prometheus, runs
 from api.schemas import TRAIN_SPEC_SCHEMA
 from core.settings import Settings, get_settings
 
@@ -32,6 +33,7 @@ TAGS = [
     {"name": "datasets", "description": "Upload archives or register storage URIs; each import is validated."},
     {"name": "runs", "description": "Start, follow, cancel and retry training runs; their metrics and files."},
     {"name": "metrics", "description": "Prometheus metrics of the API."},
+    {"name": "callbacks", "description": "Trainer callbacks, authenticated by the run's token (not an API token)."},
 ]
 
 
@@ -47,6 +49,8 @@ def include_routes(app: FastAPI) -> None:
     for module in (projects, datasets, runs):
         app.include_router(module.router, dependencies=person)
     app.include_router(prometheus.router)
+    app.include_router(internal.router)  # run tokens, checked per route
+    app.include_router(live.router)  # the API token is checked inside (browsers cannot set headers)
 
 
 def create_app(settings: Settings | None = None, *, migrate_on_start: bool = True) -> FastAPI:
@@ -63,6 +67,7 @@ def create_app(settings: Settings | None = None, *, migrate_on_start: bool = Tru
         try:
             yield
         finally:
+            await app.state.events.close()
             engine.dispose()
 
     app = FastAPI(
@@ -78,6 +83,7 @@ def create_app(settings: Settings | None = None, *, migrate_on_start: bool = Tru
     app.state.engine = engine
     app.state.sessions = sessions
     app.state.metrics = ApiMetrics(sessions)
+    app.state.events = make_bus(settings.redis_url)
     app.add_middleware(RequestMetricsMiddleware, metrics=lambda: app.state.metrics)
     install_handlers(app)
     include_routes(app)

@@ -240,6 +240,7 @@ def datasets_add(
 def api_server(
     host: Annotated[str | None, typer.Option(help="Interface to listen on (default VTP_API_HOST)")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default VTP_API_PORT)")] = None,
+    workers: Annotated[int | None, typer.Option(help="Processes (default VTP_API_WORKERS)")] = None,
 ) -> None:
     """Serve the REST API (docs at /docs); the database is migrated first."""
     import uvicorn
@@ -257,8 +258,17 @@ def api_server(
         migrate(settings.database_url)
     except SQLAlchemyError as e:
         fail(unusable(settings.database_url, e))
+    workers = workers or settings.api_workers
     typer.echo(f"vtp API: http://{settings.api_host}:{settings.api_port} (docs: /docs)")
-    uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port, log_level="info")
+    if workers == 1:
+        uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port, log_level="info")
+        return
+    if not settings.redis_url:
+        typer.secho(f"note: {workers} API processes without VTP_REDIS_URL: WebSocket subscribers get metrics "
+                    "posted to other processes only through their 2 s database poll", fg=typer.colors.YELLOW)
+    os.environ.update({"VTP_API_HOST": settings.api_host, "VTP_API_PORT": str(settings.api_port)})
+    uvicorn.run("api.main:create_app", factory=True, host=settings.api_host, port=settings.api_port,
+                workers=workers, log_level="info")
 
 
 def _token_session():

@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     )
     api_host: str = Field(default="127.0.0.1", description="Interface `vtp api` listens on.")
     api_port: int = Field(default=8000, ge=1, le=65535)
+    api_workers: int = Field(default=1, ge=1, le=64, description="API processes; more than one needs redis_url "
+                             "for live WebSocket events across them.")
     api_url: str = Field(default="", description="URL trainers call back; defaults to http://<api_host>:<api_port>.")
     secret_key: SecretStr | None = Field(
         default=None, description="Signs run tokens; generated once into $VTP_HOME/secret_key when not set."

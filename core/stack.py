@@ -20,6 +20,15 @@ from trainers.registry import frameworks
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 
+def _die_with_parent() -> None:
+    """In each child of `vtp up` (Linux): get SIGTERM when `vtp up` dies, even by SIGKILL, so no
+    server or worker is left behind. Elsewhere, Ctrl-C's orderly stop is what there is."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 def server_healthy(api_url: str, timeout: float = 1.0) -> bool:
     try:
         return httpx.get(f"{api_url}/health", timeout=timeout).status_code == 200
@@ -82,7 +91,7 @@ class Stack:
     def _spawn(self, name: str, args: list[str]) -> subprocess.Popen:
         log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it from here
         proc = subprocess.Popen(args, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                cwd=PROJECT_DIR, start_new_session=True)
+                                cwd=PROJECT_DIR, start_new_session=True, preexec_fn=_die_with_parent)
         self.procs.append((name, proc))
         return proc
 

@@ -59,7 +59,9 @@ def test_vtp_up_starts_refuses_second_and_stops_cleanly(tmp_path):
         assert not (tmp_path / "home" / "up.pid").exists()
     finally:
         if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+            for child in _descendants(proc.pid):
+                child.kill()
+            proc.kill()
 
 
 def _datasets(env) -> str:
@@ -140,3 +142,24 @@ def _coco_from_yolo(yolo: Path, dest: Path) -> Path:
         (dest / "annotations" / f"instances_{split}.json").write_text(
             json.dumps({"images": images, "annotations": anns, "categories": cats}))
     return dest
+
+
+@pytest.mark.slow
+def test_vtp_up_killed_hard_leaves_nothing_behind(tmp_path):
+    """SIGKILL gives `vtp up` no chance to clean up; its children still go (PR_SET_PDEATHSIG)."""
+    env = {**os.environ, "VTP_HOME": str(tmp_path / "home"), "VTP_PREFECT_PORT": str(free_port()),
+           "VTP_API_PORT": str(free_port())}
+    exe = Path(sys.executable).with_name("vtp")
+    log = open(tmp_path / "up.log", "w")  # noqa: SIM115 - the child writes it until the end of the test
+    proc = subprocess.Popen([str(exe), "up"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 180
+    while "ready:" not in (tmp_path / "up.log").read_text():
+        assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "up.log").read_text()
+        time.sleep(0.5)
+    children = _descendants(proc.pid)
+    proc.kill()
+    proc.wait(10)
+    gone, alive = psutil.wait_procs(children, timeout=20)
+    for p in alive:
+        p.kill()
+    assert alive == [], f"left running after SIGKILL: {[p.pid for p in alive]}"

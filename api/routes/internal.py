@@ -1,0 +1,102 @@
+"""Trainer callbacks: ``POST /api/internal/runs/{run_id}/heartbeat | metrics | done``.
+
+Authenticated by the run's token (a JWT for that run only), not by a person's API token. The
+heartbeat answers with a renewed token and whether the run should stop. Metric posts are
+idempotent by (epoch, name), so a retried post never duplicates a point.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, HTTPException, Request
+from pydantic import BaseModel, Field
+
+from api import crud
+from api.deps import RunTokenClaims, SessionDep, SettingsDep
+from api.metrics import callback_timer
+from api.models import utcnow
+from api.schemas import RunOut
+from api.security import mint_run_token
+
+router = APIRouter(prefix="/api/internal/runs", tags=["callbacks"])
+
+
+class HeartbeatOut(BaseModel):
+    token: str = Field(description="A renewed run token; use it for the next callbacks.")
+    cancel: bool = Field(description="True when the run was cancelled: stop training and report done.")
+
+
+class MetricsIn(BaseModel):
+    epoch: int = Field(ge=1, le=1_000_000, description="1-based epoch number.")
+    epochs: int | None = Field(default=None, ge=1)
+    metrics: dict[str, float] = Field(max_length=500)
+
+
+class MetricsOut(BaseModel):
+    stored: int
+
+
+class DoneIn(BaseModel):
+    state: Literal["completed", "failed", "cancelled"]
+    metrics: dict[str, float] | None = None
+    checkpoint_uri: str | None = Field(default=None, max_length=2000)
+    error: str | None = Field(default=None, max_length=20_000)
+    epochs_done: int | None = Field(default=None, ge=0)
+
+
+def publish(request: Request, run_id: str, event: dict[str, Any]) -> None:
+    request.app.state.events.publish(run_id, event)
+
+
+def _live_run(session, run_id: str):
+    run = crud.get_run(session, run_id=run_id)
+    if run.terminal:
+        raise HTTPException(409, f"run {run_id} already ended ({run.state}); no more callbacks are taken")
+    return run
+
+
+def _alive(request: Request, session, run, **fields: Any) -> None:
+    """Record that the trainer is alive (plus ``fields``) in one commit; the first sign of life
+    turns a queued or pending run running, which subscribers are told."""
+    starts = run.state in ("queued", "pending")
+    if starts:
+        fields.update(state="running", started=run.started or utcnow())
+    crud.update_run(session, run=run, last_heartbeat=utcnow(), **fields)
+    if starts:
+        publish(request, run.id, {"type": "state", "run": RunOut.model_validate(run).model_dump(mode="json")})
+
+
+@router.post("/{run_id}/heartbeat", response_model=HeartbeatOut, summary="The trainer is alive")
+def heartbeat(run_id: str, request: Request, claims: RunTokenClaims, session: SessionDep,
+              settings: SettingsDep) -> HeartbeatOut:
+    with callback_timer(request.app, "heartbeat"):
+        run = _live_run(session, run_id)
+        _alive(request, session, run)
+        return HeartbeatOut(token=mint_run_token(run_id, settings), cancel=run.cancel_requested)
+
+
+@router.post("/{run_id}/metrics", response_model=MetricsOut, summary="One epoch's metrics")
+def metrics(run_id: str, body: MetricsIn, request: Request, claims: RunTokenClaims,
+            session: SessionDep) -> MetricsOut:
+    with callback_timer(request.app, "metrics"):
+        run = _live_run(session, run_id)
+        stored = crud.record_metrics(session, run_id=run_id, epoch=body.epoch, metrics=body.metrics, commit=False)
+        _alive(request, session, run, epochs_done=max(run.epochs_done or 0, body.epoch))  # one commit for both
+        publish(request, run_id, {"type": "metrics", "epoch": body.epoch, "epochs": body.epochs,
+                                  "metrics": body.metrics})
+        return MetricsOut(stored=stored)
+
+
+@router.post("/{run_id}/done", response_model=RunOut, summary="The run ended")
+def done(run_id: str, body: DoneIn, request: Request, claims: RunTokenClaims, session: SessionDep) -> RunOut:
+    with callback_timer(request.app, "done"):
+        run = crud.get_run(session, run_id=run_id)
+        if not run.terminal:  # a repeated done (a retried post) changes nothing
+            fields: dict[str, Any] = {"final_metrics": body.metrics, "checkpoint_uri": body.checkpoint_uri}
+            if body.epochs_done is not None:
+                fields["epochs_done"] = body.epochs_done
+            crud.update_run(session, run=run, **{k: v for k, v in fields.items() if v is not None})
+            crud.finish_run(session, run=run, state=body.state, error=body.error)
+            publish(request, run_id, {"type": "state", "run": RunOut.model_validate(run).model_dump(mode="json")})
+        return RunOut.model_validate(run)

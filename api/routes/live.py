@@ -1,0 +1,94 @@
+"""``WS /api/runs/{run_id}/ws``: a run's state changes and metric points as they arrive.
+
+A subscriber first gets what already happened (the run, then every stored epoch's metrics), so a
+late subscriber misses nothing; then live events from the bus. Every couple of seconds without an
+event the run is re-read, which catches state changes made elsewhere (Prefect, another API process
+without Redis). The socket closes (code 1000) once the run has ended. Authenticate with the API
+token in ``Authorization: Bearer …`` or, from a browser, ``?token=…``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from fastapi.concurrency import run_in_threadpool
+
+from api import crud, prefect_runs
+from api.errors import NotFound
+from api.models import TERMINAL_STATES as TERMINAL
+from api.schemas import RunOut
+from api.tokens import TokenRejected, authenticate
+
+router = APIRouter(tags=["runs"])
+POLL_S = 2.0
+
+
+def _authorized(app: Any, token: str | None) -> bool:
+    if not token:
+        return False
+    with app.state.sessions() as session:
+        try:
+            authenticate(session, token)
+        except TokenRejected:
+            return False
+    return True
+
+
+def _run(app: Any, run_id: str, *, after_epoch: int = 0) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+    """The run (state mirrored from Prefect) and its metric events for epochs after ``after_epoch``."""
+    with app.state.sessions() as session:
+        try:
+            run = crud.get_run(session, run_id=run_id)
+        except NotFound:
+            return None
+        prefect_runs.sync_run_state(session, run, settings=app.state.settings)
+        out = RunOut.model_validate(run).model_dump(mode="json")
+        epochs: dict[int, dict[str, float]] = defaultdict(dict)
+        for point in crud.list_metrics(session, run_id=run_id, after_epoch=after_epoch):
+            epochs[point.epoch][point.name] = point.value
+        epochs_total = (run.spec or {}).get("epochs")
+        return out, [{"type": "metrics", "epoch": e, "epochs": epochs_total, "metrics": m} for e, m in sorted(epochs.items())]
+
+
+@router.websocket("/api/runs/{run_id}/ws")
+async def run_events(websocket: WebSocket, run_id: str) -> None:
+    header = websocket.headers.get("authorization", "")
+    token = websocket.query_params.get("token") or (header[7:] if header.lower().startswith("bearer ") else None)
+    if not await run_in_threadpool(_authorized, websocket.app, token):
+        await websocket.close(code=1008, reason="an API token is needed: Authorization: Bearer <token> or ?token=")
+        return
+    await websocket.accept()
+    try:
+        async with websocket.app.state.events.subscribe(run_id) as subscription:
+            snapshot = await run_in_threadpool(_run, websocket.app, run_id)
+            if snapshot is None:
+                await websocket.send_json({"type": "error", "message": f"no run with id {run_id}"})
+                await websocket.close(code=4404)
+                return
+            run, history = snapshot
+            await websocket.send_json({"type": "state", "run": run})
+            for event in history:
+                await websocket.send_json(event)
+            state = run["state"]
+            last_epoch = max((e["epoch"] for e in history), default=0)
+            while state not in TERMINAL:
+                event = await subscription.get(timeout=POLL_S)
+                if event is not None:
+                    pending = [event]
+                else:  # quiet: catch what reached the database another way (Prefect, other processes)
+                    fresh = await run_in_threadpool(_run, websocket.app, run_id, after_epoch=last_epoch)
+                    if fresh is None:
+                        continue
+                    pending = fresh[1] + ([{"type": "state", "run": fresh[0]}] if fresh[0]["state"] != state else [])
+                for item in pending:
+                    await websocket.send_json(item)
+                    if item["type"] == "metrics":
+                        last_epoch = max(last_epoch, item["epoch"])
+                    elif item["type"] == "state":
+                        state = item["run"]["state"]
+            await websocket.close(code=1000)
+    except WebSocketDisconnect:
+        return
+
