@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import case, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from api.errors import Conflict, NotFound, Unprocessable
-from api.models import RUN_STATES, Dataset, MetricPoint, Project, Run, utcnow
+from api.models import RUN_STATES, TERMINAL_STATES, Dataset, MetricPoint, Project, Run, utcnow
 from tasks.dataset_store import DatasetRecord
 
 # -- projects -----------------------------------------------------------------------------------
@@ -158,6 +158,32 @@ def update_run(session: Session, *, run: Run, commit: bool = True, **fields: Any
     if commit:
         session.commit()
     return run
+
+
+class LiveRun(NamedTuple):
+    state: str
+    just_started: bool
+    cancel_requested: bool
+
+
+def touch_live_run(session: Session, *, run_id: str, epoch: int | None = None) -> LiveRun | None:
+    """One statement for a trainer's sign of life: last heartbeat now, epochs_done raised to
+    ``epoch``, a queued or pending run turned running. Returns what the callback needs, or None when
+    no live run has this id (unknown or already ended). Not committed: the caller commits once."""
+    now = utcnow()
+    values: dict[str, Any] = {
+        "last_heartbeat": now,
+        "state": case((Run.state.in_(("queued", "pending")), "running"), else_=Run.state),
+        "started": func.coalesce(Run.started, now),
+    }
+    if epoch is not None:
+        values["epochs_done"] = case((Run.epochs_done < epoch, epoch), else_=Run.epochs_done)
+    stmt = (update(Run).where(Run.id == run_id, Run.state.not_in(TERMINAL_STATES)).values(**values)
+            .returning(Run.state, Run.started, Run.cancel_requested).execution_options(synchronize_session=False))
+    row = session.execute(stmt).first()
+    if row is None:
+        return None
+    return LiveRun(row.state, row.started == now, bool(row.cancel_requested))  # started == now: set just now
 
 
 def finish_run(session: Session, *, run: Run, state: str, error: str | None = None,

@@ -15,7 +15,6 @@ from pydantic import BaseModel, Field
 from api import crud
 from api.deps import RunTokenClaims, SessionDep, SettingsDep
 from api.metrics import callback_timer
-from api.models import utcnow
 from api.schemas import RunOut
 from api.security import mint_run_token
 
@@ -49,40 +48,41 @@ def publish(request: Request, run_id: str, event: dict[str, Any]) -> None:
     request.app.state.events.publish(run_id, event)
 
 
-def _live_run(session, run_id: str):
+def _refuse(session, run_id: str) -> HTTPException:
+    """Why a callback found no live run: unknown id (404) or already ended (409)."""
+    run = crud.get_run(session, run_id=run_id)  # raises the API's 404 for an unknown id
+    return HTTPException(409, f"run {run_id} already ended ({run.state}); no more callbacks are taken")
+
+
+def _publish_state(request: Request, session, run_id: str) -> None:
     run = crud.get_run(session, run_id=run_id)
-    if run.terminal:
-        raise HTTPException(409, f"run {run_id} already ended ({run.state}); no more callbacks are taken")
-    return run
-
-
-def _alive(request: Request, session, run, **fields: Any) -> None:
-    """Record that the trainer is alive (plus ``fields``) in one commit; the first sign of life
-    turns a queued or pending run running, which subscribers are told."""
-    starts = run.state in ("queued", "pending")
-    if starts:
-        fields.update(state="running", started=run.started or utcnow())
-    crud.update_run(session, run=run, last_heartbeat=utcnow(), **fields)
-    if starts:
-        publish(request, run.id, {"type": "state", "run": RunOut.model_validate(run).model_dump(mode="json")})
+    publish(request, run_id, {"type": "state", "run": RunOut.model_validate(run).model_dump(mode="json")})
 
 
 @router.post("/{run_id}/heartbeat", response_model=HeartbeatOut, summary="The trainer is alive")
 def heartbeat(run_id: str, request: Request, claims: RunTokenClaims, session: SessionDep,
               settings: SettingsDep) -> HeartbeatOut:
     with callback_timer(request.app, "heartbeat"):
-        run = _live_run(session, run_id)
-        _alive(request, session, run)
-        return HeartbeatOut(token=mint_run_token(run_id, settings), cancel=run.cancel_requested)
+        touched = crud.touch_live_run(session, run_id=run_id)
+        if touched is None:
+            raise _refuse(session, run_id)
+        session.commit()
+        if touched.just_started:
+            _publish_state(request, session, run_id)
+        return HeartbeatOut(token=mint_run_token(run_id, settings), cancel=touched.cancel_requested)
 
 
 @router.post("/{run_id}/metrics", response_model=MetricsOut, summary="One epoch's metrics")
 def metrics(run_id: str, body: MetricsIn, request: Request, claims: RunTokenClaims,
             session: SessionDep) -> MetricsOut:
+    """Hot path (every trainer, every epoch): one UPDATE … RETURNING and one upsert, one commit."""
     with callback_timer(request.app, "metrics"):
-        run = _live_run(session, run_id)
-        stored = crud.record_metrics(session, run_id=run_id, epoch=body.epoch, metrics=body.metrics, commit=False)
-        _alive(request, session, run, epochs_done=max(run.epochs_done or 0, body.epoch))  # one commit for both
+        touched = crud.touch_live_run(session, run_id=run_id, epoch=body.epoch)
+        if touched is None:
+            raise _refuse(session, run_id)
+        stored = crud.record_metrics(session, run_id=run_id, epoch=body.epoch, metrics=body.metrics)  # commits
+        if touched.just_started:
+            _publish_state(request, session, run_id)
         publish(request, run_id, {"type": "metrics", "epoch": body.epoch, "epochs": body.epochs,
                                   "metrics": body.metrics})
         return MetricsOut(stored=stored)
