@@ -1,0 +1,237 @@
+"""The offline parser: one request (Korean or English) -> an Extraction. Deterministic, no network.
+
+It reads the request in passes, blanking out what each pass took so the next cannot take it again
+(the 11 in 'yolo11n' is not an epoch count, the 'detect' in dataset 'shapes-detect' is not a task):
+URIs and paths, key=value pairs, model names, dataset names, numbers with their field words, then
+words (task, device, size, intent).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+import yaml
+
+from chat import dataset_names
+from chat import lexicon as L
+from chat.fields import take_numbers
+from chat.model_names import find_aliases_and_timm, find_hub_ids, find_yolo, parse_model_string
+from chat.numbers import NUM, to_number, words_to_digits
+from chat.result import Context, Extraction
+from chat.safety import (
+    LOCAL_PATH_RE,
+    URI_RE,
+    clip,
+    dataset_uri_problem,
+    normalise_file_uri,
+    safe_name,
+    safe_token,
+    trim_uri,
+)
+from chat.text import FIELD_KEYS, HANGUL, IC, blank, is_override_key
+
+_KV_RE = re.compile(r"(?<![\w.-])(?P<k>[A-Za-z][\w.-]{0,40})[ \t]{0,2}[=:][ \t]{0,2}(?P<v>\"[^\"]*\"|'[^']*'|[^\s,;]+)")
+_WIDE = {c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}  # full-width Latin -> ASCII (not NFKC: it
+# would turn the jamo of 'ㅇㅇ' into conjoining jamo)
+
+
+def language_of(text: str) -> str:
+    return "ko" if HANGUL.search(text) else "en"
+
+
+def extract(message: str, ctx: Context) -> Extraction:
+    text, clipped = clip(message or "")
+    text = text.translate(_WIDE).replace("\u200b", "")
+    ex = Extraction(lang=language_of(text), clipped=clipped)
+    work = _take_uris(text, ex, ctx)
+    work = _take_key_values(work, ex, ctx)
+    work = dataset_names.take_registered(work, ex, ctx)
+    work = _take_models(work, ex)
+    work = dataset_names.take_phrases(work, ex, ctx)
+    work = words_to_digits(work)
+    work = take_numbers(work, ex)
+    _take_words(work, ex)
+    return ex
+
+
+
+def _take_uris(text: str, ex: Extraction, ctx: Context) -> str:
+    work = text
+    for m in URI_RE.finditer(text):
+        uri = trim_uri(m.group(0))
+        problem = dataset_uri_problem(uri, ctx.storage_url)
+        if problem is None:
+            dataset_names.set_dataset(ex, normalise_file_uri(uri) if uri.lower().startswith("file:") else uri, "uri")
+        else:
+            ex.notes.append(("refused_uri_" + problem, {"uri": uri[:120]}))
+        work = blank(work, m.start(), m.end())
+    for m in LOCAL_PATH_RE.finditer(work):
+        if len(m.group(0)) > 2 and re.search(r"[A-Za-z]", m.group(0)):
+            ex.notes.append(("refused_local_path", {"path": m.group(0)[:120]}))
+            work = blank(work, m.start(), m.end())
+    return work
+
+
+def _take_key_values(work: str, ex: Extraction, ctx: Context) -> str:
+    for m in list(_KV_RE.finditer(work)):
+        key, raw = m.group("k").lower().replace("-", "_"), m.group("v").strip("\"'").rstrip(".,;:!?)]}")
+        if key.startswith(("http", "s3", "file")):
+            continue
+        if key.startswith("overrides."):
+            target = "override:" + key.split(".", 1)[1]
+        elif key in FIELD_KEYS:
+            target = FIELD_KEYS[key]
+        elif re.fullmatch(r"[a-z][a-z0-9_]{1,40}", key) and is_override_key(key):
+            target = "override:" + key
+        else:
+            continue
+        value = _scalar(raw)
+        if not _store_field(ex, target, value, raw, ctx):
+            continue
+        work = blank(work, m.start(), m.end())
+    return work
+
+
+
+
+def _scalar(raw: str) -> Any:
+    low = raw.lower()
+    if low in ("true", "yes", "on"):
+        return True
+    if low in ("false", "no", "off"):
+        return False
+    try:
+        value = yaml.safe_load(raw) if re.fullmatch(r"[-+]?[\d.eE+-]+", raw) else None
+    except yaml.YAMLError:
+        value = None
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return value
+    number = to_number(raw) if re.fullmatch(NUM, raw) else None
+    return number if number is not None else raw
+
+
+def _store_field(ex: Extraction, target: str, value: Any, raw: str, ctx: Context) -> bool:
+    if target.startswith("override:"):
+        if isinstance(value, str) and not safe_token(value, 40):
+            ex.notes.append(("refused_value", {"key": target.split(":", 1)[1], "value": raw[:60]}))
+            return True
+        ex.overrides[target.split(":", 1)[1]] = value
+        return True
+    if target == "dataset":
+        problem = dataset_uri_problem(raw, ctx.storage_url) if "://" in raw else (None if safe_name(raw) else "name")
+        if problem:
+            ex.notes.append(("refused_uri_" + problem if "://" in raw else "refused_dataset_name", {"uri": raw[:120]}))
+        else:
+            ex.fields["dataset"], ex.dataset_strength = raw, "strong"
+        return True
+    if target == "model":
+        if not safe_token(raw, 120):
+            ex.notes.append(("refused_value", {"key": "model", "value": raw[:60]}))
+        else:
+            ex.model = parse_model_string(raw)
+        return True
+    if target in ("task", "framework", "device"):
+        if isinstance(value, (str, int)) and safe_token(str(value), 40):
+            words = L.TASK_WORDS if target == "task" else L.FRAMEWORK_WORDS if target == "framework" else ()
+            ex.fields[target] = next((name for name, p in words if re.search(p, str(value), IC)), str(value).lower())
+        return True
+    if target == "pretrained":
+        ex.fields["pretrained"] = value if isinstance(value, bool) else str(value).lower() not in ("0", "none")
+        return True
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        ex.fields[target] = value
+        return True
+    return False
+
+
+def _take_models(work: str, ex: Extraction) -> str:
+    for finder in (find_hub_ids, find_yolo, find_aliases_and_timm):
+        for start, end, mention in finder(work):
+            if ex.model is None:
+                ex.model = mention
+            work = blank(work, start, end)
+    return work
+
+
+def _take_words(work: str, ex: Extraction) -> None:
+    low = re.sub(L.TASK_FALSE_FRIENDS, " ", work, flags=IC)
+    if "task" not in ex.fields:
+        for task, pattern in L.TASK_WORDS:
+            if re.search(pattern, low, IC):
+                ex.fields["task"] = task
+                break
+    if "framework" not in ex.fields:
+        for framework, pattern in L.FRAMEWORK_WORDS:
+            if re.search(pattern, low, IC):
+                ex.fields["framework"] = framework
+                break
+    if "device" not in ex.fields:
+        if re.search(L.DEVICE_CPU, low, IC):
+            ex.fields["device"] = "cpu"
+        elif re.search(L.DEVICE_MPS, low, IC):
+            ex.fields["device"] = "mps"
+        elif re.search(L.DEVICE_GPU, low, IC) and not re.search(r"gpu\s*(?:없이|메모리|memory)", low, IC):
+            ex.fields["device"] = "cuda"
+    if "pretrained" not in ex.fields:
+        if re.search(L.SCRATCH, low, IC):
+            ex.fields["pretrained"] = False
+        elif re.search(L.PRETRAINED, low, IC):
+            ex.fields["pretrained"] = True
+    if "patience" not in ex.fields and re.search(L.PATIENCE_OFF, low, IC):
+        ex.fields["patience"] = 0
+    _take_override_words(low, ex)
+    _take_size_words(low, ex)
+    _take_intent_words(low, ex)
+
+
+def _take_override_words(low: str, ex: Extraction) -> None:
+    for pattern, key in L.OVERRIDE_WORDS:
+        if key in ex.overrides:
+            continue
+        if re.search(r"(?:" + pattern + r")\s*(?:은|는|을|를|도)?\s*" + L.OVERRIDE_OFF, low, IC) or \
+                re.search(r"\b(?:no|without|disable)\s+(?:" + pattern + ")", low, IC):
+            ex.overrides[key] = False if key in ("amp",) else 0
+    if "amp" not in ex.overrides and re.search(L.AMP_OFF, low, IC):
+        ex.overrides["amp"] = False
+    if "cos_lr" not in ex.overrides and re.search(L.COS_LR, low, IC):
+        ex.overrides["cos_lr"] = True
+    if "optimizer" not in ex.overrides:
+        m = re.search(r"(?<![A-Za-z])(sgd|adamw|adam|nadam|radam|rmsprop|adamax)(?![A-Za-z])", low, IC) or \
+            re.search(r"(?:optimizer|옵티마이저)\s*(?:은|는|을|를|=|:)?\s*(lamb|lion)\b", low, IC)
+        if m:
+            ex.overrides["optimizer"] = m.group(1).lower()
+
+
+def _take_size_words(low: str, ex: Extraction) -> None:
+    if re.search(L.SIZE_STEP_UP, low, IC) and not re.search(r"(?:더\s*큰|bigger|larger)\s*(?:데이터|dataset|image|이미지|batch|배치)", low, IC):
+        ex.size_step = 1
+    elif re.search(L.SIZE_STEP_DOWN, low, IC) and not re.search(r"(?:더\s*작은|smaller)\s*(?:데이터|dataset|image|이미지|batch|배치)", low, IC):
+        ex.size_step = -1
+    for size, pattern in L.SIZE_PHRASES:
+        if ex.size_step and size in "sl":
+            continue
+        m = re.search(pattern, low, IC)
+        if m and not re.match(r"\s*(?:데이터|dataset|data|이미지|image|batch|배치|객체|object)", low[m.end():], IC):
+            ex.size = size
+            break
+    if ex.size is None:
+        m = re.search(r"(?<![A-Za-z가-힣])(nano|xlarge|x-large|extra[\s-]large|나노|엑스라지|미디엄|미디움|스몰|라지)(?![A-Za-z])", low, IC)
+        if m:
+            ex.size = L.SIZE_WORDS.get(m.group(1).lower().replace("extra large", "extra-large"), "x")
+
+
+def _take_intent_words(low: str, ex: Extraction) -> None:
+    stripped = low.strip().strip(".!~ ")
+    if re.search(L.RESUME, low, IC):
+        ex.intent = "resume"
+    elif re.search(L.RETRY, low, IC):
+        ex.intent = "retry"
+    elif re.search(L.CANCEL, stripped, IC):
+        ex.intent = "cancel"
+    elif re.search(L.CONFIRM, stripped, IC):
+        ex.intent = "confirm"
+    ex.edit_marker = re.search(L.EDIT_MARKERS, low, IC) is not None
+    ex.new_marker = re.search(L.NEW_MARKERS, low, IC) is not None
+    ex.start = re.search(L.START_WORDS, low, IC) is not None or ex.intent in ("confirm", "retry", "resume")
