@@ -21,7 +21,7 @@ from api.deps import get_current_token
 from api.errors import install_handlers
 from api.events import make_bus
 from api.metrics import ApiMetrics, RequestMetricsMiddleware
-from api.routes import datasets, health, internal, live, projects, prometheus, runs
+from api.routes import chat, datasets, health, internal, live, projects, prometheus, runs
 from api.schemas import TRAIN_SPEC_SCHEMA
 from core.settings import Settings, get_settings
 
@@ -33,6 +33,7 @@ TAGS = [
     {"name": "datasets", "description": "Upload archives or register storage URIs; each import is validated."},
     {"name": "runs", "description": "Start, follow, cancel and retry training runs; their metrics and files."},
     {"name": "metrics", "description": "Prometheus metrics of the API."},
+    {"name": "chat", "description": "Natural language (Korean or English) to a training run."},
     {"name": "callbacks", "description": "Trainer callbacks, authenticated by the run's token (not an API token)."},
 ]
 
@@ -46,7 +47,7 @@ def include_routes(app: FastAPI) -> None:
     they are included without ``person``."""
     person = [Depends(get_current_token)]
     app.include_router(health.router)
-    for module in (projects, datasets, runs):
+    for module in (projects, datasets, runs, chat):
         app.include_router(module.router, dependencies=person)
     app.include_router(prometheus.router)
     app.include_router(internal.router)  # run tokens, checked per route

@@ -189,6 +189,26 @@ def runs(limit: Annotated[int, typer.Option(help="How many recent runs")] = 20,
                    f"{str(r['started'] or '-'):<25} {value}")
 
 
+@app.command("parse")
+def parse_cmd(
+    text: Annotated[str | None, typer.Argument(help="A request; without it, one request per line from stdin")] = None,
+    full: Annotated[bool, typer.Option("--full", help="Print the whole parse result")] = False,
+    conversation: Annotated[bool, typer.Option("--conversation", help="stdin lines are turns of one chat")] = False,
+) -> None:
+    """Print what vtp understood of a request, as JSON: {"spec", "missing", "question", "notes"}."""
+    from chat.cli import parse_command
+
+    raise typer.Exit(parse_command(text, sys.stdin, full=full, conversation=conversation))
+
+
+@app.command("chat")
+def chat_cmd() -> None:
+    """Chat with vtp in the terminal (Korean or English); runs start once you confirm."""
+    from chat.terminal import chat_loop
+
+    raise typer.Exit(chat_loop(get_settings()))
+
+
 @datasets_app.command("list")
 def datasets_list() -> None:
     """Registered datasets."""

@@ -1,0 +1,115 @@
+"""One turn of a chat: the person's message → chat.parse (LLM or offline) → a reply, the spec so
+far, and — once the person confirms — a run.
+
+A run is never started on a first reading: the spec card, with the assumptions made, is shown
+first. It starts when the person confirms (``confirm: true`` or "응, 시작해" / "yes, go"), or when,
+after a run of this session, they ask for a changed or repeated one ("epochs만 100으로 다시",
+"retry that run"). Every turn is stored: the person's message, the assistant's reply with the spec,
+and a system message naming each run started.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from api import runs_service
+from api.errors import ApiError, NotFound
+from api.models import ChatMessage, ChatSession, Run
+from core.errors import VtpError
+from core.settings import Settings
+from tasks.dataset_store import list_datasets
+from tasks.storage import Storage
+
+RUN_PREFIX = "run "
+STARTED = {"ko": "학습을 시작했습니다: 실행 {id} ({model}, {dataset}, {epochs} 에폭).",
+           "en": "Started run {id} ({model} on {dataset}, {epochs} epochs)."}
+NOT_STARTED = {"ko": "시작하지 못했습니다: {error}", "en": "Could not start it: {error}"}
+CANCELLED = {"ko": "실행 {id}을(를) 취소했습니다.", "en": "Cancelled run {id}."}
+
+
+@dataclass
+class Turn:
+    session_id: str
+    reply: str
+    result: Any  # chat.ParseResult
+    datasets: list[str]
+    run: Run | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def get_chat(session: Session, *, session_id: str) -> ChatSession:
+    chat = session.get(ChatSession, session_id)
+    if chat is None:
+        raise NotFound(f"no chat session {session_id}: leave session_id out to start a new one")
+    return chat
+
+
+def _last_run(chat: ChatSession, session: Session) -> Run | None:
+    for message in reversed(chat.messages):
+        if message.role == "system" and message.content.startswith(RUN_PREFIX):
+            return session.get(Run, message.content[len(RUN_PREFIX):].split()[0])
+    return None
+
+
+def _pending_spec(chat: ChatSession) -> dict[str, Any] | None:
+    for message in reversed(chat.messages):
+        if message.spec:
+            return dict(message.spec)
+    return None
+
+
+def chat_turn(session: Session, *, settings: Settings, session_id: str | None, message: str,
+              confirm: bool = False) -> Turn:
+    from chat import parse
+
+    chat = get_chat(session, session_id=session_id) if session_id else ChatSession(title=message[:200])
+    if session_id is None:
+        session.add(chat)
+        session.flush()
+    storage = Storage(settings=settings)
+    registry = list_datasets(storage)
+    history = [m for m in chat.messages if m.role in ("user", "assistant")]
+    previous = _pending_spec(chat)
+    text = message.strip() or ("yes, go" if confirm else "")
+    result = parse(text, history, previous=previous, datasets=registry, storage_url=settings.storage_url)
+    session.add(ChatMessage(session_id=chat.id, role="user", content=message or "(confirm)"))
+    last_run = _last_run(chat, session)
+    lang = result.language
+    lines = [result.reply] if result.reply else []
+    run = None
+    if result.intent == "cancel" and last_run is not None and not last_run.terminal:
+        runs_service.cancel_run(session, run=last_run, settings=settings)
+        lines.append(CANCELLED[lang].format(id=last_run.id[:8]))
+    elif result.ready and _should_start(result, confirm=confirm, had_run=last_run is not None):
+        try:
+            run = runs_service.start_run(session, settings=settings, spec_data=dict(result.spec or {})).run
+        except (VtpError, ApiError) as e:
+            lines.append(NOT_STARTED[lang].format(error=getattr(e, "message", None) or str(e)))
+        else:
+            lines.append(STARTED[lang].format(id=run.id[:8], model=run.spec.get("model"),
+                                              dataset=run.spec.get("dataset"), epochs=run.spec.get("epochs")))
+    reply = "\n\n".join(lines)
+    session.add(ChatMessage(session_id=chat.id, role="assistant", content=reply, spec=result.spec))
+    if run is not None:
+        session.add(ChatMessage(session_id=chat.id, role="system", content=f"{RUN_PREFIX}{run.id}", spec=run.spec))
+    session.commit()
+    return Turn(session_id=chat.id, reply=reply, result=result, datasets=sorted(registry), run=run)
+
+
+def _should_start(result: Any, *, confirm: bool, had_run: bool) -> bool:
+    if confirm or result.intent in ("confirm", "retry"):
+        return True
+    return had_run and result.start and result.intent in ("edit", "resume")
+
+
+def messages(session: Session, *, session_id: str) -> list[ChatMessage]:
+    get_chat(session, session_id=session_id)
+    query = select(ChatMessage).where(ChatMessage.session_id == session_id).order_by(ChatMessage.id)
+    return list(session.scalars(query))
+
+
+__all__ = ["Turn", "chat_turn", "messages"]
