@@ -95,7 +95,7 @@ def main() -> None:
     opts = parser.parse_args()
 
     home = Path(tempfile.mkdtemp(prefix="vtp-bench-"))
-    os.environ.update({"VTP_HOME": str(home), "VTP_PREFECT_PORT": str(free_port()), "VTP_API_PORT": str(free_port()),
+    os.environ.update({"VTP_HOME": str(home), "VTP_PREFECT_PORT": str(free_port()), "VTP_API_PORT": str(free_port()), "VTP_UI_PORT": str(free_port()),
                        "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1", "YOLO_OFFLINE": "1"})
     os.environ.pop("VTP_STORAGE_URL", None)
     from core.settings import apply_prefect_env, get_settings

@@ -24,6 +24,11 @@ datasets_app = typer.Typer(help="Register, import and generate datasets.", no_ar
 app.add_typer(datasets_app, name="datasets")
 tokens_app = typer.Typer(help="API tokens: create (shown once), list, revoke.", no_args_is_help=True)
 app.add_typer(tokens_app, name="tokens")
+from core.pools import pools_app  # noqa: E402 - sub-apps defined next to their code
+from core.schedules import schedule_app  # noqa: E402
+
+app.add_typer(schedule_app, name="schedule")
+app.add_typer(pools_app, name="pools")
 
 
 def fail(message: str, code: int = 1) -> None:
@@ -187,6 +192,17 @@ def runs(limit: Annotated[int, typer.Option(help="How many recent runs")] = 20,
         value = f"{r['metric']}={r['value']:.4f}" if r["value"] is not None else ""
         typer.echo(f"{r['run_id'][:8]}  {r['state']:<10} {str(r['model']):<14} {str(r['dataset']):<18} "
                    f"{str(r['started'] or '-'):<25} {value}")
+
+
+@app.command("ui")
+def ui_cmd(
+    host: Annotated[str | None, typer.Option(help="Interface (default VTP_UI_HOST, 127.0.0.1)")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default VTP_UI_PORT, 7860)")] = None,
+) -> None:
+    """Serve the web app (chat, runs, datasets, models); it talks to the API."""
+    from ui.cli import serve
+
+    serve(host, port)
 
 
 @app.command("parse")

@@ -58,3 +58,44 @@ def ensure_process_pools(settings: Settings) -> list[str]:
                 client.update_work_pool(name, WorkPoolUpdate(base_job_template=template))
             names.append(name)
     return names
+
+
+ZOMBIE_AUTOMATION = "vtp: crash zombie flow runs"
+HEARTBEAT_S = 30  # PREFECT_FLOWS_HEARTBEAT_FREQUENCY for every flow run vtp starts
+ZOMBIE_AFTER_S = 90  # three missed heartbeats
+
+
+def ensure_zombie_automation(settings: Settings) -> str:
+    """Prefect's recipe for zombie flow runs: after a flow-run heartbeat, expect another heartbeat
+    (or an end state) within 90 s; otherwise mark the run Crashed, so its retries and our API
+    see it. Flow runs emit heartbeats because `vtp up` sets PREFECT_FLOWS_HEARTBEAT_FREQUENCY."""
+    from datetime import timedelta
+
+    from prefect.automations import Automation
+    from prefect.client.schemas.objects import StateType
+    from prefect.events.actions import ChangeFlowRunState
+    from prefect.events.schemas.automations import EventTrigger, Posture
+    from prefect.events.schemas.events import ResourceSpecification
+
+    with prefect_api(settings):
+        try:
+            return str(Automation.read(name=ZOMBIE_AUTOMATION).id)
+        except ValueError:  # not there yet
+            pass
+        automation = Automation(
+            name=ZOMBIE_AUTOMATION,
+            description="Created by `vtp up`: flow runs that stop sending heartbeats are marked Crashed.",
+            trigger=EventTrigger(
+                after={"prefect.flow-run.heartbeat"},
+                expect={"prefect.flow-run.heartbeat", "prefect.flow-run.Completed", "prefect.flow-run.Failed",
+                        "prefect.flow-run.Cancelled", "prefect.flow-run.Crashed"},
+                match=ResourceSpecification({"prefect.resource.id": ["prefect.flow-run.*"]}),
+                for_each={"prefect.resource.id"},
+                posture=Posture.Proactive,
+                threshold=1,
+                within=timedelta(seconds=ZOMBIE_AFTER_S),
+            ),
+            actions=[ChangeFlowRunState(state=StateType.CRASHED,
+                                        message="vtp: no heartbeat from this flow run for 90 s (machine or worker lost)")],
+        )
+        return str(automation.create().id)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 
+from core.prefect_setup import HEARTBEAT_S
 from core.settings import Settings, prefect_env
 from trainers.registry import frameworks
 
@@ -56,11 +57,15 @@ def stack_env(settings: Settings) -> dict[str, str]:
         "VTP_API_HOST": settings.api_host,
         "VTP_API_PORT": str(settings.api_port),
         "VTP_API_URL": settings.api_url,
+        "VTP_S3_ENDPOINT_URL": settings.s3_endpoint_url or "",
         "VTP_PROJECT_DIR": str(PROJECT_DIR),
         "PREFECT_CLI_PROMPT": "false",
         "PREFECT_UI_ENABLED": env.get("PREFECT_UI_ENABLED", "true"),
         "YOLO_OFFLINE": "1",
         "PYTHONUNBUFFERED": "1",
+        "GRADIO_ANALYTICS_ENABLED": "False",
+        "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(HEARTBEAT_S),  # feeds the zombie-run automation
+        "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "5",  # a new schedule's runs appear within seconds
     })
     return env
 
@@ -120,11 +125,15 @@ class Stack:
         return ensure_process_pools(self.settings)
 
     def deploy(self) -> None:
-        out = subprocess.run([sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--all"],
+        # By name: prefect.yaml may list a framework whose trainer is not registered here (no pool).
+        names = [arg for fw in frameworks() for arg in ("--name", f"train-{fw}")]
+        if "ultralytics" in frameworks():
+            names += ["--name", "nightly-shapes-detect"]
+        out = subprocess.run([sys.executable, "-m", "prefect", "--no-prompt", "deploy", *names],
                              env=self.env, cwd=PROJECT_DIR, capture_output=True, text=True, timeout=300)
         (self.log_dir / "deploy.log").write_text(out.stdout + out.stderr)
         if out.returncode != 0:
-            raise RuntimeError(f"`prefect deploy --all` failed; see {self.log_dir}/deploy.log:\n{out.stdout[-2000:]}{out.stderr[-2000:]}")
+            raise RuntimeError(f"`prefect deploy` failed; see {self.log_dir}/deploy.log:\n{out.stdout[-2000:]}{out.stderr[-2000:]}")
 
     @property
     def zygote_socket(self) -> Path:
@@ -208,6 +217,14 @@ class Stack:
             time.sleep(0.3)
         raise RuntimeError(f"the API did not answer within {timeout:.0f}s; see {self.log_dir}/api.log")
 
+    def start_ui(self) -> str:
+        """`vtp ui` as a child process (it talks to the API over HTTP); returns its URL."""
+        from ui.settings import UiSettings
+
+        ui = UiSettings()
+        self._spawn("ui", [sys.executable, "-m", "core.cli", "ui"])
+        return f"http://{ui.ui_host}:{ui.ui_port}"
+
     def stop(self) -> None:
         for _, proc in reversed(self.procs):
             with contextlib.suppress(ProcessLookupError):
@@ -235,6 +252,9 @@ class Stack:
         self.start_zygote()
         self.start_server()
         pools = self.create_pools()
+        from core.prefect_setup import ensure_zombie_automation
+
+        ensure_zombie_automation(self.settings)
         echo(f"work pools: {', '.join(pools)}")
         self.deploy()
         samples = self.ensure_samples()
@@ -248,9 +268,11 @@ class Stack:
         echo(f"workers: {', '.join(name for name, _ in self.procs if name.startswith('worker'))}")
         token = self.ensure_api_token()
         self.start_api()
+        web = self.start_ui()
         api = self.settings.api_url
         echo(f"\nPrefect UI: {ui}\nPrefect API: {self.settings.prefect_api_url}\nlogs: {self.log_dir}")
-        echo(f"\nvtp API: {api}\nAPI docs: {api}/docs")
+        echo(f"\nvtp web app: {web}  (chat, runs, datasets, models)")
+        echo(f"vtp API: {api}\nAPI docs: {api}/docs")
         if token:
             echo(f"API token: {token}\n  (shown once; saved to {self.api_token_file}, mode 0600. "
                  "`vtp tokens create NAME` makes more)")

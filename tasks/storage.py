@@ -131,7 +131,8 @@ def filesystem(url: str, settings: Settings | None = None) -> tuple[fsspec.Abstr
             client_kwargs=client_kwargs,
             skip_instance_cache=True,
             use_listings_cache=False,
-            config_kwargs={"connect_timeout": 10, "read_timeout": 60, "retries": {"max_attempts": 2}},
+            config_kwargs={"connect_timeout": 10, "read_timeout": 60,
+                           "retries": {"max_attempts": 5, "mode": "standard"}},  # 503s, throttling: backoff + jitter
         )
         return fs, f"{parsed.netloc}{parsed.path}".rstrip("/")
     if scheme == "file":

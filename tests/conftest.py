@@ -17,3 +17,6 @@ def vtp_home(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("VTP_HOME", str(home))
     monkeypatch.delenv("VTP_STORAGE_URL", raising=False)
     return home
+
+
+from tests.stack_fixtures import s3_endpoint, s3_storage, stack, stack_env  # noqa: E402,F401 - shared fixtures

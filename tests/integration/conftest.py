@@ -9,10 +9,8 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 CI = os.environ.get("CI", "").lower() == "true"
@@ -28,83 +26,6 @@ def unavailable(reason: str):
     if CI:
         pytest.fail(f"{reason} (CI=true: a missing service is a failure)")
     pytest.skip(reason)
-
-
-@pytest.fixture(scope="session")
-def s3_endpoint(tmp_path_factory):
-    """moto's S3 server as a separate process on 127.0.0.1, with one bucket `vtp`."""
-    port = free_port()
-    log = open(tmp_path_factory.mktemp("moto") / "moto.log", "wb")  # noqa: SIM115 - moto writes it until teardown
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            httpx.get(url, timeout=0.5)
-            break
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    else:
-        proc.kill()
-        unavailable("moto's S3 server did not start")
-    creds = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}
-    os.environ.update(creds)
-    import boto3
-
-    boto3.client("s3", endpoint_url=url, region_name="us-east-1").create_bucket(Bucket="vtp")
-    yield url
-    proc.terminate()
-    proc.wait(10)
-
-
-@pytest.fixture
-def s3_storage(s3_endpoint, monkeypatch):
-    """Point vtp's storage at a fresh prefix of the moto bucket."""
-    prefix = f"s3://vtp/t{time.monotonic_ns()}"
-    monkeypatch.setenv("VTP_STORAGE_URL", prefix)
-    monkeypatch.setenv("VTP_S3_ENDPOINT_URL", s3_endpoint)
-    return prefix
-
-
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory):
-    """`vtp up`, for real: yields the stack's environment (VTP_HOME, ports, Prefect URL)."""
-    from core.settings import Settings
-    from core.stack import Stack
-
-    home = tmp_path_factory.mktemp("stack-home")
-    port = free_port()
-    env = {"VTP_HOME": str(home), "VTP_PREFECT_PORT": str(port), "VTP_API_PORT": str(free_port())}
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    os.environ.pop("VTP_STORAGE_URL", None)
-    stack = Stack(Settings())
-    try:
-        stack.up(echo=lambda *_: None)
-    except Exception as e:  # noqa: BLE001 - reported as the reason
-        stack.stop()
-        unavailable(f"the vtp stack did not start: {e}")
-    finally:
-        for k, v in old.items():
-            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
-    yield {**env, "PREFECT_API_URL": stack.settings.prefect_api_url, "API_URL": stack.settings.api_url,
-           "home": Path(home)}
-    from prefect.logging.handlers import APILogHandler
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    with temporary_settings(updates={PREFECT_API_URL: stack.settings.prefect_api_url}):
-        APILogHandler().flush()  # deliver this process's flow logs before the server goes away
-    stack.stop()
-
-
-@pytest.fixture
-def stack_env(stack, monkeypatch):
-    """Run a test against the session's stack: same VTP_HOME and Prefect port as its workers."""
-    monkeypatch.setenv("VTP_HOME", stack["VTP_HOME"])
-    monkeypatch.setenv("VTP_PREFECT_PORT", stack["VTP_PREFECT_PORT"])
-    monkeypatch.setenv("VTP_API_PORT", stack["VTP_API_PORT"])
-    monkeypatch.delenv("VTP_STORAGE_URL", raising=False)
-    return stack
 
 
 def vtp(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:

@@ -28,7 +28,7 @@ def _descendants(pid: int) -> list[psutil.Process]:
 @pytest.mark.slow
 def test_vtp_up_starts_refuses_second_and_stops_cleanly(tmp_path):
     env = {**os.environ, "VTP_HOME": str(tmp_path / "home"), "VTP_PREFECT_PORT": str(free_port()),
-           "VTP_API_PORT": str(free_port())}
+           "VTP_API_PORT": str(free_port()), "VTP_UI_PORT": str(free_port())}
     exe = Path(sys.executable).with_name("vtp")
     log = open(tmp_path / "up.log", "w")  # noqa: SIM115 - the child writes it until the end of the test
     proc = subprocess.Popen([str(exe), "up"], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -148,7 +148,7 @@ def _coco_from_yolo(yolo: Path, dest: Path) -> Path:
 def test_vtp_up_killed_hard_leaves_nothing_behind(tmp_path):
     """SIGKILL gives `vtp up` no chance to clean up; its children still go (PR_SET_PDEATHSIG)."""
     env = {**os.environ, "VTP_HOME": str(tmp_path / "home"), "VTP_PREFECT_PORT": str(free_port()),
-           "VTP_API_PORT": str(free_port())}
+           "VTP_API_PORT": str(free_port()), "VTP_UI_PORT": str(free_port())}
     exe = Path(sys.executable).with_name("vtp")
     log = open(tmp_path / "up.log", "w")  # noqa: SIM115 - the child writes it until the end of the test
     proc = subprocess.Popen([str(exe), "up"], env=env, stdout=log, stderr=subprocess.STDOUT)

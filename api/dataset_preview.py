@@ -1,0 +1,96 @@
+"""Thumbnails of a dataset's images with their labels drawn (YOLO boxes, polygons, keypoints; the
+class name for ImageFolder), read through the dataset cache like a run would."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from PIL import Image, ImageDraw
+
+from core.settings import Settings
+from tasks import dataset_store
+from tasks.storage import Storage
+
+IMAGE_EXT = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+THUMB = 256
+PALETTE = [(255, 56, 56), (72, 249, 10), (0, 194, 255), (255, 178, 29), (207, 210, 49), (146, 204, 23),
+           (61, 219, 134), (26, 147, 52), (0, 212, 187), (44, 153, 168), (132, 56, 255), (255, 149, 200)]
+
+
+def _images(folder: Path, n: int) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXT)[:n] if folder.is_dir() else []
+
+
+def _names(root: Path, classes: list[str]) -> list[str]:
+    data = root / "data.yaml"
+    if data.exists():
+        names = (yaml.safe_load(data.read_text()) or {}).get("names")
+        if isinstance(names, dict):
+            return [str(names[k]) for k in sorted(names)]
+        if isinstance(names, list):
+            return [str(x) for x in names]
+    return classes
+
+
+def _draw_yolo(image: Image.Image, label: Path, names: list[str], task: str | None) -> str:
+    draw = ImageDraw.Draw(image)
+    w, h = image.size
+    seen = []
+    for line in label.read_text().splitlines() if label.exists() else []:
+        parts = line.split()
+        if len(parts) < 5:
+            continue
+        cls, vals = int(float(parts[0])), [float(v) for v in parts[1:]]
+        colour = PALETTE[cls % len(PALETTE)]
+        name = names[cls] if 0 <= cls < len(names) else str(cls)
+        seen.append(name)
+        if len(vals) == 4 or task == "pose":
+            cx, cy, bw, bh = vals[:4]
+            box = [(cx - bw / 2) * w, (cy - bh / 2) * h, (cx + bw / 2) * w, (cy + bh / 2) * h]
+            draw.rectangle(box, outline=colour, width=2)
+            for i in range(4, len(vals) - 2, 3):  # pose keypoints x y visibility
+                x, y = vals[i] * w, vals[i + 1] * h
+                draw.ellipse([x - 2, y - 2, x + 2, y + 2], fill=colour)
+            draw.text((box[0] + 2, box[1] + 1), name, fill=colour)
+        else:  # segment polygon or obb corners
+            pts = [(vals[i] * w, vals[i + 1] * h) for i in range(0, len(vals) - 1, 2)]
+            draw.polygon(pts, outline=colour, width=2)
+            draw.text(pts[0], name, fill=colour)
+    return ", ".join(sorted(set(seen))) or "(no labels)"
+
+
+def thumbnails(ref: str, *, settings: Settings, n: int = 8, classes: list[str] | None = None,
+               task: str | None = None) -> list[tuple[str, str, Image.Image]]:
+    """Up to ``n`` (relative path, caption, thumbnail) from the val split (train when val is empty)."""
+    storage = Storage(settings=settings)
+    root, _, _ = dataset_store.download(storage, ref, settings.cache_root)
+    out: list[tuple[str, str, Image.Image]] = []
+    if (root / "images").is_dir():
+        names = _names(root, classes or [])
+        split = next((s for s in ("val", "valid", "test", "train") if _images(root / "images" / s, 1)), "")
+        for img in _images(root / "images" / split, n):
+            rel = img.relative_to(root / "images")
+            label = (root / "labels" / rel).with_suffix(".txt")
+            with Image.open(img) as im:
+                image = im.convert("RGB")
+            image = image.resize((THUMB, max(1, round(THUMB * image.size[1] / image.size[0]))))
+            out.append((str(Path("images") / rel), _draw_yolo(image, label, names, task), image))
+        return out
+    split = next((s for s in ("val", "valid", "test", "train") if _images(root / s, 1)), "")
+    per_class = sorted(p for p in (root / split).iterdir() if p.is_dir()) if split else []
+    picks: list[Path] = []
+    for i in range(n):  # round-robin over the classes
+        for d in per_class:
+            files = _images(d, i + 1)
+            if len(files) > i and len(picks) < n:
+                picks.append(files[i])
+    for img in picks:
+        with Image.open(img) as im:
+            image = im.convert("RGB").resize((THUMB, THUMB))
+        draw: Any = ImageDraw.Draw(image)
+        draw.rectangle([0, 0, THUMB, 16], fill=(0, 0, 0))
+        draw.text((4, 2), img.parent.name, fill=(255, 255, 0))
+        out.append((str(img.relative_to(root)), img.parent.name, image))
+    return out

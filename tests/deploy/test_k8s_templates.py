@@ -1,0 +1,136 @@
+"""The Kubernetes base job templates, rendered the way the worker renders them, are valid Jobs.
+
+Each template goes through prefect-kubernetes' own KubernetesWorkerJobConfiguration
+(from_template_and_values, then prepare_for_flow_run for a sample flow run) with the job variables
+prefect.yaml gives its deployment, and the resulting manifest is deserialized into the kubernetes
+client's V1Job (client-side validation on: required fields are checked)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes.client import ApiClient, V1Job
+from prefect.client.schemas.objects import Flow, FlowRun
+from prefect.client.schemas.responses import DeploymentResponse
+from prefect.utilities.templating import apply_values
+from prefect_kubernetes.worker import KubernetesWorkerJobConfiguration
+
+from core.pools import (
+    GPU_RESOURCE,
+    K8S_TARGETS,
+    PROJECT_DIR,
+    RUN_TOKEN_ENV,
+    TARGET_DEFAULTS,
+    build_k8s_template,
+    image_for,
+    load_template,
+    pool_frameworks,
+    pool_template,
+)
+from tests.deploy.conftest import target_env
+
+
+def to_v1job(manifest: dict[str, Any]) -> V1Job:
+    """The kubernetes client's own deserializer (client 37 takes the response text itself)."""
+    return ApiClient().deserialize(json.dumps(manifest), "V1Job", "application/json")
+
+
+def _deployment_vars(name: str) -> dict[str, Any]:
+    config = yaml.safe_load((PROJECT_DIR / "prefect.yaml").read_text())
+    dep = next(d for d in config["deployments"] if d["name"] == name)
+    return apply_values(dep["work_pool"]["job_variables"], {}, remove_notset=False)
+
+
+def render(target: str, framework: str, monkeypatch, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    env = target_env(target)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    template = pool_template(target, framework, env)
+    values = {**_deployment_vars(f"train-{framework}"), **(extra or {})}
+    # No block or variable references in these templates, so no client is needed: a stand-in keeps
+    # Prefect from starting a temporary server.
+    config = asyncio.run(KubernetesWorkerJobConfiguration.from_template_and_values(
+        template, values, client=SimpleNamespace()))
+    flow = Flow(id=uuid.uuid4(), name="train")
+    deployment = DeploymentResponse(id=uuid.uuid4(), name=f"train-{framework}", flow_id=flow.id)
+    flow_run = FlowRun(id=uuid.uuid4(), name="brave-otter", flow_id=flow.id, deployment_id=deployment.id,
+                       parameters={"spec": {"model": "m", "dataset": "d"}})
+    config.prepare_for_flow_run(flow_run, deployment, flow)
+    return config.job_manifest
+
+
+def test_committed_templates_match_prefect_kubernetes_default() -> None:
+    """deploy/k8s/*.json are what `vtp pools render --write` makes from the installed package."""
+    for target in K8S_TARGETS:
+        assert load_template(target) == json.loads(json.dumps(build_k8s_template(target))), (
+            f"deploy/k8s/{target}.json is stale: run `uv run vtp pools render --write`")
+
+
+@pytest.mark.parametrize("target", K8S_TARGETS)
+@pytest.mark.parametrize("framework", pool_frameworks())
+def test_rendered_job_is_a_valid_v1job(target: str, framework: str, monkeypatch) -> None:
+    manifest = render(target, framework, monkeypatch)
+    assert "{{" not in json.dumps(manifest), "a placeholder survived rendering"
+    job = to_v1job(manifest)
+    assert isinstance(job, V1Job)
+    env_file = target_env(target)
+    defaults = TARGET_DEFAULTS[target]
+    assert job.api_version == "batch/v1" and job.kind == "Job"
+    assert job.metadata.namespace == env_file["VTP_K8S_NAMESPACE"]
+    assert job.spec.ttl_seconds_after_finished == defaults["finished_job_ttl"]
+    assert job.spec.backoff_limit == 0
+    pod = job.spec.template.spec
+    assert pod.restart_policy == "Never"
+    assert pod.node_selector == (defaults["node_selector"] or None) or pod.node_selector == {}
+    assert [t.key for t in pod.tolerations or []] == [t["key"] for t in defaults["tolerations"]]
+    (container,) = pod.containers
+    assert container.image == image_for(framework, env_file)
+    assert container.image_pull_policy == env_file["VTP_IMAGE_PULL_POLICY"]
+    assert container.args == ["prefect", "flow-run", "execute"]
+    limits, requests = container.resources.limits, container.resources.requests
+    assert limits[GPU_RESOURCE] == defaults["gpu_limit"]
+    assert limits["memory"] == defaults["memory_limit"] and requests["memory"] == defaults["memory_request"]
+    assert limits["cpu"] == defaults["cpu_limit"] and requests["cpu"] == defaults["cpu_request"]
+    shm = next(v for v in pod.volumes if v.name == "dshm")
+    assert shm.empty_dir.medium == "Memory" and shm.empty_dir.size_limit == defaults["shm_size"]
+    assert [m.mount_path for m in container.volume_mounts] == ["/dev/shm"]
+
+    env = {e.name: e for e in container.env}
+    assert env["VTP_STORAGE_URL"].value == env_file["VTP_STORAGE_URL"]
+    assert env["VTP_S3_ENDPOINT_URL"].value == env_file["VTP_S3_ENDPOINT_URL"]
+    assert env["VTP_API_URL"].value == env_file["VTP_API_URL"]
+    assert env["PREFECT__FLOW_RUN_ID"].value  # the worker's own variables survived the merge
+    token = env[RUN_TOKEN_ENV]
+    assert token.value is None
+    assert token.value_from.secret_key_ref.name == "vtp-run-token"
+    assert token.value_from.secret_key_ref.key == "token" and token.value_from.secret_key_ref.optional
+    assert [s.secret_ref.name for s in container.env_from] == [env_file["VTP_STORAGE_SECRET"]]
+    plain = {e.name: e.value for e in container.env if e.value is not None}
+    assert not any("TOKEN" in k or "SECRET" in k or "PASSWORD" in k for k in plain), plain
+
+
+def test_job_variables_override_numbers_and_secret(monkeypatch) -> None:
+    """A run asking for 4 GPUs, its own token Secret and a short TTL gets exactly that."""
+    manifest = render("k8s", "timm", monkeypatch, {
+        "gpu_limit": "4", "run_token_secret": "vtp-run-abc", "finished_job_ttl": 60, "memory_limit": "64Gi"})
+    job = to_v1job(manifest)
+    (container,) = job.spec.template.spec.containers
+    assert container.resources.limits[GPU_RESOURCE] == "4"
+    assert container.resources.limits["memory"] == "64Gi"
+    assert job.spec.ttl_seconds_after_finished == 60
+    ref = next(e for e in container.env if e.name == RUN_TOKEN_ENV).value_from.secret_key_ref
+    assert ref.name == "vtp-run-abc"
+
+
+def test_missing_required_field_is_rejected() -> None:
+    """The check has teeth: a container without a name is not a V1Job."""
+    manifest = {"apiVersion": "batch/v1", "kind": "Job",
+                "spec": {"template": {"spec": {"containers": [{"image": "x"}]}}}}
+    with pytest.raises(ValueError, match="name"):
+        to_v1job(manifest)

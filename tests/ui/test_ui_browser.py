@@ -1,0 +1,149 @@
+"""The UI end to end in headless chromium against a real `vtp up` stack: chat → spec card → Start
+→ live progress → result card → the Runs tab; clarification; cancel; bad input."""
+
+from __future__ import annotations
+
+import io
+import time
+import zipfile
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.ui.conftest import shot
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+TRAIN_S = 300_000  # ms
+
+
+def chat(page, text: str) -> None:
+    page.locator("#chat-input textarea").fill(text)
+    page.locator("#chat-send").click()
+
+
+def open_run(page, tab: str, run_id: str) -> None:
+    page.get_by_role("tab", name=tab).click()
+    cell = page.locator("#runs-table").get_by_text(run_id, exact=True).filter(visible=True).first
+    cell.wait_for(timeout=30_000)
+    cell.click()
+    expect(page.locator("#run-status")).to_contain_text(run_id, timeout=30_000)
+
+
+def test_chat_to_trained_model_in_korean(page_for, api):
+    page = page_for("ko-KR")
+    expect(page.get_by_role("tab", name="채팅")).to_be_visible()
+    chat(page, "shapes-detect 데이터셋으로 YOLO11n 2에폭 학습해줘, 이미지 크기 64, 배치 8, pretrained=false")
+    bot = page.locator("#chatbot")
+    expect(bot).to_contain_text("학습 계획")
+    expect(bot).to_contain_text("yolo11n")
+    expect(bot).to_contain_text("shapes-detect")
+    start = page.locator("#chat-start")
+    expect(start).to_be_enabled()
+    shot(page, "01-spec-card")
+    start.click()
+    expect(bot).to_contain_text("에폭", timeout=60_000)
+    expect(bot).to_contain_text("결과", timeout=TRAIN_S)
+    shot(page, "02-progress-or-result")
+    expect(bot).to_contain_text("mAP50-95")
+    expect(bot).to_contain_text("best.pt", timeout=60_000)
+    page.wait_for_timeout(1500)
+    shot(page, "03-result-card")
+    run = api.get("/api/runs", params={"limit": 1}).json()["items"][0]
+    assert run["state"] == "completed" and run["spec"]["epochs"] == 2 and run["spec"]["image_size"] == 64
+
+    open_run(page, "실행", run["id"])
+    expect(page.locator("#run-status")).to_contain_text("completed")
+    expect(page.locator("#run-plot img, #run-plot svg, #run-plot canvas").first).to_be_visible(timeout=30_000)
+    expect(page.locator("#runs-table")).to_contain_text("completed")
+    shot(page, "04-runs-tab")
+
+
+def test_clarifying_question_offers_datasets(page_for):
+    page = page_for("en-US")
+    chat(page, "train yolo11n for 1 epoch, image size 64")
+    choices = page.locator("#dataset-choices")
+    expect(choices).to_be_visible(timeout=30_000)
+    expect(choices).to_contain_text("shapes-detect")
+    shot(page, "05-question")
+    choices.get_by_text("shapes-detect", exact=True).click()
+    bot = page.locator("#chatbot")
+    expect(bot).to_contain_text("Training plan")
+    expect(bot.locator("table").last).to_contain_text("shapes-detect")
+    expect(page.locator("#chat-start")).to_be_enabled()
+    shot(page, "06-after-choice")
+
+
+def test_cancel_from_runs_tab(page_for, api):
+    spec = {"model": "yolo11n", "dataset": "shapes-detect", "epochs": 200, "image_size": 64, "batch_size": 8,
+            "pretrained": False, "workers": 0}
+    run_id = api.post("/api/runs", json={"spec": spec}).json()["id"]
+    deadline = time.monotonic() + 120
+    while api.get(f"/api/runs/{run_id}").json()["epochs_done"] < 1 and time.monotonic() < deadline:
+        time.sleep(1)
+    page = page_for("en-US")
+    open_run(page, "Runs", run_id)
+    expect(page.locator("#run-status")).to_contain_text("running")
+    page.locator("#run-cancel").click()
+    clicked = time.monotonic()
+    while (run := api.get(f"/api/runs/{run_id}").json())["state"] != "cancelled":
+        assert time.monotonic() - clicked < 30, f"the run was not cancelled within 30 s: {run}"
+        time.sleep(0.5)
+    cancelled_after = time.monotonic() - clicked
+    expect(page.locator("#run-status")).to_contain_text("cancelled", timeout=15_000)
+    shot(page, "07-cancelled")
+    assert cancelled_after < 15, f"cancel took {cancelled_after:.1f}s"
+
+
+def test_bad_input_shows_clear_messages(page_for, api, tmp_path):
+    page = page_for("en-US")
+    chat(page, "train yolo11n on shapes-detect, image size 64")
+    bot = page.locator("#chatbot")
+    expect(bot).to_contain_text("Training plan")
+    page.locator("#chat-edit").click()
+    box = page.locator("#chat-input textarea")
+    expect(box).to_have_value("epochs=")
+    box.press_sequentially("1000000")
+    page.locator("#chat-send").click()
+    expect(bot).to_contain_text("10000", timeout=30_000)
+    shot(page, "08-absurd-epochs")
+
+    page.get_by_role("tab", name="Datasets").click()
+    bad = tmp_path / "not-a-dataset.zip"
+    with zipfile.ZipFile(bad, "w") as z:
+        z.writestr("notes/readme.txt", "just text")
+    page.locator("#ds-archive input[type=file]").set_input_files(str(bad))
+    page.locator("#ds-name textarea, #ds-name input").first.fill("junk")
+    page.locator("#ds-upload").click()
+    expect(page.locator("#ds-message")).to_contain_text("⚠️", timeout=60_000)
+    shot(page, "09-bad-archive")
+
+    if not api.get("/api/runs", params={"state": "completed"}).json()["items"]:  # a model to predict with
+        run = api.post("/api/runs", json={"spec": {"model": "yolo11n", "dataset": "shapes-detect", "epochs": 1,
+                                                   "image_size": 64, "pretrained": False}}).json()
+        deadline = time.monotonic() + 180
+        while api.get(f"/api/runs/{run['id']}").json()["state"] != "completed":
+            assert time.monotonic() < deadline, "the model for the Models tab did not finish training"
+            time.sleep(1)
+        page.reload()
+    page.get_by_role("tab", name="Models").click()
+    page.locator("#model-pick input").click()
+    page.get_by_role("option").first.click()
+    text = tmp_path / "not-an-image.png"
+    text.write_bytes(b"this is not a png")
+    page.locator("#model-image input[type=file]").set_input_files(str(text))
+    page.wait_for_timeout(500)
+    page.locator("#model-predict").click()
+    expect(page.locator("#model-message")).to_contain_text("not an image", timeout=60_000)
+    good = tmp_path / "shapes.png"
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 64), (200, 30, 30)).save(buf, format="PNG")
+    good.write_bytes(buf.getvalue())
+    page.locator("#model-image").get_by_label("Clear").first.click()  # a loaded File hides its file input
+    page.locator("#model-image input[type=file]").set_input_files(str(good))
+    page.wait_for_timeout(500)
+    page.locator("#model-predict").click()
+    expect(page.locator("#model-preds")).to_contain_text("objects", timeout=90_000)
+    shot(page, "10-models")

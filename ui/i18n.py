@@ -1,0 +1,104 @@
+"""Korean and English interface text. The language follows the browser (navigator.language) and a
+switch at the top; every labelled component registers here so a switch relabels the whole page."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+
+LANGS = ("en", "ko")
+
+STRINGS: dict[str, tuple[str, str]] = {  # key: (English, Korean)
+    "title": ("## vtp — vision training", "## vtp — 비전 모델 학습"),
+    "lang": ("Language", "언어"),
+    "tab_chat": ("Chat", "채팅"), "tab_runs": ("Runs", "실행"), "tab_datasets": ("Datasets", "데이터셋"),
+    "tab_models": ("Models", "모델"),
+    "chat": ("Conversation", "대화"),
+    "message": ("Your request", "요청"),
+    "message_ph": ("e.g. train YOLO11n on shapes-detect for 2 epochs, image size 64",
+                   "예: shapes-detect 데이터셋으로 YOLO11n 2에폭 학습해줘, 이미지 크기 64"),
+    "send": ("Send", "보내기"), "start": ("Start", "시작"), "edit": ("Edit", "수정"), "new_chat": ("New chat", "새 대화"),
+    "choices": ("Registered datasets", "등록된 데이터셋"),
+    "edit_hint": ("epochs=", "epochs="),
+    "spec_title": ("Training plan", "학습 계획"),
+    "task": ("Task", "작업"), "model": ("Model", "모델"), "dataset": ("Dataset", "데이터셋"), "epochs": ("Epochs", "에폭"),
+    "image_size": ("Image size", "이미지 크기"), "batch": ("Batch", "배치"), "pretrained": ("Pretrained", "사전학습"),
+    "assumptions": ("Assumptions", "가정한 내용"), "problems": ("Problems", "문제"),
+    "missing": ("Still needed", "추가로 필요한 정보"),
+    "ready_hint": ("Press **Start** to train, or **Edit** to change something.",
+                   "**시작**을 누르면 학습합니다. 바꿀 것이 있으면 **수정**을 누르세요."),
+    "started": ("Run `{id}` started.", "실행 `{id}`을(를) 시작했습니다."),
+    "progress": ("Run `{id}` — {state} · epoch {done}/{total}", "실행 `{id}` — {state} · 에폭 {done}/{total}"),
+    "eta": ("ETA", "남은 시간"), "loss": ("loss", "손실"),
+    "result_title": ("Result of run `{id}`", "실행 `{id}` 결과"),
+    "final_metrics": ("Final metrics", "최종 지표"),
+    "checkpoint": ("Checkpoint", "체크포인트"), "plots": ("Plots", "그래프"),
+    "run_failed": ("Run `{id}` ended **{state}**: {error}", "실행 `{id}`이(가) **{state}** 상태로 끝났습니다: {error}"),
+    "no_start": ("There is no plan to start yet: describe the training first.",
+                 "아직 시작할 계획이 없습니다. 먼저 학습 내용을 알려주세요."),
+    "error": ("⚠️ {msg}", "⚠️ {msg}"),
+    "runs_table": ("Runs", "실행 목록"), "refresh": ("Refresh", "새로고침"), "run": ("Run", "실행"),
+    "cancel": ("Cancel", "취소"), "retry": ("Retry", "다시 실행"), "logs": ("Log tail", "로그 (마지막 부분)"),
+    "metrics_plot": ("Metrics by epoch", "에폭별 지표"), "prefect_link": ("Open in the Prefect UI", "Prefect UI에서 보기"),
+    "cols": ("id|state|model|dataset|progress|metric|started|duration", "ID|상태|모델|데이터셋|진행|지표|시작|소요 시간"),
+    "cancel_sent": ("Cancel requested for `{id}`.", "`{id}` 취소를 요청했습니다."),
+    "retried": ("Retry started as `{id}`.", "`{id}`(으)로 다시 실행했습니다."),
+    "upload_title": ("### Upload a dataset archive (.zip, .tar.gz)", "### 데이터셋 압축 파일 올리기 (.zip, .tar.gz)"),
+    "archive": ("Archive", "압축 파일"), "name": ("Name", "이름"), "upload": ("Upload", "올리기"),
+    "register_title": ("### Register a storage URI", "### 저장소 URI 등록"),
+    "uri": ("URI (s3://bucket/prefix or file:///path)", "URI (s3://bucket/prefix 또는 file:///path)"),
+    "register": ("Register", "등록"),
+    "sample_title": ("### Generate a sample dataset", "### 예제 데이터셋 만들기"),
+    "sample": ("Sample", "예제"), "generate": ("Generate", "만들기"),
+    "datasets": ("Datasets", "데이터셋 목록"), "report": ("Validation report", "검증 보고서"),
+    "gallery": ("Samples with labels", "라벨이 그려진 샘플"),
+    "need_name": ("Give the dataset a name.", "데이터셋 이름을 입력하세요."),
+    "need_file": ("Choose an archive first.", "먼저 압축 파일을 고르세요."),
+    "imported": ("Dataset **{name}** imported: {n} classes.", "데이터셋 **{name}**을(를) 가져왔습니다: 클래스 {n}개."),
+    "models": ("Trained checkpoints", "학습된 체크포인트"), "image": ("Image", "이미지"),
+    "predict": ("Predict", "예측"), "prediction": ("Prediction", "예측 결과"), "download": ("Download checkpoint", "체크포인트 받기"),
+    "need_model": ("Pick a trained model first.", "먼저 학습된 모델을 고르세요."),
+    "need_image": ("Drop in an image first.", "먼저 이미지를 넣으세요."),
+    "no_runs": ("No completed runs yet.", "아직 완료된 실행이 없습니다."),
+}
+
+
+def t(key: str, lang: str = "en", **fmt: Any) -> str:
+    en, ko = STRINGS[key]
+    text = ko if lang == "ko" else en
+    return text.format(**fmt) if fmt else text
+
+
+def pick_lang(value: str | None) -> str:
+    """'ko-KR' → 'ko'; anything else → 'en'."""
+    return "ko" if (value or "").lower().startswith("ko") else "en"
+
+
+BROWSER_LANG_JS = "() => (navigator.language || 'en')"
+
+
+class Labels:
+    """Components and the attribute each takes from STRINGS (label, value, placeholder, ...)."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[Any, str, str]] = []
+
+    def __call__(self, component: Any, key: str, attr: str = "label") -> Any:
+        self.items.append((component, key, attr))
+        return component
+
+    @property
+    def components(self) -> list[Any]:
+        return [c for c, _, _ in self.items]
+
+    def updates(self, lang: str) -> list[Any]:
+        out = []
+        for _, key, attr in self.items:
+            value: Any = t(key, lang)
+            if key == "cols":
+                value = None
+                out.append(gr.update(headers=t(key, lang).split("|")))
+                continue
+            out.append(gr.update(**{attr: value}))
+        return out

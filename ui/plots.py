@@ -1,0 +1,37 @@
+"""Line plots of a run's metrics by epoch (one small panel per metric)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402 - after choosing the headless backend
+
+
+def metrics_figure(points: list[dict[str, Any]], title: str = "") -> Any:
+    series: dict[str, list[tuple[int, float]]] = defaultdict(list)
+    for p in points:
+        if not p["name"].startswith("lr"):
+            series[p["name"]].append((p["epoch"], p["value"]))
+    names = sorted(series)
+    cols = 4 if len(names) > 6 else max(1, min(3, len(names)))
+    rows = max(1, -(-len(names) // cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.3 * rows), squeeze=False)
+    for ax, name in zip(axes.flat, names, strict=False):
+        xs, ys = zip(*sorted(series[name]), strict=True)
+        ax.plot(xs, ys, marker="o", markersize=3, linewidth=1.5)
+        ax.set_title(name, fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(names):]:
+        ax.axis("off")
+    if not names:
+        axes.flat[0].text(0.5, 0.5, "—", ha="center", va="center")
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig

@@ -1,0 +1,118 @@
+"""Datasets: upload an archive, register a storage URI or generate a sample; see the validation
+report, class names and counts, and sample images with their labels drawn."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+from PIL import Image
+
+from ui.client import ApiError
+from ui.context import Ctx, error_text
+from ui.i18n import t
+
+SAMPLES = ("shapes-detect", "shapes-segment", "shapes-classify", "shapes-pose", "shapes-obb")
+
+
+def describe(d: dict[str, Any], lang: str) -> str:
+    lines = [f"### {d['name']}", f"`{d['uri']}` · format `{d.get('format') or '—'}` · task `{d.get('task') or '—'}`", ""]
+    classes = d.get("classes") or []
+    lines.append(f"**classes ({len(classes)}):** " + ", ".join(f"`{c}`" for c in classes))
+    counts = d.get("counts") or {}
+    if counts:
+        lines.append("**counts:** " + ", ".join(f"{k}: {v}" for k, v in counts.items()))
+    report = d.get("report")
+    if report:
+        lines += ["", f"**{t('report', lang)}**", "```json", json.dumps(report, indent=1, ensure_ascii=False)[:3000], "```"]
+    return "\n".join(lines)
+
+
+def decode(item: dict[str, Any]) -> tuple[Image.Image, str]:
+    return Image.open(io.BytesIO(base64.b64decode(item["png_base64"]))), item.get("caption", "")
+
+
+def build(ctx: Ctx) -> None:
+    L = ctx.labels
+    with gr.Row():
+        with gr.Column(scale=1):
+            L(gr.Markdown(), "upload_title", "value")
+            archive = L(gr.File(file_types=[".zip", ".gz", ".tgz", ".tar"], elem_id="ds-archive"), "archive")
+            up_name = L(gr.Textbox(elem_id="ds-name"), "name")
+            upload = L(gr.Button(variant="primary", elem_id="ds-upload"), "upload", "value")
+            L(gr.Markdown(), "register_title", "value")
+            reg_name = L(gr.Textbox(elem_id="ds-reg-name"), "name")
+            reg_uri = L(gr.Textbox(elem_id="ds-reg-uri"), "uri")
+            register = L(gr.Button(elem_id="ds-register"), "register", "value")
+            L(gr.Markdown(), "sample_title", "value")
+            sample = L(gr.Dropdown(choices=list(SAMPLES), value=SAMPLES[0], elem_id="ds-sample"), "sample")
+            generate = L(gr.Button(elem_id="ds-generate"), "generate", "value")
+        with gr.Column(scale=2):
+            message = gr.Markdown(elem_id="ds-message")
+            pick = L(gr.Dropdown(choices=[], elem_id="ds-pick"), "datasets")
+            info = gr.Markdown(elem_id="ds-info")
+            gallery = L(gr.Gallery(columns=4, height=360, elem_id="ds-gallery"), "gallery")
+
+    def listing() -> list[tuple[str, int]] | None:
+        try:
+            return [(f"{d['name']} ({d.get('task') or '?'})", d["id"]) for d in ctx.api.datasets()]
+        except ApiError:
+            return None
+
+    def names(lang: str):
+        found = listing()
+        return gr.update() if found is None else gr.update(choices=found)
+
+    def show(dataset_id: int | None, lang: str):
+        if dataset_id is None:
+            return "", []
+        try:
+            d = ctx.api.dataset(int(dataset_id))
+        except ApiError as e:
+            return error_text(e, lang), []
+        try:
+            images = [decode(item) for item in ctx.api.samples(int(dataset_id))]
+        except ApiError as e:
+            return describe(d, lang) + "\n\n" + error_text(e, lang), []
+        return describe(d, lang), images
+
+    def done(created: dict[str, Any], lang: str):
+        msg = t("imported", lang, name=created["name"], n=len(created.get("classes") or []))
+        found = listing() or [(created["name"], created["id"])]
+        return msg, gr.update(choices=found, value=created["id"])
+
+    def do_upload(file: str | None, name: str, lang: str, progress=gr.Progress()):  # noqa: B008 - gradio's idiom
+        if not file:
+            return t("need_file", lang), gr.update()
+        name = (name or "").strip() or Path(file).name.split(".")[0]
+        progress(0.2, desc=f"{Path(file).name} → API")
+        try:
+            created = ctx.api.upload_dataset(name, Path(file))
+        except ApiError as e:
+            return error_text(e, lang), gr.update()
+        return done(created, lang)
+
+    def do_register(name: str, uri: str, lang: str):
+        if not (name or "").strip():
+            return t("need_name", lang), gr.update()
+        try:
+            return done(ctx.api.register_dataset(name.strip(), (uri or "").strip()), lang)
+        except ApiError as e:
+            return error_text(e, lang), gr.update()
+
+    def do_sample(kind: str, lang: str):
+        try:
+            return done(ctx.api.make_sample(kind), lang)
+        except ApiError as e:
+            return error_text(e, lang), gr.update()
+
+    upload.click(do_upload, [archive, up_name, ctx.lang], [message, pick])
+    register.click(do_register, [reg_name, reg_uri, ctx.lang], [message, pick])
+    generate.click(do_sample, [sample, ctx.lang], [message, pick])
+    pick.change(show, [pick, ctx.lang], [info, gallery])
+    pick.focus(names, ctx.lang, pick)
+    ctx.on_load.append((names, [ctx.lang], [pick]))

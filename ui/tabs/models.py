@@ -1,0 +1,85 @@
+"""Models: trained checkpoints with their metrics; predictions drawn on a dropped-in image."""
+
+from __future__ import annotations
+
+import base64
+import io
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+from PIL import Image
+
+from ui import cards
+from ui.client import ApiError
+from ui.context import Ctx, error_text
+from ui.i18n import t
+
+
+def choices(runs: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    out = []
+    for r in runs:
+        if r["state"] != "completed" or not r.get("checkpoint_uri"):
+            continue
+        spec, final = r.get("spec") or {}, r.get("final_metrics") or {}
+        name = cards.main_metric(final)
+        metric = f" · {name.split('/')[-1]}={final[name]:.3f}" if name and isinstance(final.get(name), int | float) else ""
+        out.append((f"{spec.get('model')} · {spec.get('dataset')} · {r['id'][:8]}{metric}", r["id"]))
+    return out
+
+
+def predictions_text(result: dict[str, Any]) -> str:
+    preds = result.get("predictions") or []
+    if result.get("task") == "classify":
+        return "\n".join(f"{i + 1}. **{p['class']}** {p['confidence']:.3f}" for i, p in enumerate(preds)) or "—"
+    lines = [f"- **{p['class']}** {p['confidence']:.3f} box {[round(v) for v in p.get('box', [])]}" for p in preds[:20]]
+    return f"{len(preds)} objects\n\n" + "\n".join(lines)
+
+
+def build(ctx: Ctx) -> None:
+    L = ctx.labels
+    with gr.Row():
+        with gr.Column(scale=1):
+            pick = L(gr.Dropdown(choices=[], elem_id="model-pick"), "models")
+            info = gr.Markdown(elem_id="model-info")
+            ckpt = L(gr.File(elem_id="model-ckpt", interactive=False), "download")
+            image = L(gr.File(elem_id="model-image", file_count="single"), "image")
+            predict = L(gr.Button(variant="primary", elem_id="model-predict"), "predict", "value")
+        with gr.Column(scale=2):
+            message = gr.Markdown(elem_id="model-message")
+            drawn = L(gr.Image(elem_id="model-drawn", interactive=False, type="pil"), "prediction")
+            preds = gr.Markdown(elem_id="model-preds")
+
+    def load(lang: str):
+        try:
+            return gr.update(choices=choices(ctx.api.runs(limit=200)))
+        except ApiError as e:
+            return gr.update(info=error_text(e, lang))
+
+    def show(run_id: str | None, lang: str):
+        if not run_id:
+            return "", None
+        try:
+            run = ctx.api.run(run_id)
+            path = ctx.run_file(run_id, "checkpoints/best.pt")
+        except ApiError as e:
+            return error_text(e, lang), None
+        rows = [f"| {k} | {cards.fmt(v)} |" for k, v in sorted((run.get("final_metrics") or {}).items())][:14]
+        return "\n".join([f"`{run['id']}` · {run['spec'].get('task')}", "", "| | |", "|---|---|", *rows]), str(path)
+
+    def do_predict(run_id: str | None, file: str | None, lang: str):
+        if not run_id:
+            return t("need_model", lang), None, ""
+        if not file:
+            return t("need_image", lang), None, ""
+        try:
+            result = ctx.api.predict(run_id, Path(file))
+        except ApiError as e:
+            return error_text(e, lang), None, ""
+        img = Image.open(io.BytesIO(base64.b64decode(result["png_base64"])))
+        return "", img, predictions_text(result)
+
+    pick.focus(load, ctx.lang, pick)
+    pick.change(show, [pick, ctx.lang], [info, ckpt])
+    predict.click(do_predict, [pick, image, ctx.lang], [message, drawn, preds])
+    ctx.on_load.append((load, [ctx.lang], [pick]))
