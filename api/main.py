@@ -21,7 +21,7 @@ from api.deps import get_current_token
 from api.errors import install_handlers
 from api.events import make_bus
 from api.metrics import ApiMetrics, RequestMetricsMiddleware
-from api.routes import chat, datasets, health, internal, live, predict, projects, prometheus, runs
+from api.routes import chat, datasets, export, health, internal, live, predict, projects, prometheus, runs
 from api.schemas import TRAIN_SPEC_SCHEMA
 from core.settings import Settings, get_settings
 
@@ -47,7 +47,7 @@ def include_routes(app: FastAPI) -> None:
     they are included without ``person``."""
     person = [Depends(get_current_token)]
     app.include_router(health.router)
-    for module in (projects, datasets, runs, chat):
+    for module in (projects, datasets, runs, chat, export):
         app.include_router(module.router, dependencies=person)
     app.include_router(predict.router, dependencies=person)  # UI helpers: predict, logs, dataset previews
     app.include_router(prometheus.router)

@@ -196,7 +196,7 @@ def _complete(spec: dict[str, Any], ex: Extraction, ctx: Context, notes: list[st
     record = ctx.datasets.get(spec.get("dataset") or "")
     dtask = getattr(record, "task", None)
     bare_model = not spec.get("model") or (_yolo_parts(spec["model"]) or ("", "", "-"))[2] == ""
-    if dtask and not spec.get("task") and bare_model and spec.get("framework") != "huggingface":
+    if dtask and not spec.get("task") and bare_model and not _not_installed(spec):
         spec["task"] = dtask
         if not spec.get("model") or dtask != "detect":  # a bare YOLO name already means detect
             notes.append(replies.say(lang, "task_from_dataset", dataset=spec["dataset"], task=dtask))
@@ -204,7 +204,7 @@ def _complete(spec: dict[str, Any], ex: Extraction, ctx: Context, notes: list[st
         notes.append(replies.say(lang, "task_dataset_mismatch", dataset=spec["dataset"], dtask=dtask, task=spec["task"]))
     if not spec:
         return spec
-    if spec.get("framework") == "huggingface":
+    if _not_installed(spec):
         model = spec.get("model") or "?"
         notes.append(replies.say(lang, "huggingface_later", model=model))
         result.errors.append(replies.say("en", "huggingface_later", model=model))
@@ -278,7 +278,7 @@ def _check(result: ParseResult, ctx: Context, lang: str) -> None:
         result.errors.append(replies.say("en", "unknown_dataset", dataset=dataset))
     if ctx.registry_error:
         result.notes.append(replies.say(lang, "registry_unreadable", error=ctx.registry_error))
-    if spec.get("dataset") and spec.get("framework") != "huggingface":
+    if spec.get("dataset") and not _not_installed(spec):
         try:
             TrainSpec.model_validate(spec)
             result.valid = True
@@ -288,11 +288,18 @@ def _check(result: ParseResult, ctx: Context, lang: str) -> None:
     result.question = _question(result, ctx, lang, unknown)
 
 
+def _not_installed(spec: dict) -> bool:
+    """A framework the person named that has no trainer plugin here (asked about, never submitted)."""
+    from trainers.registry import frameworks
+
+    return bool(spec.get("framework")) and spec["framework"] not in frameworks()
+
+
 def _question(result: ParseResult, ctx: Context, lang: str, unknown: str | None) -> str | None:
     spec = result.spec or {}
     names = _dataset_list(ctx)
     parts = []
-    if spec.get("framework") == "huggingface":
+    if _not_installed(spec):
         alt = "vit_base_patch16_224" if spec.get("task") in (None, "classify") else \
             {"detect": "yolo11n", "segment": "yolo11n-seg"}.get(spec.get("task") or "", "yolo11n")
         parts.append(replies.say(lang, "ask_huggingface", model=spec.get("model"), alternative=alt))

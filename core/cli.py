@@ -205,6 +205,17 @@ def ui_cmd(
     serve(host, port)
 
 
+@app.command("export")
+def export_cmd(
+    run_id: Annotated[str, typer.Argument(help="The run whose best checkpoint to export")],
+    fmt: Annotated[str, typer.Option("--format", help="onnx | torchscript")] = "onnx",
+) -> None:
+    """Export a run's checkpoint (stored beside it, under runs/<id>/exports/)."""
+    from tasks.export import export_command
+
+    raise typer.Exit(export_command(run_id, fmt))
+
+
 @app.command("parse")
 def parse_cmd(
     text: Annotated[str | None, typer.Argument(help="A request; without it, one request per line from stdin")] = None,

@@ -51,6 +51,8 @@ class Settings(BaseSettings):
         default=24 * 3600, gt=0,
         description="Life of the run token passed with the flow run: it must outlast the time in the queue.",
     )
+    trackers: str = Field(default="", description="Experiment trackers for every run: clearml, mlflow or both "
+                          "(comma-separated); each reads its own settings (MLFLOW_TRACKING_URI, CLEARML_*).")
     _secret: str | None = PrivateAttr(default=None)
 
     @field_validator("database_url")

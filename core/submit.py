@@ -12,6 +12,8 @@ from core.settings import Settings
 from core.spec import TrainSpec
 
 TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+LOG_SETTLE_S = 1.5
+LOG_SETTLE_MAX_S = 10.0
 VTP_PREFIXES = ("run ", "dataset ", "epoch ", "done:", "pretrained", "training from scratch")
 
 
@@ -58,6 +60,7 @@ def follow(flow_run_id: UUID, *, echo: Callable[[str], None] = print, verbose: b
 
     seen_logs = 0
     last_state = None
+    ended_at = None  # logs travel in background batches: after the end state, read until they settle
     deadline = time.monotonic() + timeout if timeout else None
     with prefect_client() as client:
         while True:
@@ -74,8 +77,11 @@ def follow(flow_run_id: UUID, *, echo: Callable[[str], None] = print, verbose: b
                 elif log.message.startswith(VTP_PREFIXES) or 30 <= log.level < 40:
                     echo(f"  {log.message.splitlines()[0]}")  # the failure itself is printed at the end
             seen_logs += len(logs)
-            if state and state.type.value in TERMINAL and len(logs) < 200:
-                return state
+            if state and state.type.value in TERMINAL:
+                ended_at = ended_at or time.monotonic()
+                settled = not logs and time.monotonic() - ended_at > LOG_SETTLE_S
+                if settled or time.monotonic() - ended_at > LOG_SETTLE_MAX_S:
+                    return state
             if deadline and time.monotonic() > deadline:
                 raise VtpError(f"run {flow_run_id} did not finish within {timeout:.0f}s; it goes on: see `vtp runs`")
             time.sleep(poll)

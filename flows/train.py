@@ -6,12 +6,14 @@ or through the ``train-<framework>`` deployments (``vtp train``). The work lives
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
+from prefect.exceptions import TerminationSignal
 from prefect.runtime import flow_run
 
 from core.contracts import Callbacks
@@ -20,6 +22,12 @@ from core.spec import TrainSpec, parse_spec
 from tasks import train_steps as steps
 from tasks.api_callbacks import ApiReporter
 from tasks.progress import PrefectProgress, report_markdown
+from tasks.report import publish_prefect_tables, write_spec
+from tasks.tracking import Tracking
+
+
+class RunCancelled(Exception):
+    """The run was cancelled through the API while training; its outputs are not published."""
 
 
 def _run_id() -> str:
@@ -48,6 +56,7 @@ def train_flow(spec: TrainSpec, run_id: str | None = None, api_url: str | None =
     started = time.time()
     spec = parse_spec(spec.model_dump() if isinstance(spec, TrainSpec) else dict(spec))
     run_id = run_id or _run_id()
+    run_token = run_token or os.environ.get("VTP_RUN_TOKEN")  # Kubernetes pools pass it from a Secret
     settings = get_settings()
     workdir = settings.work_root / run_id
     workdir.mkdir(parents=True, exist_ok=True)
@@ -58,6 +67,7 @@ def train_flow(spec: TrainSpec, run_id: str | None = None, api_url: str | None =
         reporter.attach(callbacks)
         reporter.heartbeat()  # the API marks the run running
     outcome: dict[str, Any] = {"state": "failed"}
+    tracking = Tracking.attach(callbacks, settings.trackers, run_id, f"{settings.api_url}/api/runs/{run_id}")
     try:
         local, stats, record = steps.download_dataset(spec, settings)
         logger.info("dataset %s: %d files, %d bytes transferred, %d files from cache",
@@ -65,10 +75,15 @@ def train_flow(spec: TrainSpec, run_id: str | None = None, api_url: str | None =
         info, report = steps.validate_dataset(local, spec, workdir)
         PrefectProgress(callbacks, logger, run_id)
         result = steps.run_trainer(spec, info, workdir, callbacks, settings)
+        if reporter and reporter.cancel_requested:  # the trainer stopped because the API said cancel
+            raise RunCancelled(f"run {run_id} was cancelled during epoch {result.epochs_completed + 1}; nothing uploaded")
         layout = steps.collect_outputs(result, workdir / "outputs")
+        layout[write_spec(workdir / "outputs", spec.model_dump(mode="json")).relative_to(workdir / "outputs").as_posix()] = "artifact"
         summary = steps.make_summary(run_id, spec, result, record, stats, settings.storage_url, layout, started)
         summary["dataset_report"] = report
         steps.upload_outputs(run_id, workdir / "outputs", summary, settings)
+        tracking.after_upload(workdir / "outputs", summary)
+        publish_prefect_tables(workdir / "outputs", run_id)
         create_markdown_artifact(report_markdown(summary), key="train-report",
                                  description=f"vtp run {run_id}")
         logger.info("done: %s = %s, checkpoint %s", summary["main_metric"]["name"],
@@ -76,14 +91,21 @@ def train_flow(spec: TrainSpec, run_id: str | None = None, api_url: str | None =
         outcome = {"state": "completed", "metrics": summary["metrics"], "checkpoint_uri": summary["checkpoint_uri"],
                    "epochs_done": summary["epochs_completed"]}
         return summary
+    except (TerminationSignal, KeyboardInterrupt):
+        # Stopped from outside: a cancel in Prefect or the UI, or the machine going down. Prefect
+        # records which (Cancelled or Crashed) and the API mirrors it; claiming "failed" would be wrong.
+        outcome = {}
+        raise
     except BaseException as e:
         outcome = {"state": "cancelled" if reporter and reporter.cancel_requested else "failed",
                    "error": str(e) or type(e).__name__}
         raise
     finally:
+        tracking.close(ok=outcome.get("state") == "completed")
         steps.remove_workdir(workdir)
         if reporter:
-            reporter.done(**outcome)
+            if outcome:
+                reporter.done(**outcome)
             reporter.close()
 
 

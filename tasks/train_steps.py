@@ -77,7 +77,12 @@ def collect_outputs(result: TrainResult, out: Path) -> dict[str, str]:
     out.mkdir(parents=True, exist_ok=True)
     layout: dict[str, str] = {}
     for role, src in (("best", result.best_checkpoint), ("last", result.last_checkpoint)):
-        if src and Path(src).exists():
+        if src and Path(src).is_dir():  # a save_pretrained folder: checkpoints/<role>/...
+            shutil.copytree(src, out / "checkpoints" / role, dirs_exist_ok=True)
+            layout[f"checkpoints/{role}"] = role
+            for f in sorted(p for p in (out / "checkpoints" / role).rglob("*") if p.is_file()):
+                layout[f.relative_to(out).as_posix()] = f"{role}-file"
+        elif src and Path(src).exists():
             rel = f"checkpoints/{role}{Path(src).suffix or '.pt'}"
             (out / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, out / rel)

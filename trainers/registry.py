@@ -19,6 +19,7 @@ from typing import Any, Protocol
 _PLUGINS: dict[str, str] = {
     "ultralytics": "trainers.ultralytics",
     "timm": "trainers.timm",
+    "huggingface": "trainers.huggingface",
 }
 _HERE = Path(__file__).parent
 
@@ -47,6 +48,7 @@ class Capabilities:
     resume: bool
     export: tuple[str, ...]
     overrides: dict[str, str] = field(default_factory=dict)
+    task_patterns: dict[str, str] = field(default_factory=dict)  # task -> regex searched in the name; "" = else
 
     def known_models(self) -> list[str]:
         """Every concrete model name this framework accepts (for did-you-mean suggestions)."""
@@ -61,6 +63,9 @@ class Capabilities:
 
     def task_of(self, model: str) -> str | None:
         """The task a model name implies by its suffix, or None when it implies none."""
+        for task, pattern in self.task_patterns.items():
+            if not pattern or re.search(pattern, model):
+                return task
         if not self.task_suffixes:
             return self.tasks[0] if len(self.tasks) == 1 else None
         for task, suffix in sorted(self.task_suffixes.items(), key=lambda kv: -len(kv[1])):

@@ -9,7 +9,6 @@ import pytest
 
 from chat import ParseResult, parse
 from chat.cli import parse_command
-from core.errors import SpecError
 from tasks.dataset_store import DatasetRecord, register
 from tasks.storage import Storage
 
@@ -234,17 +233,13 @@ def test_defaults_are_stated_in_notes():
     assert any("yolo11n" in n and "모델" in n for n in ko.notes)
 
 
-def test_huggingface_ids_are_kept_in_a_partial_spec():
+def test_huggingface_ids_become_huggingface_specs():
     vit = parse("google/vit-base-patch16-224로 flowers 분류")
-    assert vit.spec == {"task": "classify", "framework": "huggingface", "model": "google/vit-base-patch16-224",
-                        "dataset": "flowers"}
-    assert not vit.valid and vit.errors and any("later release" in e for e in vit.errors)
-    assert any("다음 릴리스" in n for n in vit.notes) and vit.question
-    with pytest.raises(SpecError):
-        vit.train_spec()
+    assert vit.spec["framework"] == "huggingface" and vit.spec["model"] == "google/vit-base-patch16-224"
+    assert vit.spec["task"] == "classify" and vit.spec["dataset"] == "flowers"
     detr = parse("DETR on coco8")
     assert detr.spec["model"] == "facebook/detr-resnet-50" and detr.spec["task"] == "detect"
-    assert detr.spec["framework"] == "huggingface" and any("DETR" in n for n in detr.notes)
+    assert detr.spec["framework"] == "huggingface"
 
 
 def test_models_vtp_cannot_train_are_kept_and_explained():

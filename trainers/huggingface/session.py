@@ -1,0 +1,261 @@
+"""One Hugging Face training run: a plain PyTorch loop (transformers' Trainer needs ``accelerate``,
+which vtp does not install, and a loop of our own gives the callbacks every batch), AdamW with a
+warmed-up cosine schedule, evaluation each epoch, ``save_pretrained`` best/ and last/ folders."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from core.contracts import TrainContext, TrainResult
+from core.errors import TrainerError
+from tasks import report
+from trainers.huggingface import data
+from trainers.huggingface.metrics import install_matcher_fallback, mean_average_precision
+from trainers.huggingface.model import build
+
+if TYPE_CHECKING:
+    from core.spec import TrainSpec
+
+RUN_NAME = "train"
+
+
+@dataclass
+class Options:
+    allow_random_init: bool = False
+    weight_decay: float = 1e-4
+    warmup_epochs: int = 0
+    hflip: float = 0.5
+    color_jitter: float = 0.0
+    grad_clip: float = 0.1
+    min_lr: float = 1e-6
+    backbone_lr_scale: float = 0.1  # detection: the backbone learns slower, as in DETR
+    score_threshold: float = 0.0  # detection: lowest score kept for mAP (0 keeps every query)
+
+    @classmethod
+    def from_overrides(cls, overrides: dict[str, Any]) -> Options:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise TrainerError(f"huggingface overrides {', '.join(unknown)} are not supported; accepted: {', '.join(sorted(known))}")
+        return cls(**overrides)
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.replace(",", "").isdigit():
+        return torch.device(f"cuda:{device.split(',')[0]}")
+    return torch.device(device)
+
+
+class Session:
+    def __init__(self, spec: TrainSpec, ctx: TrainContext) -> None:
+        self.spec, self.ctx = spec, ctx
+        self.opts = Options.from_overrides(dict(spec.overrides))
+        self.detect = spec.task == "detect"
+        self.run_dir = ctx.workdir / RUN_NAME
+        self.weights_dir = self.run_dir / "weights"
+        self.notes: list[str] = []
+
+    def note(self, message: str) -> None:
+        self.notes.append(message)
+        self.ctx.callbacks.log(message)
+
+    def _datasets(self, processor: Any) -> tuple[list[str], Any, Any]:
+        o = self.opts
+        if self.detect:
+            if self.ctx.dataset.data_yaml is None:
+                raise TrainerError("detection needs a YOLO-format dataset (data.yaml with images/ and labels/)")
+            classes, splits = data.yolo_splits(self.ctx.dataset.data_yaml)
+            return (classes, data.DetectDataset(splits["train"], processor, True, o.hflip, o.color_jitter),
+                    data.DetectDataset(splits["val"], processor, False))
+        classes, train, val = data.class_folders(Path(self.ctx.dataset.root))
+        return (classes, data.ClassifyDataset(train, classes, processor, True, o.hflip, o.color_jitter),
+                data.ClassifyDataset(val, classes, processor, False))
+
+    def _optimizer(self, model: torch.nn.Module) -> torch.optim.Optimizer:
+        lr = self.spec.learning_rate or (1e-4 if self.detect else 5e-4)
+        backbone = [p for n, p in model.named_parameters() if "backbone" in n and p.requires_grad]
+        rest = [p for n, p in model.named_parameters() if "backbone" not in n and p.requires_grad]
+        groups = [{"params": rest, "lr": lr}]
+        if backbone:
+            groups.append({"params": backbone, "lr": lr * (self.opts.backbone_lr_scale if self.detect else 1.0)})
+        return torch.optim.AdamW(groups, lr=lr, weight_decay=self.opts.weight_decay)
+
+    def run(self) -> TrainResult:
+        spec, ctx = self.spec, self.ctx
+        if self.detect and install_matcher_fallback():
+            ctx.callbacks.log("scipy is not installed: DETR matching uses vtp's own Hungarian assignment.")
+        probe_classes = list(ctx.dataset.classes)
+        built = build(spec, ctx, probe_classes)
+        self.note(built.note)
+        model, processor = built.model, built.processor
+        classes, train_ds, val_ds = self._datasets(processor)
+        if classes != probe_classes:
+            raise TrainerError(f"dataset classes {classes} differ from the prepared dataset's {probe_classes}")
+        if len(train_ds) == 0 or len(val_ds) == 0:
+            raise TrainerError(f"the dataset needs train and val images (found {len(train_ds)} / {len(val_ds)})")
+        device = resolve_device(spec.device)
+        model.to(device)
+        train_dl = data.loader(train_ds, spec.batch_size, spec.workers, True, spec.seed, self.detect)
+        val_dl = data.loader(val_ds, spec.batch_size, spec.workers, False, spec.seed, self.detect)
+        optimizer = self._optimizer(model)
+        steps = spec.epochs * len(train_dl)
+        warmup = min(self.opts.warmup_epochs, spec.epochs - 1) * len(train_dl)
+        base = [g["lr"] for g in optimizer.param_groups]
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "args.json").write_text(json.dumps(
+            {"spec": spec.model_dump(mode="json"), "options": self.opts.__dict__, "classes": classes,
+             "device": str(device)}, indent=2))
+        ctx.callbacks.log(
+            f"huggingface {spec.model}: {type(model).__name__}, {len(classes)} classes, {len(train_ds)} train / "
+            f"{len(val_ds)} val images at {spec.image_size}px on {device}")
+
+        history: list[dict[str, float]] = []
+        best: dict[str, float] | None = None
+        best_epoch, step, stopped_early = 0, 0, False
+        last_dir, best_dir = self.weights_dir / "last", self.weights_dir / "best"
+        main = spec.main_metric
+        for epoch in range(1, spec.epochs + 1):
+            model.train()
+            total, seen, stop = 0.0, 0, False
+            for batch in train_dl:
+                for g, lr in zip(optimizer.param_groups, base, strict=True):
+                    g["lr"] = _lr(lr, step, warmup, steps, self.opts.min_lr)
+                out = model(**self._inputs(batch, device))
+                optimizer.zero_grad(set_to_none=True)
+                out.loss.backward()
+                if self.opts.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), self.opts.grad_clip)
+                optimizer.step()
+                step += 1
+                n = len(batch["pixel_values"])
+                total, seen = total + out.loss.item() * n, seen + n
+                ctx.callbacks.heartbeat()
+                if ctx.callbacks.should_stop():
+                    stop = True
+                    break
+            evaluation = self.evaluate(model, processor, val_dl, val_ds, device, classes)
+            metrics = {"train/loss": total / max(seen, 1), **evaluation["metrics"],
+                       "lr": float(optimizer.param_groups[0]["lr"])}
+            history.append({"epoch": epoch, **metrics})
+            improved = best is None or metrics[main] > best[main] or (metrics[main] == best[main] and
+                                                                       metrics["val/loss"] < best["val/loss"])
+            self._save(model, processor, last_dir, classes, epoch, metrics)
+            if improved:
+                best, best_epoch, best_eval = metrics, epoch, evaluation
+                _copy_folder(last_dir, best_dir)
+            report.write_results_csv(self.run_dir / "results.csv", history)
+            ctx.callbacks.epoch_end(epoch, spec.epochs, metrics)
+            ctx.callbacks.heartbeat(force=True)
+            if stop or ctx.callbacks.should_stop(force=True):
+                stopped_early = True
+                self.note(f"stopped on request after epoch {epoch} of {spec.epochs}.")
+                break
+            if spec.patience and epoch - best_epoch >= spec.patience and epoch < spec.epochs:
+                stopped_early = True
+                self.note(f"early stopping after epoch {epoch}: {main} has not improved for {spec.patience} epochs.")
+                break
+        assert best is not None
+        artifacts = [self.run_dir / "results.csv", self.run_dir / "args.json"]
+        artifacts += report.evaluation_report(self.run_dir, spec.task or "classify", classes, best_eval["report"],
+                                              history)
+        return TrainResult(
+            metrics={k: v for k, v in best.items() if k.startswith(("val/", "metrics/"))},
+            best_checkpoint=best_dir, last_checkpoint=last_dir, artifacts=[p for p in artifacts if p.is_file()],
+            epochs_completed=len(history), pretrained_used=built.pretrained_used, notes=self.notes,
+            stopped_early=stopped_early,
+        )
+
+    def _inputs(self, batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
+        pixels = batch["pixel_values"].to(device)
+        if self.detect:
+            return {"pixel_values": pixels, "labels": [{k: v.to(device) for k, v in t.items()} for t in batch["labels"]]}
+        return {"pixel_values": pixels, "labels": batch["labels"].to(device)}
+
+    @torch.no_grad()
+    def evaluate(self, model: Any, processor: Any, dl: Any, ds: Any, device: torch.device,
+                 classes: list[str]) -> dict[str, Any]:
+        """Metrics of one pass over val, plus what the evaluation report needs (predictions)."""
+        model.eval()
+        total, seen = 0.0, 0
+        y_true: list[int] = []
+        y_pred: list[int] = []
+        top5 = 0
+        preds: list[dict[str, np.ndarray]] = []
+        gts: list[dict[str, np.ndarray]] = []
+        for batch in dl:
+            out = model(**self._inputs(batch, device))
+            n = len(batch["pixel_values"])
+            total, seen = total + out.loss.item() * n, seen + n
+            self.ctx.callbacks.heartbeat()
+            if self.detect:
+                sizes = []
+                for i in batch["index"]:
+                    img, boxes = ds.target(i)
+                    sizes.append((img.height, img.width))
+                    gts.append({"boxes": np.array([[x, y, x + w, y + h] for _, (x, y, w, h) in boxes]).reshape(-1, 4),
+                                "labels": np.array([c for c, _ in boxes], int)})
+                post = processor.post_process_object_detection(out, threshold=self.opts.score_threshold,
+                                                               target_sizes=sizes)
+                preds += [{k: r[k].cpu().numpy() for k in ("boxes", "scores", "labels")} for r in post]
+            else:
+                logits = out.logits.float()
+                labels = batch["labels"]
+                k = min(5, logits.shape[1])
+                top = logits.topk(k, dim=1).indices.cpu()
+                top5 += int((top == labels[:, None]).any(1).sum())
+                y_true += labels.tolist()
+                y_pred += top[:, 0].tolist()
+        metrics = {"val/loss": total / max(seen, 1)}
+        if self.detect:
+            m = mean_average_precision(preds, gts, len(classes))
+            metrics |= {"metrics/mAP50(B)": float(m["mAP50"]), "metrics/mAP50-95(B)": float(m["mAP50-95"])}
+            rep: dict[str, Any] = {"map": m, "preds": preds, "gts": gts, "images": [str(p) for p in ds.images]}
+        else:
+            acc = float(np.mean(np.array(y_true) == np.array(y_pred))) if y_true else 0.0
+            metrics |= {"metrics/accuracy_top1": acc, "metrics/accuracy_top5": top5 / max(len(y_true), 1)}
+            rep = {"y_true": y_true, "y_pred": y_pred, "images": [str(p) for p, _ in ds.items]}
+        return {"metrics": metrics, "report": rep}
+
+    def _save(self, model: Any, processor: Any, folder: Path, classes: list[str], epoch: int,
+              metrics: dict[str, float]) -> None:
+        """save_pretrained into a temporary folder, then swap it in: a reader never sees half of it."""
+        tmp = folder.with_name(f".{folder.name}.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        model.save_pretrained(tmp)
+        processor.save_pretrained(tmp)
+        (tmp / "vtp.json").write_text(json.dumps({"task": self.spec.task, "classes": classes, "epoch": epoch,
+                                                  "metrics": metrics, "spec": self.spec.model_dump(mode="json")}))
+        _swap(tmp, folder)
+
+
+def _swap(tmp: Path, folder: Path) -> None:
+    old = folder.with_name(f".{folder.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if folder.exists():
+        folder.rename(old)
+    tmp.rename(folder)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _copy_folder(src: Path, dst: Path) -> None:
+    tmp = dst.with_name(f".{dst.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(src, tmp)
+    _swap(tmp, dst)
+
+
+def _lr(base: float, step: int, warmup: int, total: int, min_lr: float) -> float:
+    if step < warmup:
+        return base * (0.01 + 0.99 * step / max(warmup, 1))
+    progress = (step - warmup) / max(total - warmup, 1)
+    return min_lr + (base - min_lr) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
