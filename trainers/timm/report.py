@@ -2,29 +2,17 @@
 
 from __future__ import annotations
 
-import csv
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from tasks.report import write_results_csv  # noqa: F401 - shared with the other trainers
+
 log = logging.getLogger("vtp.timm")
 
 
-def write_results_csv(path: Path, history: list[dict[str, float]]) -> None:
-    """One row per epoch (``epoch`` first), rewritten whole each epoch so it is always complete."""
-    if not history:
-        return
-    keys = ["epoch"] + [k for k in history[0] if k != "epoch"]
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
-        writer.writeheader()
-        for row in history:
-            writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
-    os.replace(tmp, path)
 
 
 def write_args(path: Path, spec: dict[str, Any], options: dict[str, Any], extra: dict[str, Any]) -> None:
