@@ -89,6 +89,14 @@ class MLflowTracker:
             self.client.set_terminated(self.run_id, "FINISHED" if ok else "FAILED")
 
 
+# Every ClearML auto-integration off: vtp reports what it means to, once. The dict form (not False)
+# is what also turns off repository detection, which runs git on the working folder (recording its
+# uncommitted diff) and, offline, held Task.close() for minutes.
+CLEARML_OFF = {key: False for key in (
+    "detect_repository", "matplotlib", "tensorflow", "tensorboard", "pytorch", "xgboost", "scikit", "fastai",
+    "lightgbm", "hydra", "tfdefines", "joblib", "megengine", "catboost", "gradio")}
+
+
 class ClearMLTracker:
     name = "clearml"
 
@@ -101,7 +109,7 @@ class ClearMLTracker:
     def start(self, spec: dict[str, Any], run_id: str, link: str) -> None:
         self.task = self.Task.init(
             project_name=f"vtp/{spec.get('framework')}", task_name=f"{spec.get('model')} {run_id}",
-            reuse_last_task_id=False, auto_connect_frameworks=False, auto_connect_arg_parser=False,
+            reuse_last_task_id=False, auto_connect_frameworks=CLEARML_OFF, auto_connect_arg_parser=False,
             auto_resource_monitoring=False, auto_connect_streams=False,
         )
         self.task.connect(flat_params(spec), name="spec")
