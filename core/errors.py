@@ -25,3 +25,11 @@ class StorageError(VtpError):
 
 class TrainerError(VtpError):
     """The trainer failed for a reason the person can act on."""
+
+
+def gpu_out_of_memory(spec) -> TrainerError:
+    """The one message every trainer gives when CUDA runs out of memory: what to lower, and to what."""
+    return TrainerError(
+        f"the GPU ran out of memory with batch_size={spec.batch_size} at image_size={spec.image_size}: "
+        f"use a smaller batch_size (e.g. {max(1, spec.batch_size // 2)}), image_size or model"
+    )

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.contracts import TrainContext, TrainResult
-from core.errors import TrainerError
+from core.errors import TrainerError, gpu_out_of_memory
 
 if TYPE_CHECKING:
     from core.spec import TrainSpec
@@ -38,10 +38,7 @@ def train(spec: TrainSpec, ctx: TrainContext) -> TrainResult:
     try:
         return Session(spec, ctx).run()
     except torch.cuda.OutOfMemoryError as e:
-        raise TrainerError(
-            f"the GPU ran out of memory with batch_size={spec.batch_size} at image_size={spec.image_size}: "
-            f"use a smaller batch_size (e.g. {max(1, spec.batch_size // 2)}), image_size or model"
-        ) from e
+        raise gpu_out_of_memory(spec) from e
 
 
 def load_checkpoint(folder: Path | str, device: str = "cpu") -> tuple[Any, Any, dict[str, Any]]:

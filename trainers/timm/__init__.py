@@ -13,7 +13,7 @@ import random
 from typing import TYPE_CHECKING
 
 from core.contracts import TrainContext, TrainResult
-from core.errors import TrainerError
+from core.errors import TrainerError, gpu_out_of_memory
 from trainers.timm.checkpoint import load_checkpoint, predict
 
 if TYPE_CHECKING:
@@ -36,10 +36,7 @@ def train(spec: TrainSpec, ctx: TrainContext) -> TrainResult:
     try:
         return Session(spec, ctx).run()
     except torch.cuda.OutOfMemoryError as e:
-        raise TrainerError(
-            f"the GPU ran out of memory with batch_size={spec.batch_size} at image_size={spec.image_size}: "
-            f"use a smaller batch_size (e.g. {max(1, spec.batch_size // 2)}), image_size or model"
-        ) from e
+        raise gpu_out_of_memory(spec) from e
 
 
 def _seed_everything(seed: int) -> None:

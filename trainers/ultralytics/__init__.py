@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.contracts import TrainContext, TrainResult
-from core.errors import TrainerError
+from core.errors import TrainerError, gpu_out_of_memory
 from trainers.ultralytics import env
 from trainers.ultralytics.hooks import RunState, attach, forward_logs
 from trainers.ultralytics.weights import find_yolo_weights
@@ -146,20 +146,14 @@ def _run(model: Any, args: dict[str, Any], spec: TrainSpec) -> None:
     try:
         model.train(**args)
     except torch.cuda.OutOfMemoryError as e:
-        raise TrainerError(_oom_message(spec)) from e
+        raise gpu_out_of_memory(spec) from e
     except RuntimeError as e:
         if "out of memory" in str(e).lower():
-            raise TrainerError(_oom_message(spec)) from e
+            raise gpu_out_of_memory(spec) from e
         raise
     except FileNotFoundError as e:
         raise TrainerError(f"ultralytics could not find a file it needs: {e}") from e
 
-
-def _oom_message(spec: TrainSpec) -> str:
-    return (
-        f"the GPU ran out of memory with batch_size={spec.batch_size} at image_size={spec.image_size}: "
-        f"use a smaller batch_size (e.g. {max(1, spec.batch_size // 2)}) or a smaller image_size or model"
-    )
 
 
 def _result(
