@@ -67,7 +67,7 @@ def chat_turn(session: Session, *, settings: Settings, session_id: str | None, m
     from chat import parse
 
     chat = get_chat(session, session_id=session_id) if session_id else ChatSession(title=message[:200])
-    if session_id is None:
+    if not session_id:  # None or "": a new conversation
         session.add(chat)
         session.flush()
     storage = Storage(settings=settings)

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from api import crud
 from api.errors import Conflict, Unprocessable
 from api.models import Dataset
-from core.errors import DatasetError
+from core.errors import DatasetError, StorageError
 from core.settings import Settings
 from tasks import dataset_store
 from tasks.dataset_ingest import ingest
@@ -53,12 +53,13 @@ def check_task(task: str | None) -> str | None:
 
 
 def import_archive(session: Session, *, settings: Settings, name: str, archive: Path, task: str | None = None,
-                   project_id: int | None = None) -> Dataset:
-    """Ingest an uploaded archive; the archive and its extraction are removed afterwards."""
+                   project_id: int | None = None, filename: str | None = None) -> Dataset:
+    """Ingest an uploaded archive; the archive and its extraction are removed afterwards. Problems
+    are reported against ``filename`` (the upload's own name) and paths inside the archive."""
     storage = Storage(settings=settings)
     check_new_name(session, name=name, storage=storage)
     crud.check_project(session, project_id=project_id)
-    record = ingest(name, str(archive), task=check_task(task), storage=storage)
+    record = ingest(name, str(archive), task=check_task(task), storage=storage, label=filename or archive.name)
     return _save(session, storage=storage, record=record, report=_report(record, imported=True),
                  project_id=project_id, imported=True)
 
@@ -71,12 +72,28 @@ def register_uri(session: Session, *, settings: Settings, name: str, uri: str, t
     crud.check_project(session, project_id=project_id)
     if urlparse(uri).scheme not in SCHEMES:
         raise Unprocessable(f"uri={uri!r} is not a storage URI vtp reads: use file:///absolute/path or s3://bucket/prefix")
-    source = Storage(uri, settings)
-    if not source.listing():
+    if not _has_files(Storage(uri, settings), uri):
         raise DatasetError(f"{uri} holds no files: check the URI and credentials (S3 endpoint: VTP_S3_ENDPOINT_URL)")
     record = dataset_store.register(storage, dataset_store.DatasetRecord(name=name, uri=uri.rstrip("/"),
                                                                          task=check_task(task)))
     return _save(session, storage=storage, record=record, report=None, project_id=project_id, imported=False)
+
+
+def _has_files(source: Storage, uri: str) -> bool:
+    """Whether ``uri`` lists any file. Missing or refused credentials are the request's problem
+    (422: the person can fix the URI or the setup); an S3 endpoint that does not answer is a 503."""
+    from botocore.exceptions import BotoCoreError, NoCredentialsError, PartialCredentialsError
+
+    try:
+        return bool(source.listing())
+    except (NoCredentialsError, PartialCredentialsError):
+        raise DatasetError(f"{uri} cannot be read: vtp has no S3 credentials (set AWS_ACCESS_KEY_ID and "
+                           "AWS_SECRET_ACCESS_KEY for the API, and VTP_S3_ENDPOINT_URL for a non-AWS endpoint)") from None
+    except PermissionError as e:
+        raise DatasetError(f"{uri} cannot be read with vtp's S3 credentials (access denied: {e})") from None
+    except (BotoCoreError, OSError) as e:
+        raise StorageError(f"the storage behind {uri} did not answer ({type(e).__name__}: {e}); try again, "
+                           "or check VTP_S3_ENDPOINT_URL") from None
 
 
 def _report(record: dataset_store.DatasetRecord, *, imported: bool) -> dict[str, Any]:

@@ -11,12 +11,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from api.metrics import ApiMetrics
 from api.models import ApiToken
+from api.schemas import MAX_ID
 from api.security import verify_run_token
 from api.tokens import TokenRejected, authenticate
 from core.settings import Settings
@@ -45,6 +46,11 @@ SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 SessionDep = Annotated[Session, Depends(get_session)]
 MetricsDep = Annotated[ApiMetrics, Depends(get_metrics)]
 BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+# Ids in paths and filters: positive and within the INTEGER columns, so a huge number is a 422
+ProjectIdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
+DatasetIdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
+ProjectFilter = Annotated[int | None, Query(ge=1, le=MAX_ID, description="Only this project's items")]
 
 
 def _unauthorized(message: str) -> HTTPException:

@@ -22,6 +22,7 @@ from core.errors import DatasetError, SpecError, StorageError, VtpError
 from core.spec import explain
 
 log = logging.getLogger("vtp.api")
+BODY_HINT = "send JSON with `Content-Type: application/json`, or multipart/form-data for uploads"
 
 
 class ApiError(VtpError):
@@ -71,7 +72,25 @@ def _request_problems(exc: RequestValidationError) -> list[str]:
     return lines
 
 
+class RefuseNul:
+    """ASGI middleware: a request whose path or query string holds a NUL character (``%00``) gets a
+    422 before any route sees it. No vtp id or name has one, and PostgreSQL refuses NUL in text with
+    an error, so ``GET /api/runs/x%00`` would otherwise be a 500 there and a 404 on SQLite."""
+
+    def __init__(self, app: Any):
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and ("\x00" in scope.get("path", "") or b"%00" in scope.get("query_string", b"")):
+            line = "the URL contains a NUL character (%00): no vtp id, name or parameter has one"
+            await error_response(422, line, errors=[line])(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
 def install_handlers(app: FastAPI) -> None:
+    app.add_middleware(RefuseNul)
+
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
         return error_response(exc.status_code, str(exc), **exc.extra)
@@ -113,6 +132,11 @@ def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         detail = exc.detail if isinstance(exc.detail, str) else jsonable_encoder(exc.detail)
+        if exc.status_code == 400:
+            # Only FastAPI and Starlette raise a plain 400: a body that cannot be parsed at all (not
+            # UTF-8, broken multipart). vtp answers every unreadable request with its 422
+            line = f"the request body could not be read ({str(detail).rstrip('.')}): {BODY_HINT}"
+            return error_response(422, line, errors=[line])
         if exc.status_code == 404 and detail == "Not Found":
             detail = "no such endpoint: see /docs for the API"
         elif exc.status_code == 405:

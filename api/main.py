@@ -23,7 +23,7 @@ from api.errors import install_handlers
 from api.events import make_bus
 from api.metrics import ApiMetrics, RequestMetricsMiddleware
 from api.routes import chat, datasets, export, health, internal, live, predict, projects, prometheus, runs
-from api.schemas import TRAIN_SPEC_SCHEMA
+from api.schemas import TRAIN_SPEC_SCHEMA, ErrorOut, ValidationErrorOut
 from core.settings import Settings, get_settings
 
 log = logging.getLogger("vtp.api")
@@ -38,6 +38,16 @@ TAGS = [
     {"name": "callbacks", "description": "Trainer callbacks, authenticated by the run's token (not an API token)."},
 ]
 
+NEEDS_TOKEN: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorOut, "description": "No API token, or one that is unknown or revoked."},
+}
+NEEDS_RUN_TOKEN: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorOut, "description": "No run token, or an invalid or expired one."},
+    403: {"model": ErrorOut, "description": "The run token belongs to another run."},
+    404: {"model": ErrorOut, "description": "No run with this id."},
+    409: {"model": ErrorOut, "description": "The run has ended: no more heartbeats, metrics or events are taken."},
+}
+
 
 def include_routes(app: FastAPI) -> None:
     """Routers carry their full prefix (/api/...): FastAPI reports the route template relative to
@@ -49,10 +59,11 @@ def include_routes(app: FastAPI) -> None:
     person = [Depends(get_current_token)]
     app.include_router(health.router)
     for module in (projects, datasets, runs, chat, export):
-        app.include_router(module.router, dependencies=person)
-    app.include_router(predict.router, dependencies=person)  # UI helpers: predict, logs, dataset previews
+        app.include_router(module.router, dependencies=person, responses=NEEDS_TOKEN)
+    # UI helpers: predict, logs, dataset previews
+    app.include_router(predict.router, dependencies=person, responses=NEEDS_TOKEN)
     app.include_router(prometheus.router)
-    app.include_router(internal.router)  # run tokens, checked per route
+    app.include_router(internal.router, responses=NEEDS_RUN_TOKEN)  # run tokens, checked per route
     app.include_router(live.router)  # the API token is checked inside (browsers cannot set headers)
 
 
@@ -100,7 +111,8 @@ def create_app(settings: Settings | None = None, *, migrate_on_start: bool = Tru
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
     """FastAPI's schema plus TrainSpec (RunCreate.spec refers to it) and DatasetRegister (the JSON
-    form of POST /api/datasets, whose body the route reads itself)."""
+    form of POST /api/datasets, whose body the route reads itself). Every 422 is the API's own
+    error body (``{detail, errors}``, api.errors), not FastAPI's list of validation errors."""
     if app.openapi_schema:
         return app.openapi_schema
     from api.schemas import DatasetRegister
@@ -112,6 +124,9 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         components.setdefault(name, sub)
     components["TrainSpec"] = {k: v for k, v in TRAIN_SPEC_SCHEMA.items() if k != "$defs"}
     components["DatasetRegister"] = DatasetRegister.model_json_schema(ref_template="#/components/schemas/{model}")
+    components.pop("ValidationError", None)
+    components["HTTPValidationError"] = ValidationErrorOut.model_json_schema(
+        ref_template="#/components/schemas/{model}")
     spec = components["RunCreate"]["properties"]["spec"]
     components["RunCreate"]["properties"]["spec"] = {
         "allOf": [{"$ref": "#/components/schemas/TrainSpec"}],

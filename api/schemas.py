@@ -5,15 +5,50 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from core.spec import TrainSpec
+
+MAX_ID = 2**31 - 1  # ids are INTEGER columns (int4 on PostgreSQL): a larger one is a 422, not a database error
+NUL_REFUSED = "contains a NUL character (\\u0000), which no vtp value has (and PostgreSQL cannot store)"
+
+
+def has_nul(value: Any) -> bool:
+    """Whether a NUL character is in ``value`` or in any string nested in it (dict keys included)."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(has_nul(k) or has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(has_nul(v) for v in value)
+    return False
+
+
+class ApiIn(BaseModel):
+    """A request body: a NUL character in any of its strings is a 422 (one stored on SQLite would
+    differ from PostgreSQL, which refuses it with an error)."""
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        if has_nul(value):
+            raise ValueError(NUL_REFUSED)
+        return value
+
 
 RunState = Literal["queued", "pending", "running", "completed", "failed", "cancelled", "crashed"]
 
 
 class ErrorOut(BaseModel):
     detail: str = Field(description="What went wrong and what to do about it.")
+
+
+class ValidationErrorOut(ErrorOut):
+    """The body of every 422: ``detail`` says it all in one string; ``errors`` has one line per bad
+    field (request and spec problems), ``problems`` one finding per file (dataset problems)."""
+
+    errors: list[str] | None = Field(default=None, description="One line per problem: 'field: what is wrong'.")
+    problems: list[Any] | None = Field(default=None, description="Dataset findings: {severity, file, message}.")
 
 
 class Page(BaseModel):
@@ -39,7 +74,7 @@ class HealthOut(BaseModel):
 
 # -- projects -----------------------------------------------------------------------------------
 
-class ProjectCreate(BaseModel):
+class ProjectCreate(ApiIn):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=100, examples=["defects"])
@@ -57,7 +92,7 @@ class ProjectOut(BaseModel):
 
 # -- datasets -----------------------------------------------------------------------------------
 
-class DatasetRegister(BaseModel):
+class DatasetRegister(ApiIn):
     """Register a dataset that already lives in storage (it is not copied)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -65,7 +100,7 @@ class DatasetRegister(BaseModel):
     name: str = Field(min_length=1, max_length=100, examples=["cracks"])
     uri: str = Field(examples=["s3://acme/datasets/cracks"], description="file:///path or s3://bucket/prefix")
     task: Literal["detect", "segment", "classify", "pose", "obb"] | None = None
-    project_id: int | None = None
+    project_id: int | None = Field(default=None, ge=1, le=MAX_ID)
 
 
 class DatasetOut(BaseModel):
@@ -89,7 +124,7 @@ class DatasetList(Page):
 
 # -- runs ---------------------------------------------------------------------------------------
 
-class RunCreate(BaseModel):
+class RunCreate(ApiIn):
     model_config = ConfigDict(extra="forbid")
 
     spec: dict[str, Any] = Field(
@@ -97,7 +132,7 @@ class RunCreate(BaseModel):
                     "(see the TrainSpec schema). `dataset` is required.",
         examples=[{"model": "yolo11n", "dataset": "shapes-detect", "epochs": 2, "image_size": 128}],
     )
-    project_id: int | None = None
+    project_id: int | None = Field(default=None, ge=1, le=MAX_ID)
     client_request_id: str | None = Field(
         default=None, min_length=1, max_length=200,
         description="Makes submission idempotent: the same id returns the same run (200 instead of 201).",

@@ -23,31 +23,35 @@ def is_archive(path: Path) -> bool:
     return path.is_file() and path.name.lower().endswith(ARCHIVE_SUFFIXES)
 
 
-def _safe_name(name: str, archive: Path) -> PurePosixPath:
+def _safe_name(name: str, label: str) -> PurePosixPath:
     p = PurePosixPath(name.replace("\\", "/"))
     if p.is_absolute() or ".." in p.parts or (p.parts and ":" in p.parts[0]):
-        raise DatasetError(f"{archive.name}: entry {name!r} points outside the archive folder; the archive is refused")
+        raise DatasetError(f"{label}: entry {name!r} points outside the archive folder; the archive is refused")
     return p
 
 
-def _check_totals(archive: Path, count: int, total: int) -> None:
+def _check_totals(label: str, count: int, total: int) -> None:
     if count > MAX_ENTRIES:
-        raise DatasetError(f"{archive.name} has {count} entries (limit {MAX_ENTRIES}); split the dataset")
+        raise DatasetError(f"{label} has {count} entries (limit {MAX_ENTRIES}); split the dataset")
     if total > MAX_BYTES:
-        raise DatasetError(f"{archive.name} unpacks to {total} bytes (limit {MAX_BYTES}); it is refused")
+        raise DatasetError(f"{label} unpacks to {total} bytes (limit {MAX_BYTES}); it is refused")
 
 
-def extract(archive: Path, dest: Path) -> Path:
-    """Extract ``archive`` into ``dest``; returns the dataset root (a lone top folder is entered)."""
+def extract(archive: Path, dest: Path, *, label: str | None = None) -> Path:
+    """Extract ``archive`` into ``dest``; returns the dataset root (a lone top folder is entered).
+
+    Messages name the archive by ``label`` (the name the person gave it, e.g. an upload's file
+    name), else by its file name; never by where it was saved or extracted."""
+    label = label or archive.name
     dest.mkdir(parents=True, exist_ok=True)
     try:
         if archive.name.lower().endswith(".zip"):
-            _extract_zip(archive, dest)
+            _extract_zip(archive, dest, label)
         else:
-            _extract_tar(archive, dest)
+            _extract_tar(archive, dest, label)
     except (zipfile.BadZipFile, tarfile.TarError, EOFError) as e:
         shutil.rmtree(dest, ignore_errors=True)
-        raise DatasetError(f"{archive.name} is not a readable archive ({e}); upload a .zip or .tar.gz") from None
+        raise DatasetError(f"{label} is not a readable archive ({e}); upload a .zip or .tar.gz") from None
     except BaseException:
         shutil.rmtree(dest, ignore_errors=True)
         raise
@@ -55,14 +59,14 @@ def extract(archive: Path, dest: Path) -> Path:
     return entries[0] if len(entries) == 1 and entries[0].is_dir() else dest
 
 
-def _extract_zip(archive: Path, dest: Path) -> None:
+def _extract_zip(archive: Path, dest: Path, label: str) -> None:
     with zipfile.ZipFile(archive) as zf:
         infos = zf.infolist()
-        _check_totals(archive, len(infos), sum(i.file_size for i in infos))
+        _check_totals(label, len(infos), sum(i.file_size for i in infos))
         for info in infos:
-            rel = _safe_name(info.filename, archive)
+            rel = _safe_name(info.filename, label)
             if (info.external_attr >> 16) & 0o170000 == 0o120000:
-                raise DatasetError(f"{archive.name}: entry {info.filename!r} is a symbolic link; the archive is refused")
+                raise DatasetError(f"{label}: entry {info.filename!r} is a symbolic link; the archive is refused")
             target = dest.joinpath(*rel.parts)
             if info.is_dir():
                 target.mkdir(parents=True, exist_ok=True)
@@ -73,16 +77,16 @@ def _extract_zip(archive: Path, dest: Path) -> None:
                 while chunk := src.read(1 << 20):
                     written += len(chunk)
                     if written > info.file_size:  # a lying header: treat as a bomb
-                        raise DatasetError(f"{archive.name}: entry {info.filename!r} is larger than it claims")
+                        raise DatasetError(f"{label}: entry {info.filename!r} is larger than it claims")
                     out.write(chunk)
 
 
-def _extract_tar(archive: Path, dest: Path) -> None:
+def _extract_tar(archive: Path, dest: Path, label: str) -> None:
     with tarfile.open(archive) as tf:
         members = tf.getmembers()
-        _check_totals(archive, len(members), sum(m.size for m in members))
+        _check_totals(label, len(members), sum(m.size for m in members))
         for m in members:
-            _safe_name(m.name, archive)
+            _safe_name(m.name, label)
             if not (m.isfile() or m.isdir()):
-                raise DatasetError(f"{archive.name}: entry {m.name!r} is a link or device; the archive is refused")
+                raise DatasetError(f"{label}: entry {m.name!r} is a link or device; the archive is refused")
         tf.extractall(dest, members=members, filter="data")

@@ -59,8 +59,10 @@ def export_checkpoint(framework: str, checkpoint: Path, fmt: str, image_size: in
         raise TrainerError(f"format={fmt!r} is not an export format: use {' or '.join(FORMATS)}")
     out.parent.mkdir(parents=True, exist_ok=True)
     if framework == "ultralytics":
+        from trainers.ultralytics.checkpoint import check_checkpoint
         from trainers.ultralytics.env import import_ultralytics
 
+        check_checkpoint(checkpoint)  # weights_only, or refused with the reason (a TrainerError)
         YOLO = import_ultralytics().YOLO
         work = out.parent / ".ultralytics"
         work.mkdir(parents=True, exist_ok=True)

@@ -12,12 +12,12 @@ from pydantic import BaseModel, Field
 
 from api import chat_service
 from api.deps import SessionDep, SettingsDep
-from api.schemas import ErrorOut, RunOut
+from api.schemas import ApiIn, ErrorOut, RunOut
 
 router = APIRouter(prefix="/api/chat", tags=["chat"])
 
 
-class ChatIn(BaseModel):
+class ChatIn(ApiIn):
     session_id: str | None = Field(default=None, description="Leave out to start a conversation.")
     message: str = Field(default="", max_length=4000, description="What the person typed (Korean or English).")
     confirm: bool = Field(default=False, description="Start the spec shown last (the Start button).")

@@ -8,9 +8,9 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from api import crud, datasets_service, uploads
-from api.deps import SessionDep, SettingsDep
+from api.deps import DatasetIdPath, ProjectFilter, SessionDep, SettingsDep
 from api.errors import ApiError, Unprocessable
-from api.schemas import DatasetList, DatasetOut, DatasetRegister, ErrorOut
+from api.schemas import MAX_ID, DatasetList, DatasetOut, DatasetRegister, ErrorOut
 
 router = APIRouter(prefix="/api/datasets", tags=["datasets"])
 
@@ -39,8 +39,8 @@ class UnsupportedMediaType(ApiError):
 def _optional_int(value: str | None, field: str) -> int | None:
     if value in (None, ""):
         return None
-    if not value.strip().isdigit():
-        raise Unprocessable(f"{field}={value!r} is not a whole number")
+    if not value.strip().isdecimal() or not 1 <= int(value) <= MAX_ID:  # isdigit() takes "²"
+        raise Unprocessable(f"{field}={value!r} is not an id: a whole number from 1 to {MAX_ID}")
     return int(value)
 
 
@@ -68,7 +68,8 @@ async def create_dataset(request: Request, session: SessionDep, settings: Settin
                 raise Unprocessable("file is required: add the archive as the form field `file`")
             row = await run_in_threadpool(
                 datasets_service.import_archive, session, settings=settings, name=name, archive=upload.path,
-                task=upload.fields.get("task"), project_id=_optional_int(upload.fields.get("project_id"), "project_id"))
+                task=upload.fields.get("task"), project_id=_optional_int(upload.fields.get("project_id"), "project_id"),
+                filename=upload.filename)
         finally:
             await run_in_threadpool(datasets_service.remove_upload, folder)
     elif content_type.startswith("application/json"):
@@ -86,9 +87,9 @@ async def create_dataset(request: Request, session: SessionDep, settings: Settin
 
 @router.get("", response_model=DatasetList, summary="List datasets")
 def list_datasets(session: SessionDep, settings: SettingsDep,
-                  project_id: Annotated[int | None, Query(description="Only this project's datasets")] = None,
+                  project_id: ProjectFilter = None,
                   limit: Annotated[int, Query(ge=1, le=500)] = 100,
-                  offset: Annotated[int, Query(ge=0)] = 0) -> DatasetList:
+                  offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0) -> DatasetList:
     """Includes datasets registered outside the API (`vtp datasets add`, the samples of `vtp up`)."""
     datasets_service.sync_registry(session, settings=settings)
     rows, total = crud.list_datasets(session, project_id=project_id, limit=limit, offset=offset)
@@ -97,5 +98,5 @@ def list_datasets(session: SessionDep, settings: SettingsDep,
 
 @router.get("/{dataset_id}", response_model=DatasetOut, summary="One dataset, with its validation report",
             responses={404: {"model": ErrorOut}})
-def get_dataset(dataset_id: int, session: SessionDep) -> DatasetOut:
+def get_dataset(dataset_id: DatasetIdPath, session: SessionDep) -> DatasetOut:
     return DatasetOut.model_validate(crud.get_dataset(session, dataset_id=dataset_id))

@@ -7,15 +7,15 @@ idempotent by (epoch, name), so a retried post never duplicates a point.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from api import crud
 from api.deps import RunTokenClaims, SessionDep, SettingsDep
 from api.metrics import callback_timer
-from api.schemas import RunOut
+from api.schemas import ApiIn, RunOut
 from api.security import mint_run_token
 
 router = APIRouter(prefix="/api/internal/runs", tags=["callbacks"])
@@ -26,22 +26,30 @@ class HeartbeatOut(BaseModel):
     cancel: bool = Field(description="True when the run was cancelled: stop training and report done.")
 
 
-class MetricsIn(BaseModel):
-    epoch: int = Field(ge=1, le=1_000_000, description="1-based epoch number.")
-    epochs: int | None = Field(default=None, ge=1)
-    metrics: dict[str, float] = Field(max_length=500)
+MAX_EPOCHS = 1_000_000
+MetricName = Annotated[str, StringConstraints(min_length=1, max_length=200)]  # metric_points.name is VARCHAR(200)
+
+
+class MetricsIn(ApiIn):
+    model_config = ConfigDict(allow_inf_nan=False)  # JSON has no NaN: one stored would break every later read
+
+    epoch: int = Field(ge=1, le=MAX_EPOCHS, description="1-based epoch number.")
+    epochs: int | None = Field(default=None, ge=1, le=MAX_EPOCHS)
+    metrics: dict[MetricName, float] = Field(max_length=500, description="Finite numbers only (no NaN or inf).")
 
 
 class MetricsOut(BaseModel):
     stored: int
 
 
-class DoneIn(BaseModel):
+class DoneIn(ApiIn):
+    model_config = ConfigDict(allow_inf_nan=False)
+
     state: Literal["completed", "failed", "cancelled"]
-    metrics: dict[str, float] | None = None
+    metrics: dict[MetricName, float] | None = Field(default=None, max_length=500)
     checkpoint_uri: str | None = Field(default=None, max_length=2000)
     error: str | None = Field(default=None, max_length=20_000)
-    epochs_done: int | None = Field(default=None, ge=0)
+    epochs_done: int | None = Field(default=None, ge=0, le=MAX_EPOCHS)
 
 
 def publish(request: Request, run_id: str, event: dict[str, Any]) -> None:

@@ -16,9 +16,9 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from api import artifacts, crud, datasets_service
-from api.deps import SessionDep, SettingsDep
-from api.errors import Unprocessable
-from api.schemas import DatasetOut, ErrorOut
+from api.deps import DatasetIdPath, SessionDep, SettingsDep
+from api.errors import Conflict, Unprocessable
+from api.schemas import ApiIn, DatasetOut, ErrorOut
 from core.settings import Settings
 
 router = APIRouter(tags=["runs"])
@@ -59,7 +59,7 @@ class SamplesOut(BaseModel):
     items: list[SampleImage]
 
 
-class SampleCreate(BaseModel):
+class SampleCreate(ApiIn):
     name: str = Field(examples=["shapes-detect"], description="shapes-detect, -segment, -classify, -pose or -obb")
 
 
@@ -119,9 +119,17 @@ def _predict(run: Any, data: bytes, filename: str, settings: Settings) -> Predic
         for i, p in enumerate(preds[:3]):
             draw.text((4, 4 + 12 * i), f"{p['class']} {p['confidence']:.2f}", fill=(255, 255, 0))
         return PredictOut(run_id=run.id, task="classify", predictions=preds, png_base64=_png(drawn))
+    from trainers.ultralytics.checkpoint import UnsafeCheckpoint, check_checkpoint
     from trainers.ultralytics.env import import_ultralytics
 
-    model = _model(str(path), lambda: import_ultralytics().YOLO(str(path)))
+    def load() -> Any:
+        try:
+            check_checkpoint(path, name="checkpoints/best.pt")  # weights_only, like every ultralytics load in vtp
+        except UnsafeCheckpoint as e:
+            raise Conflict(f"run {run.id}'s best checkpoint cannot be used: {e}") from None
+        return import_ultralytics().YOLO(str(path))
+
+    model = _model(str(path), load)
     result = model.predict(image, imgsz=int(spec.get("image_size") or 640), device="cpu", verbose=False)[0]
     names = result.names
     if result.probs is not None:
@@ -138,7 +146,8 @@ def _predict(run: Any, data: bytes, filename: str, settings: Settings) -> Predic
 
 
 @router.post("/api/runs/{run_id}/predict", response_model=PredictOut, summary="Predict on one image",
-             responses={404: {"model": ErrorOut}, 409: {"model": ErrorOut, "description": "No checkpoint yet."},
+             responses={404: {"model": ErrorOut}, 409: {"model": ErrorOut, "description": "No checkpoint yet, or "
+                                                        "one vtp does not load (not weights_only-safe)."},
                         422: {"model": ErrorOut, "description": "The upload is not an image."}})
 async def predict_image(run_id: str, session: SessionDep, settings: SettingsDep,
                         file: Annotated[UploadFile, File(description="An image")]) -> PredictOut:
@@ -181,7 +190,7 @@ def run_logs(run_id: str, session: SessionDep, settings: SettingsDep,
 
 @router.get("/api/datasets/{dataset_id}/samples", response_model=SamplesOut, tags=["datasets"],
             summary="A few validation images with their labels drawn", responses={404: {"model": ErrorOut}})
-def dataset_samples(dataset_id: int, session: SessionDep, settings: SettingsDep,
+def dataset_samples(dataset_id: DatasetIdPath, session: SessionDep, settings: SettingsDep,
                     n: Annotated[int, Query(ge=1, le=32)] = 8) -> SamplesOut:
     """Small PNG thumbnails: YOLO boxes and polygons drawn, or the class name for ImageFolder.
     The dataset is fetched through the run cache ($VTP_HOME/cache), so a second look is free."""

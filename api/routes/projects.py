@@ -3,7 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from api import crud
-from api.deps import SessionDep
+from api.deps import ProjectIdPath, SessionDep
 from api.schemas import ErrorOut, ProjectCreate, ProjectOut
 
 router = APIRouter(prefix="/api/projects", tags=["projects"])
@@ -22,5 +22,5 @@ def list_projects(session: SessionDep) -> list[ProjectOut]:
 
 @router.get("/{project_id}", response_model=ProjectOut, summary="One project",
             responses={404: {"model": ErrorOut}})
-def get_project(project_id: int, session: SessionDep) -> ProjectOut:
+def get_project(project_id: ProjectIdPath, session: SessionDep) -> ProjectOut:
     return ProjectOut.model_validate(crud.get_project(session, project_id=project_id))

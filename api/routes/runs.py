@@ -6,8 +6,9 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from api import artifacts, crud, prefect_runs, runs_service
-from api.deps import SessionDep, SettingsDep
+from api.deps import ProjectFilter, SessionDep, SettingsDep
 from api.schemas import (
+    MAX_ID,
     ArtifactOut,
     ArtifactsOut,
     ErrorOut,
@@ -44,9 +45,9 @@ def create_run(body: RunCreate, response: Response, session: SessionDep, setting
 @router.get("", response_model=RunList, summary="List runs, newest first")
 def list_runs(session: SessionDep, settings: SettingsDep,
               state: Annotated[RunState | None, Query(description="Only runs in this state")] = None,
-              project_id: Annotated[int | None, Query(description="Only this project's runs")] = None,
+              project_id: ProjectFilter = None,
               limit: Annotated[int, Query(ge=1, le=500)] = 50,
-              offset: Annotated[int, Query(ge=0)] = 0) -> RunList:
+              offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0) -> RunList:
     prefect_runs.sync_runs(session, crud.active_runs(session), settings=settings)
     rows, total = crud.list_runs(session, state=state, project_id=project_id, limit=limit, offset=offset)
     return RunList(items=[RunOut.model_validate(r) for r in rows], total=total, limit=limit, offset=offset)

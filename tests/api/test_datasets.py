@@ -195,3 +195,56 @@ def test_db_row_failure_rolls_back_the_registry(client, auth, sample, tmp_path, 
         upload(client, auth, "half", zip_folder(sample, tmp_path / "h.zip"))
     assert "half" not in list_datasets(Storage(settings=settings))
     assert not (settings.home / "storage" / "datasets" / "half").exists()
+
+
+def _leaks(text: str, settings) -> list[str]:
+    """Where a message gives away the server's disk: temporary or upload folders, VTP_HOME."""
+    import tempfile
+
+    marks = ("vtp-archive-", "vtp-ingest-", "upload-", "upload.zip", tempfile.gettempdir() + "/", str(settings.home))
+    return [m for m in marks if m in text]
+
+
+@pytest.mark.parametrize("entries,start,words", [
+    ({"notes/readme.txt": b"hello"}, "pets.zip: notes is not a dataset layout vtp reads (it holds: readme.txt)", ""),
+    ({"readme.txt": b"hello", "more/x.txt": b"x"}, "pets.zip: the top folder is not a dataset layout vtp reads", ""),
+    ({"d/data.yaml": b"names: [a\ntrain: ["}, "pets.zip, folder d/: the dataset has 1 error(s)",
+     "error: data.yaml: d/data.yaml cannot be read as YAML"),
+    ({"d/data.yaml": b"names: [a]\ntrain: images/train\nval: images/val\n"},
+     "pets.zip, folder d/: the dataset has 2 error(s)", "data.yaml: train split images/train does not exist"),
+])
+def test_archive_problems_name_the_archive_and_the_path_inside_it(client, auth, tmp_path, settings, entries, start,
+                                                                  words):
+    """What the Datasets tab shows: the upload's own name and paths inside it, never a temp folder."""
+    import zipfile
+
+    archive = tmp_path / "pets.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for name, data in entries.items():
+            zf.writestr(name, data)
+    r = upload(client, auth, "pets", archive)
+    assert r.status_code == 422, r.text
+    detail = r.json()["detail"]
+    assert detail.startswith(start) and words in detail, detail
+    assert _leaks(r.text, settings) == [], r.text
+
+
+def test_dataset_problems_in_an_archive_leak_no_server_path(client, auth, tmp_path, settings):
+    folder = tmp_path / "bad"
+    (folder / "images" / "train").mkdir(parents=True)
+    (folder / "labels" / "train").mkdir(parents=True)
+    (folder / "images" / "train" / "a.jpg").write_bytes(b"not a jpeg")
+    (folder / "labels" / "train" / "a.txt").write_text("7 0.5 0.5 0.2\n")
+    (folder / "data.yaml").write_text("names: [a]\ntrain: images/train\nval: images/train\n")
+    r = upload(client, auth, "bad", zip_folder(folder, tmp_path / "cats.zip"))
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"].startswith("cats.zip, folder bad/: the dataset has") and r.json()["problems"]
+    assert _leaks(r.text, settings) == [], r.text
+
+
+def test_unreadable_upload_is_named_as_uploaded(client, auth, tmp_path, settings):
+    fake = tmp_path / "holiday photos.zip"
+    fake.write_bytes(b"this is not a zip file")
+    r = upload(client, auth, "fake", fake)
+    assert r.status_code == 422 and r.json()["detail"].startswith("holiday photos.zip is not a readable archive")
+    assert _leaks(r.text, settings) == [], r.text

@@ -14,6 +14,8 @@ What ultralytics does on its own, and what this module does about it (ultralytic
   running pip. Both are defaults only: an operator who sets them otherwise wins.
 - On CUDA with AMP on, the trainer's AMP check loads ``yolo26n.pt`` from the weights folder and
   downloads it when missing (see :func:`amp_check_guard`).
+- ultralytics unpickles checkpoints with ``weights_only=False`` unless ``ULTRALYTICS_SAFE_LOAD`` is
+  on: vtp turns it on, always (see :mod:`.checkpoint`).
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ def prepare(home: Path | None = None) -> None:
     os.environ.setdefault("YOLO_CONFIG_DIR", str(root))
     os.environ.setdefault("YOLO_OFFLINE", "1")
     os.environ.setdefault("YOLO_AUTOINSTALL", "false")
+    os.environ["ULTRALYTICS_SAFE_LOAD"] = "1"  # not a default: a checkpoint must never run code (.checkpoint)
     if "ultralytics" in sys.modules:  # imported already: its settings folder is fixed for this process
         from ultralytics.utils import USER_CONFIG_DIR
 
@@ -101,6 +104,9 @@ def import_ultralytics() -> ModuleType:
     prepare()
     import ultralytics
 
+    from trainers.ultralytics.checkpoint import restrict_loading
+
+    restrict_loading()  # also when ultralytics was imported before prepare() could set the variable
     _quiet_settings()
     return ultralytics
 

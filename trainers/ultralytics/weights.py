@@ -37,4 +37,15 @@ def yolo_query(model: str) -> WeightsQuery:
 
 
 def find_yolo_weights(model: str, ctx: TrainContext) -> tuple[Path | None, str]:
-    return find_pretrained(yolo_query(model), ctx)
+    """Pretrained weights found by :func:`core.weights.find_pretrained`, checked by
+    :func:`.checkpoint.check_checkpoint` before anything loads them: a file in the weights folder
+    (or one left in ultralytics' folder) that holds pickled code is refused, with the reason."""
+    from trainers.ultralytics.checkpoint import UnsafeCheckpoint, check_checkpoint
+
+    path, note = find_pretrained(yolo_query(model), ctx)
+    if path is not None:
+        try:
+            check_checkpoint(path)
+        except UnsafeCheckpoint as e:
+            raise UnsafeCheckpoint(f"the pretrained weights file {path} was refused: {e}") from None
+    return path, note
