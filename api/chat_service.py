@@ -85,8 +85,12 @@ def chat_turn(session: Session, *, settings: Settings, session_id: str | None, m
         runs_service.cancel_run(session, run=last_run, settings=settings)
         lines.append(CANCELLED[lang].format(id=last_run.id[:8]))
     elif result.ready and _should_start(result, confirm=confirm, had_run=last_run is not None):
+        spec_data = dict(result.spec or {})
+        if result.intent == "resume" and last_run is not None and last_run.state == "completed":
+            spec_data["extends"] = last_run.id  # "이어서 50 에폭 더": start from its final weights
+            result.spec = spec_data
         try:
-            run = runs_service.start_run(session, settings=settings, spec_data=dict(result.spec or {})).run
+            run = runs_service.start_run(session, settings=settings, spec_data=spec_data).run
         except (VtpError, ApiError) as e:
             lines.append(NOT_STARTED[lang].format(error=getattr(e, "message", None) or str(e)))
         else:

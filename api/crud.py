@@ -160,6 +160,25 @@ def update_run(session: Session, *, run: Run, commit: bool = True, **fields: Any
     return run
 
 
+MAX_EVENTS = 200
+
+
+def add_run_event(session: Session, *, run: Run, kind: str, message: str, commit: bool = True,
+                  **data: Any) -> Run:
+    """Append to the run's history (newest last, the last MAX_EVENTS kept)."""
+    event = {"time": utcnow().isoformat(), "kind": kind, "message": message,
+             **{k: v for k, v in data.items() if v is not None}}
+    run.events = [*(run.events or []), event][-MAX_EVENTS:]  # a new list, so SQLAlchemy sees the change
+    if commit:
+        session.commit()
+    return run
+
+
+# Crashed is where Prefect retries a run from (vtp's crash-retry automation), so a crashed run's
+# trainer may come back: its heartbeat turns it running again. Every other end state is final.
+FINAL_STATES = TERMINAL_STATES - {"crashed"}
+
+
 class LiveRun(NamedTuple):
     state: str
     just_started: bool
@@ -173,12 +192,13 @@ def touch_live_run(session: Session, *, run_id: str, epoch: int | None = None) -
     now = utcnow()
     values: dict[str, Any] = {
         "last_heartbeat": now,
-        "state": case((Run.state.in_(("queued", "pending")), "running"), else_=Run.state),
+        "state": case((Run.state.in_(("queued", "pending", "crashed")), "running"), else_=Run.state),
         "started": func.coalesce(Run.started, now),
+        "finished": case((Run.state == "crashed", None), else_=Run.finished),
     }
     if epoch is not None:
         values["epochs_done"] = case((Run.epochs_done < epoch, epoch), else_=Run.epochs_done)
-    stmt = (update(Run).where(Run.id == run_id, Run.state.not_in(TERMINAL_STATES)).values(**values)
+    stmt = (update(Run).where(Run.id == run_id, Run.state.not_in(FINAL_STATES)).values(**values)
             .returning(Run.state, Run.started, Run.cancel_requested).execution_options(synchronize_session=False))
     row = session.execute(stmt).first()
     if row is None:

@@ -82,9 +82,13 @@ def create_app(settings: Settings | None = None, *, migrate_on_start: bool = Tru
         gc.set_threshold(50_000, 50, 100)
         log.info("vtp API at %s (database %s, storage %s, Prefect %s)", settings.api_url,
                  engine.url.render_as_string(hide_password=True), settings.storage_url, settings.prefect_api_url)
+        from api.stale import StaleMonitor
+
+        monitor = StaleMonitor(sessions, settings).start()
         try:
             yield
         finally:
+            monitor.stop()
             await app.state.events.close()
             engine.dispose()
 

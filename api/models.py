@@ -121,6 +121,8 @@ class Run(Base):
     retry_of: Mapped[str | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
     # Set by POST /api/runs/{id}/cancel; the heartbeat callback tells the trainer to stop.
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # The run's history beyond its state: [{"time", "kind", "message", ...}] (resumed, stale, retrying).
+    events: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, default=list)
 
     metrics: Mapped[list[MetricPoint]] = relationship(
         back_populates="run", cascade="all, delete-orphan", passive_deletes=True, order_by="MetricPoint.epoch"

@@ -164,6 +164,11 @@ def apply_flow_run(session: Session, run: Run, flow_run: Any, *, settings: Setti
     if target is None or target == run.state:
         return False
     changes: dict[str, Any] = {"state": target}
+    if run.state == "crashed" and target in ("queued", "pending", "running"):  # Prefect retries it
+        changes.update(finished=None, error=None)
+        crud.add_run_event(session, run=run, kind="retrying", commit=False,
+                           message=f"retried after a crash ({state.name}); it resumes from its last checkpoint",
+                           attempt=(flow_run.run_count or 0) + 1)
     if run.started is None and flow_run.start_time is not None:
         changes["started"] = flow_run.start_time
     if target in ("completed", "failed", "cancelled", "crashed"):
@@ -213,8 +218,8 @@ def _summary_fields(run: Run, settings: Settings) -> dict[str, Any]:
 
 
 def sync_runs(session: Session, runs: Sequence[Run], *, settings: Settings) -> None:
-    """Refresh the runs that may still change (non-terminal, submitted) from Prefect, in one read."""
-    active = [r for r in runs if not r.terminal and r.prefect_flow_run_id]
+    """Refresh the runs that may still change (not finished, or crashed and maybe retried) from Prefect, in one read."""
+    active = [r for r in runs if r.state not in crud.FINAL_STATES and r.prefect_flow_run_id]
     if not active:
         return
     found = flow_runs([r.prefect_flow_run_id for r in active], settings=settings)

@@ -139,6 +139,14 @@ class RunCreate(ApiIn):
     )
 
 
+class RunEvent(BaseModel):
+    time: datetime
+    kind: str = Field(description="resumed | stale | retrying")
+    message: str
+    epoch: int | None = None
+    attempt: int | None = None
+
+
 class RunOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -158,6 +166,13 @@ class RunOut(BaseModel):
     client_request_id: str | None
     retry_of: str | None
     cancel_requested: bool
+    events: list[RunEvent] = Field(default_factory=list, description="What happened to the run besides its "
+                                   "state changes: resumed after a crash (from which epoch), marked stale, retried.")
+
+    @field_validator("events", mode="before")
+    @classmethod
+    def _events(cls, v: Any) -> Any:
+        return v or []
 
 
 class RunList(Page):

@@ -159,8 +159,8 @@ def _apply_edit(prev: dict[str, Any], ex: Extraction, notes: list[str], lang: st
     for key, factor in ex.scale.items():
         base = spec.get(key) or _default_of(key, spec)
         spec[key] = max(1, int(round(base * factor)))
-    for key, n in ex.add.items():
-        spec[key] = int(spec.get(key) or _default_of(key, spec)) + n
+    for key, n in ex.add.items():  # continuing a run ("이어서 50 에폭 더") trains n more from its checkpoint
+        spec[key] = n if result.intent == "resume" else int(spec.get(key) or _default_of(key, spec)) + n
     return spec
 
 

@@ -82,11 +82,19 @@ def train(
     local: Annotated[bool, typer.Option("--local", help="Run the flow in this process (no worker needed)")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show every log line of the run")] = False,
     detach: Annotated[bool, typer.Option("--detach", help="Submit and return without following the run")] = False,
+    resume_run: Annotated[str | None, typer.Option(
+        "--resume", metavar="RUN",
+        help="Go on with RUN: a finished run is continued from its final weights for `epochs` more epochs "
+             "(default: as many as it had); an unfinished one (crashed, failed, cancelled) resumes from its "
+             "last uploaded checkpoint")] = None,
 ) -> None:
     """Train a model: `vtp train model=yolo11n dataset=shapes-detect epochs=2 image_size=128`."""
     from core.spec import parse_spec
 
     try:
+        if resume_run:
+            _resume(resume_run, parse_assignments(assignments or []), local=local, verbose=verbose, detach=detach)
+            return
         data: dict[str, Any] = {}
         if spec_file:
             try:
@@ -107,6 +115,70 @@ def train(
         fail(str(e))
 
 
+def _resume(run_id: str, changes: dict[str, Any], *, local: bool, verbose: bool, detach: bool) -> None:
+    """``vtp train --resume RUN [epochs=N ...]``; see the option's help."""
+    from core.spec import RUN_ID_RE, parse_spec
+    from core.submit import read_summary
+    from tasks import resume
+    from tasks.storage import Storage
+
+    if not RUN_ID_RE.match(run_id):
+        raise VtpError(f"{run_id!r} is not a run id: see `vtp runs`")
+    settings = get_settings()
+    apply_prefect_env(settings)
+    summary = read_summary(settings, run_id)
+    if summary is not None:  # finished: a new run starts from its final weights
+        data = {**summary["spec"], "extends": run_id, **changes}
+        spec = parse_spec(data)
+        typer.echo(f"continuing run {run_id} ({summary.get('epochs_completed')} epochs done) for {spec.epochs} "
+                   "more epochs, from its final weights")
+        if local:
+            return _train_local(spec, settings)
+        return _train_deployment(spec, settings, verbose=verbose, detach=detach)
+    storage = Storage(settings=settings)
+    state = storage.read_json(resume.PREFIX, run_id, "resume.json")
+    if not storage.exists(resume.PREFIX, run_id, "manifest.json") or state is None:
+        raise VtpError(f"run {run_id} has neither finished outputs nor a resumable checkpoint in "
+                       f"{settings.storage_url}: start a new run instead")
+    spec_data = _run_spec(run_id, settings)
+    if changes:
+        raise VtpError(f"run {run_id} did not finish: it resumes with its own settings ({', '.join(changes)} "
+                       "cannot change mid-run); continue it with new settings once it has finished")
+    spec = parse_spec(spec_data)
+    typer.echo(f"resuming run {run_id} after epoch {state['epoch']} of {state['epochs']}")
+    if local:
+        from flows.train import train_flow
+
+        result = train_flow(spec, run_id=run_id, return_state=True)
+        if not result.is_completed():
+            from core.submit import failure_message
+
+            fail(f"run failed: {failure_message(result)}")
+        return _print_summary(result.result())
+    _train_deployment(spec, settings, verbose=verbose, detach=detach, run_id=run_id)
+
+
+def _run_spec(run_id: str, settings) -> dict[str, Any]:
+    """The spec an unfinished run was started with, from its Prefect flow run(s)."""
+    from core.prefect_setup import prefect_client
+    from core.stack import server_healthy
+
+    if not server_healthy(settings.prefect_api_url):
+        raise VtpError(f"no Prefect server at {settings.prefect_api_url}: start the stack with `vtp up`")
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    with prefect_client(settings) as client:
+        try:
+            runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id])))
+        except Exception:  # noqa: BLE001 - not a flow-run id (an API run id): look it up by parameter below
+            runs = []
+        if not runs:
+            runs = [fr for fr in client.read_flow_runs(limit=200) if (fr.parameters or {}).get("run_id") == run_id]
+    if not runs or not (runs[0].parameters or {}).get("spec"):
+        raise VtpError(f"run {run_id} is not known to Prefect at {settings.prefect_api_url}")
+    return dict(runs[0].parameters["spec"])
+
+
 def _train_local(spec, settings) -> None:
     from core.stack import server_healthy
 
@@ -122,7 +194,7 @@ def _train_local(spec, settings) -> None:
     _print_summary(state.result())
 
 
-def _train_deployment(spec, settings, *, verbose: bool, detach: bool) -> None:
+def _train_deployment(spec, settings, *, verbose: bool, detach: bool, run_id: str | None = None) -> None:
     from core.stack import server_healthy
     from core.submit import failure_message, follow, read_summary, submit
 
@@ -133,14 +205,15 @@ def _train_deployment(spec, settings, *, verbose: bool, detach: bool) -> None:
     from tasks.storage import Storage
 
     resolve(Storage(settings=settings), spec.dataset)  # an unknown dataset fails here, before submitting
-    run_id = submit(spec)
+    flow_run_id = submit(spec, run_id=run_id)
+    run_id = run_id or str(flow_run_id)
     typer.echo(f"submitted run {run_id} to train/train-{spec.framework} "
                f"({spec.task}, {spec.model}, {spec.dataset}, {spec.epochs} epochs)")
     ui = settings.prefect_api_url.removesuffix("/api")
-    typer.echo(f"Prefect UI: {ui}/runs/flow-run/{run_id}")
+    typer.echo(f"Prefect UI: {ui}/runs/flow-run/{flow_run_id}")
     if detach:
         return
-    state = follow(run_id, echo=typer.echo, verbose=verbose)
+    state = follow(flow_run_id, echo=typer.echo, verbose=verbose)
     if not state.is_completed():
         fail(f"run {run_id} {state.name.lower()}: {failure_message(state)}")
     summary = read_summary(settings, str(run_id))

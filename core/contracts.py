@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-EVENTS = ("on_train_start", "on_epoch_end", "on_heartbeat", "on_log", "on_train_end")
+EVENTS = ("on_train_start", "on_epoch_end", "on_checkpoint", "on_heartbeat", "on_log", "on_train_end")
 log = logging.getLogger("vtp")
 
 
@@ -69,6 +69,12 @@ class Callbacks:
         self.epochs.append({"epoch": epoch, "epochs": epochs, "metrics": clean, "time": time.time()})
         self.run("on_epoch_end", epoch=epoch, epochs=epochs, metrics=clean)
 
+    def checkpoint(self, epoch: int, epochs: int, path: Path) -> None:
+        """Report that ``path`` (a file or a folder) now holds the complete resumable state after
+        epoch ``epoch`` (1-based): weights, optimizer, scheduler, epoch counter. The flow uploads it
+        every K epochs so a crashed run can go on from there. Call it after the write has finished."""
+        self.run("on_checkpoint", epoch=epoch, epochs=epochs, path=Path(path))
+
     def heartbeat(self, force: bool = False) -> None:
         if force or self._beat():
             self.run("on_heartbeat")
@@ -114,6 +120,11 @@ class TrainContext:
     callbacks: Callbacks = field(default_factory=Callbacks)
     weights_dir: Path | None = None
     download_timeout_s: float = 10.0
+    # A checkpoint this run's trainer reported through ``Callbacks.checkpoint`` in an earlier attempt
+    # (the run crashed and was retried): restore weights, optimizer and scheduler, go on after its epoch.
+    resume_from: Path | None = None
+    # The final checkpoint of an earlier, finished run (``vtp train --resume RUN``): start from its weights.
+    init_from: Path | None = None
 
     @property
     def dataset_path(self) -> Path:

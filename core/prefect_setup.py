@@ -99,3 +99,67 @@ def ensure_zombie_automation(settings: Settings) -> str:
                                         message="vtp: no heartbeat from this flow run for 90 s (machine or worker lost)")],
         )
         return str(automation.create().id)
+
+
+RETRY_AUTOMATION = "vtp: retry crashed training runs"
+
+
+def ensure_crash_retry_automation(settings: Settings) -> str:
+    """When a training flow run that came from a deployment crashes (its process was killed, its
+    machine or worker lost, or the API found it stale), schedule it again: the retried attempt
+    resumes from the run's last uploaded checkpoint. The flow itself stops after VTP_CRASH_RETRIES
+    attempts (it fails, which this automation leaves alone), and waits with backoff before each."""
+    from prefect.automations import Automation
+    from prefect.client.schemas.objects import StateType
+    from prefect.events.actions import ChangeFlowRunState
+    from prefect.events.schemas.automations import EventTrigger, Posture
+    from prefect.events.schemas.events import ResourceSpecification
+
+    with prefect_api(settings):
+        try:
+            return str(Automation.read(name=RETRY_AUTOMATION).id)
+        except ValueError:  # not there yet
+            pass
+        automation = Automation(
+            name=RETRY_AUTOMATION,
+            description="Created by `vtp up`: crashed `train` flow runs of a deployment are scheduled again and "
+                        "resume from their last checkpoint (VTP_CRASH_RETRIES bounds the attempts).",
+            trigger=EventTrigger(
+                expect={"prefect.flow-run.Crashed"},
+                match=ResourceSpecification({"prefect.resource.id": "prefect.flow-run.*"}),
+                match_related=[
+                    ResourceSpecification({"prefect.resource.role": "flow", "prefect.resource.name": "train"}),
+                    ResourceSpecification({"prefect.resource.role": "deployment"}),  # a worker can pick it up
+                ],
+                for_each={"prefect.resource.id"},
+                posture=Posture.Reactive,
+                threshold=1,
+            ),
+            actions=[ChangeFlowRunState(state=StateType.SCHEDULED, name="AwaitingRetry",
+                                        message="vtp: retrying after a crash; resumes from the last checkpoint")],
+        )
+        return str(automation.create().id)
+
+
+def ensure_pool_slots(settings: Settings) -> dict[str, int]:
+    """One Prefect global concurrency limit per training pool (VTP_POOL_SLOTS runs at once, e.g. the
+    GPUs of a machine); created or updated to the setting, made inactive (no limit) when it is 0."""
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate, GlobalConcurrencyLimitUpdate
+    from prefect.exceptions import ObjectNotFound
+
+    from tasks.train_steps import slot_limit_name
+
+    limits: dict[str, int] = {}
+    with prefect_client(settings) as client:
+        for fw in frameworks():
+            name = slot_limit_name(settings.pool_name(fw))
+            active = settings.pool_slots > 0
+            limit = max(settings.pool_slots, 1)
+            try:
+                client.read_global_concurrency_limit_by_name(name)
+                client.update_global_concurrency_limit(name, GlobalConcurrencyLimitUpdate(limit=limit, active=active))
+            except ObjectNotFound:
+                client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=limit,
+                                                                                    active=active))
+            limits[name] = settings.pool_slots
+    return limits

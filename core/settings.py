@@ -51,6 +51,28 @@ class Settings(BaseSettings):
         default=24 * 3600, gt=0,
         description="Life of the run token passed with the flow run: it must outlast the time in the queue.",
     )
+    checkpoint_every: int = Field(
+        default=1, ge=0,
+        description="Upload the resumable checkpoint every K epochs, so a crashed run resumes from there; 0 = never.",
+    )
+    crash_retries: int = Field(
+        default=2, ge=0, le=20,
+        description="How often a crashed training run (killed process, lost worker, stale heartbeat) is retried.",
+    )
+    crash_retry_delay_s: float = Field(
+        default=10.0, ge=0, le=3600,
+        description="Backoff before a crashed run's first retry; doubled for each further retry (with jitter).",
+    )
+    stale_after_s: float = Field(
+        default=120.0, gt=0,
+        description="The API marks a running run stale after this long without a trainer heartbeat, and crashes "
+        "its flow run so it is retried.",
+    )
+    pool_slots: int = Field(
+        default=0, ge=0,
+        description="Training runs at once per work pool (a Prefect global concurrency limit, e.g. GPU slots); "
+        "0 = no limit.",
+    )
     trackers: str = Field(default="", description="Experiment trackers for every run: clearml, mlflow or both "
                           "(comma-separated); each reads its own settings (MLFLOW_TRACKING_URI, CLEARML_*).")
     _secret: str | None = PrivateAttr(default=None)

@@ -21,6 +21,7 @@ MAX_EPOCHS = 10_000
 MAX_BATCH = 4096
 DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?|\d+(,\d+)*)$")
 DATASET_RE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]{0,99}|(file|s3)://\S+)$")
+RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")
 _TYPES = {"int": int, "float": (int, float), "bool": bool, "str": str}
 
 
@@ -77,6 +78,11 @@ class TrainSpec(BaseModel):
     pretrained: bool = Field(default=True, description="Start from pretrained weights when they can be had.")
     workers: int = Field(default=2, description="Data-loader worker processes.")
     overrides: dict[str, Any] = Field(default_factory=dict, description="Framework-specific settings, checked against its capabilities.")
+    extends: str | None = Field(
+        default=None,
+        description="Id of a finished run to continue: training starts from its final weights "
+        "(`vtp train --resume RUN`, \"이어서 50 에폭 더\"). Same model and dataset classes.",
+    )
 
     @field_validator("epochs")
     @classmethod
@@ -131,6 +137,13 @@ class TrainSpec(BaseModel):
                 "(letters, digits, '.', '_' or '-'; see `vtp datasets list`) or file://... / s3://bucket/prefix"
             )
         return v
+
+    @field_validator("extends")
+    @classmethod
+    def _extends(cls, v: str | None) -> str | None:
+        if v is not None and not RUN_ID_RE.match(v.strip()):
+            raise ValueError(f"extends={v!r} is not a run id: give the id of a finished run (see `vtp runs`)")
+        return v.strip() if v else None
 
     @field_validator("model", mode="before")
     @classmethod

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,6 +76,9 @@ class Stack:
     settings: Settings
     procs: list[tuple[str, subprocess.Popen]] = field(default_factory=list)
     log_dir: Path = field(init=False)
+
+    _stopping: threading.Event = field(default_factory=threading.Event, init=False)
+    _supervisor: threading.Thread | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.log_dir = self.settings.home / "logs"
@@ -164,9 +168,12 @@ class Stack:
 
     def start_workers(self) -> None:
         for fw in frameworks():
-            pool = self.settings.pool_name(fw)
-            self._spawn(f"worker-{fw}", [sys.executable, "-m", "prefect", "worker", "start", "--pool", pool,
-                                         "--type", "process", "--name", f"vtp-{pool}"])
+            self.start_worker(fw)
+
+    def start_worker(self, fw: str) -> subprocess.Popen:
+        pool = self.settings.pool_name(fw)
+        return self._spawn(f"worker-{fw}", [sys.executable, "-m", "prefect", "worker", "start", "--pool", pool,
+                                            "--type", "process", "--name", f"vtp-{pool}"])
 
     @property
     def api_token_file(self) -> Path:
@@ -226,6 +233,9 @@ class Stack:
         return f"http://{ui.ui_host}:{ui.ui_port}"
 
     def stop(self) -> None:
+        self._stopping.set()
+        if self._supervisor is not None:
+            self._supervisor.join(timeout=5)
         for _, proc in reversed(self.procs):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGTERM)
@@ -252,16 +262,25 @@ class Stack:
         self.start_zygote()
         self.start_server()
         pools = self.create_pools()
-        from core.prefect_setup import ensure_zombie_automation
+        from core.prefect_setup import (
+            ensure_crash_retry_automation,
+            ensure_pool_slots,
+            ensure_zombie_automation,
+        )
 
         ensure_zombie_automation(self.settings)
-        echo(f"work pools: {', '.join(pools)}")
+        ensure_crash_retry_automation(self.settings)
+        ensure_pool_slots(self.settings)
+        slots = f" ({self.settings.pool_slots} training slots each)" if self.settings.pool_slots else ""
+        echo(f"work pools: {', '.join(pools)}{slots}")
         self.deploy()
         samples = self.ensure_samples()
         if samples:
             echo(f"sample datasets registered: {', '.join(samples)}")
         echo("deployments: " + ", ".join(f"train/train-{fw}" for fw in frameworks()))
         self.start_workers()
+        self._supervisor = threading.Thread(target=self.supervise_workers, name="vtp-workers", daemon=True)
+        self._supervisor.start()
         if not self.wait_zygote():
             echo("warm launcher not ready: runs start with a fresh interpreter (slower) until it is")
         ui = self.settings.prefect_api_url.removesuffix("/api")
@@ -282,11 +301,32 @@ class Stack:
              "image_size=128`. Ctrl-C stops everything.")
 
     def wait(self) -> int:
-        """Block until a child dies (returns 1) or a signal arrives (returns 0)."""
+        """Block until a child other than a worker dies (returns 1) or a signal arrives (returns 0);
+        dead workers are started again by :meth:`supervise_workers`."""
         while True:
-            for name, proc in self.procs:
-                if proc.poll() is not None:
+            for name, proc in list(self.procs):
+                if proc.poll() is not None and not name.startswith("worker-"):
                     print(f"vtp up: {name} exited with code {proc.returncode}; see {self.log_dir}/{name}.log",
                           file=sys.stderr)
                     return 1
             time.sleep(0.5)
+
+    def supervise_workers(self) -> None:
+        """Start a worker again when it dies (at most 5 times in 5 minutes each): a crashed run is
+        retried by Prefect and needs a worker to pick it up."""
+        restarts: dict[str, list[float]] = {}
+        while not self._stopping.wait(0.5):
+            for i, (name, proc) in enumerate(list(self.procs)):
+                if not name.startswith("worker-") or proc.poll() is None:
+                    continue
+                recent = [t for t in restarts.get(name, []) if time.monotonic() - t < 300]
+                if len(recent) >= 5:
+                    continue
+                restarts[name] = [*recent, time.monotonic()]
+                print(f"vtp up: {name} exited with code {proc.returncode}; starting it again "
+                      f"(see {self.log_dir}/{name}.log)", file=sys.stderr)
+                if self._stopping.is_set():
+                    return
+                new = self.start_worker(name.removeprefix("worker-"))
+                self.procs.remove((name, new))
+                self.procs[i] = (name, new)

@@ -21,8 +21,9 @@ def deployment_name(spec: TrainSpec) -> str:
     return f"train/train-{spec.framework}"
 
 
-def submit(spec: TrainSpec, *, idempotency_key: str | None = None) -> UUID:
-    """Create a flow run of the spec's deployment; returns the flow-run id (also the run id)."""
+def submit(spec: TrainSpec, *, idempotency_key: str | None = None, run_id: str | None = None) -> UUID:
+    """Create a flow run of the spec's deployment; returns the flow-run id (also the run id, unless
+    ``run_id`` names an earlier run this one goes on with: it resumes from that run's checkpoint)."""
     from prefect.deployments import run_deployment
     from prefect.exceptions import ObjectNotFound
 
@@ -30,7 +31,10 @@ def submit(spec: TrainSpec, *, idempotency_key: str | None = None) -> UUID:
 
     try:
         with prefect_api():
-            fr = run_deployment(deployment_name(spec), parameters={"spec": spec.model_dump(mode="json")},
+            parameters: dict[str, Any] = {"spec": spec.model_dump(mode="json")}
+            if run_id:
+                parameters["run_id"] = run_id
+            fr = run_deployment(deployment_name(spec), parameters=parameters,
                                 timeout=0, as_subflow=False, idempotency_key=idempotency_key)
     except ObjectNotFound:
         raise VtpError(f"deployment {deployment_name(spec)} does not exist: start the stack with `vtp up`, "

@@ -7,6 +7,8 @@ or through the ``train-<framework>`` deployments (``vtp train``). The work lives
 from __future__ import annotations
 
 import os
+import random
+import socket
 import time
 import uuid
 from typing import Any
@@ -19,6 +21,7 @@ from prefect.runtime import flow_run
 from core.contracts import Callbacks
 from core.settings import get_settings
 from core.spec import TrainSpec, parse_spec
+from tasks import resume
 from tasks import train_steps as steps
 from tasks.api_callbacks import ApiReporter
 from tasks.progress import PrefectProgress, report_markdown
@@ -28,6 +31,41 @@ from tasks.tracking import Tracking
 
 class RunCancelled(Exception):
     """The run was cancelled through the API while training; its outputs are not published."""
+
+
+class CrashRetriesExhausted(Exception):
+    """The run crashed more often than ``VTP_CRASH_RETRIES`` allows; it is not retried again."""
+
+
+def _attempt() -> int:
+    """1 for a run's first execution; 2, 3, ... when Prefect runs it again after a crash or a retry."""
+    try:
+        return max(1, int(flow_run.run_count or 1))
+    except (TypeError, ValueError):
+        return 1
+
+
+def _fresh_task_runs(attempt: int) -> None:
+    """Every step runs again in a retried attempt. Prefect keys task runs by their order in the flow
+    run, so attempt 2's "download" would be handed attempt 1's completed result, whose files died
+    with the crashed process (or live on another machine): start this attempt's keys elsewhere."""
+    if attempt <= 1:
+        return
+    from prefect.context import FlowRunContext
+
+    context = FlowRunContext.get()
+    if context is None:
+        return
+    for step in (steps.download_dataset, steps.validate_dataset, steps.fetch_checkpoints, steps.run_trainer,
+                 steps.upload_outputs):
+        context.task_run_dynamic_keys[step.task_key] = (attempt - 1) * 1000
+
+
+def _retry_delay(attempt: int, base_s: float) -> float:
+    """Exponential backoff with jitter before a crashed run goes on: base, 2*base, 4*base, ... (capped)."""
+    if base_s <= 0:
+        return 0.0
+    return min(base_s * 2 ** (attempt - 2), 300.0) * random.uniform(0.75, 1.25)
 
 
 def _run_id() -> str:
@@ -60,7 +98,9 @@ def train_flow(spec: TrainSpec, run_id: str | None = None, api_url: str | None =
     settings = get_settings()
     workdir = settings.work_root / run_id
     workdir.mkdir(parents=True, exist_ok=True)
-    logger.info("run %s: %s %s on %s, %d epochs", run_id, spec.task, spec.model, spec.dataset, spec.epochs)
+    attempt = _attempt()
+    logger.info("run %s: %s %s on %s, %d epochs (attempt %d, pid %d on %s)", run_id, spec.task, spec.model,
+                spec.dataset, spec.epochs, attempt, os.getpid(), socket.gethostname())
     callbacks = Callbacks()
     reporter = ApiReporter(api_url, run_id, run_token) if api_url and run_token else None
     if reporter:
@@ -68,20 +108,46 @@ def train_flow(spec: TrainSpec, run_id: str | None = None, api_url: str | None =
         reporter.heartbeat()  # the API marks the run running
     outcome: dict[str, Any] = {"state": "failed"}
     tracking = Tracking.attach(callbacks, settings.trackers, run_id, f"{settings.api_url}/api/runs/{run_id}")
+    uploader: resume.ResumeUploader | None = None
     try:
+        if attempt > 1 + settings.crash_retries:
+            raise CrashRetriesExhausted(
+                f"run {run_id} crashed {attempt - 1} times (the training process or its machine died each time); "
+                f"vtp retries a crash {settings.crash_retries} times (VTP_CRASH_RETRIES), so it stops here. See the "
+                "earlier attempts' logs for the cause; `vtp train --resume RUN` goes on from the last checkpoint."
+            )
+        _fresh_task_runs(attempt)
+        if attempt > 1 and (delay := _retry_delay(attempt, settings.crash_retry_delay_s)):
+            logger.warning("attempt %d after a crash: waiting %.0f s before going on", attempt, delay)
+            time.sleep(delay)
         local, stats, record = steps.download_dataset(spec, settings)
         logger.info("dataset %s: %d files, %d bytes transferred, %d files from cache",
                     record.name, stats.files_total, stats.bytes_transferred, stats.files_from_cache)
         info, report = steps.validate_dataset(local, spec, workdir)
         PrefectProgress(callbacks, logger, run_id)
-        result = steps.run_trainer(spec, info, workdir, callbacks, settings)
+        point, init_from = steps.fetch_checkpoints(spec, run_id, workdir, settings)
+        if point is not None:
+            message = (f"resuming after epoch {point.epoch} of {spec.epochs} from the checkpoint uploaded "
+                       f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(point.uploaded_at))} (attempt {attempt})")
+            logger.warning(message)
+            if reporter:
+                reporter.event("resumed", message, epoch=point.epoch, attempt=attempt)
+        uploader = steps.resume_uploader(callbacks, run_id, workdir, settings, spec)
+        with steps.pool_slot(spec, settings, callbacks, logger):
+            result = steps.run_trainer(spec, info, workdir, callbacks, settings,
+                                       resume_from=point.path if point else None, init_from=init_from)
         if reporter and reporter.cancel_requested:  # the trainer stopped because the API said cancel
             raise RunCancelled(f"run {run_id} was cancelled during epoch {result.epochs_completed + 1}; nothing uploaded")
         layout = steps.collect_outputs(result, workdir / "outputs")
         layout[write_spec(workdir / "outputs", spec.model_dump(mode="json")).relative_to(workdir / "outputs").as_posix()] = "artifact"
         summary = steps.make_summary(run_id, spec, result, record, stats, settings.storage_url, layout, started)
         summary["dataset_report"] = report
+        summary["attempt"] = attempt
+        summary["resumed_from_epoch"] = point.epoch if point else None
+        summary["extends"] = spec.extends
+        uploader and uploader.close()
         steps.upload_outputs(run_id, workdir / "outputs", summary, settings)
+        steps.clear_resume_state(run_id, settings)
         tracking.after_upload(workdir / "outputs", summary)
         publish_prefect_tables(workdir / "outputs", run_id)
         create_markdown_artifact(report_markdown(summary), key="train-report",
@@ -101,6 +167,8 @@ def train_flow(spec: TrainSpec, run_id: str | None = None, api_url: str | None =
                    "error": str(e) or type(e).__name__}
         raise
     finally:
+        if uploader:
+            uploader.close(wait=outcome.get("state") == "failed")  # a retry wants the newest checkpoint
         tracking.close(ok=outcome.get("state") == "completed")
         steps.remove_workdir(workdir)
         if reporter:

@@ -50,6 +50,10 @@ class ApiReporter:
     def metrics(self, epoch: int, epochs: int, metrics: dict[str, float]) -> None:
         self._put("metrics", {"epoch": epoch, "epochs": epochs, "metrics": metrics})
 
+    def event(self, kind: str, message: str, **data: Any) -> None:
+        """Add to the run's history in the API (e.g. resumed after a crash, from which epoch)."""
+        self._put("events", {"kind": kind, "message": message, **data})
+
     def done(self, state: str, **payload: Any) -> None:
         self._put("done", {"state": state, **payload})
 

@@ -3,9 +3,12 @@ so tests call the work directly; retries are declared here, on the task, not in 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -18,7 +21,7 @@ from core.contracts import Callbacks, DatasetInfo, TrainContext, TrainResult
 from core.errors import DatasetError, SpecError
 from core.settings import Settings
 from core.spec import TrainSpec
-from tasks import dataset_store
+from tasks import dataset_store, resume
 from tasks.storage import Storage, upload_folder
 
 
@@ -55,14 +58,71 @@ def validate_dataset(local: Path, spec: TrainSpec, workdir: Path) -> tuple[Datas
     return info, report.to_dict()
 
 
+@task(name="fetch-checkpoints", cache_policy=NONE, **STORAGE_RETRIES)
+def fetch_checkpoints(spec: TrainSpec, run_id: str, workdir: Path,
+                      settings: Settings) -> tuple[resume.ResumePoint | None, Path | None]:
+    """This run's last uploaded resumable checkpoint (it crashed before and is being retried), and
+    the final checkpoint of the run it extends (``spec.extends``), each downloaded into the workdir."""
+    storage = Storage(settings=settings)
+    point = resume.fetch(storage, run_id, workdir / "resume")
+    if point is not None and point.epochs != spec.epochs:
+        point = None  # the same run id with another spec: start over rather than mix the two
+    init_from = resume.fetch_finished(storage, spec, workdir / "init") if spec.extends else None
+    return point, init_from
+
+
+def resume_uploader(callbacks: Callbacks, run_id: str, workdir: Path, settings: Settings,
+                    spec: TrainSpec) -> resume.ResumeUploader | None:
+    return resume.ResumeUploader.attach(callbacks, Storage(settings=settings), run_id, workdir / "resume-staging",
+                                        settings.checkpoint_every, framework=spec.framework or "")
+
+
+def clear_resume_state(run_id: str, settings: Settings) -> None:
+    try:
+        resume.clear(Storage(settings=settings), run_id)
+    except Exception as e:  # noqa: BLE001 - the run is complete; a leftover resume folder is only clutter
+        logging.getLogger("vtp").warning("could not remove the resumable checkpoint of run %s: %s", run_id, e)
+
+
+@contextlib.contextmanager
+def pool_slot(spec: TrainSpec, settings: Settings, callbacks: Callbacks, logger: Any) -> Iterator[None]:
+    """Hold one of the pool's training slots (a Prefect global concurrency limit, VTP_POOL_SLOTS)
+    while training; waits, heartbeating, while every slot is taken."""
+    if settings.pool_slots <= 0:
+        yield
+        return
+    from prefect.concurrency.sync import concurrency
+
+    name = slot_limit_name(settings.pool_name(spec.framework or ""))
+    with contextlib.ExitStack() as held:
+        waited = False
+        while True:
+            try:  # only the acquisition may time out; training's own errors pass through untouched
+                held.enter_context(concurrency(name, occupy=1, timeout_seconds=10, strict=True))
+                break
+            except TimeoutError:
+                if not waited:
+                    logger.info("all training slots of %s are taken; waiting for one", name)
+                waited = True
+                callbacks.heartbeat(force=True)
+        if waited:
+            logger.info("got a training slot of %s", name)
+        yield
+
+
+def slot_limit_name(pool: str) -> str:
+    return f"vtp-slots-{pool}"
+
+
 @task(name="train", cache_policy=NONE)
 def run_trainer(spec: TrainSpec, info: DatasetInfo, workdir: Path, callbacks: Callbacks,
-                settings: Settings) -> TrainResult:
+                settings: Settings, resume_from: Path | None = None, init_from: Path | None = None) -> TrainResult:
     from trainers.registry import get_trainer
 
     ctx = TrainContext(
         workdir=workdir / "train", dataset=info, callbacks=callbacks,
         weights_dir=settings.weights_dir, download_timeout_s=settings.download_timeout_s,
+        resume_from=resume_from, init_from=init_from,
     )
     ctx.workdir.mkdir(parents=True, exist_ok=True)
     callbacks.train_start(epochs=spec.epochs, spec=spec)

@@ -62,7 +62,9 @@ def stack(tmp_path_factory):
     home = tmp_path_factory.mktemp("stack-home")
     port = free_port()
     env = {"VTP_HOME": str(home), "VTP_PREFECT_PORT": str(port), "VTP_API_PORT": str(free_port()),
-           "VTP_UI_PORT": str(free_port())}
+           "VTP_UI_PORT": str(free_port()),
+           # crash recovery within a test's patience: retry after ~1 s, a silent trainer is stale after 20 s
+           "VTP_CRASH_RETRY_DELAY_S": "1", "VTP_STALE_AFTER_S": "20"}
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     os.environ.pop("VTP_STORAGE_URL", None)

@@ -96,11 +96,30 @@ def metrics(run_id: str, body: MetricsIn, request: Request, claims: RunTokenClai
         return MetricsOut(stored=stored)
 
 
+class EventIn(BaseModel):
+    kind: Literal["resumed"]
+    message: str = Field(max_length=2000)
+    epoch: int | None = Field(default=None, ge=0, le=1_000_000)
+    attempt: int | None = Field(default=None, ge=1, le=1000)
+
+
+@router.post("/{run_id}/events", response_model=RunOut, summary="Something happened to the run (e.g. resumed)")
+def event(run_id: str, body: EventIn, request: Request, claims: RunTokenClaims, session: SessionDep) -> RunOut:
+    run = crud.get_run(session, run_id=run_id)
+    if run.state in crud.FINAL_STATES:
+        raise _refuse(session, run_id)
+    crud.add_run_event(session, run=run, kind=body.kind, message=body.message, epoch=body.epoch,
+                       attempt=body.attempt)
+    out = RunOut.model_validate(run)
+    publish(request, run_id, {"type": "state", "run": out.model_dump(mode="json")})
+    return out
+
+
 @router.post("/{run_id}/done", response_model=RunOut, summary="The run ended")
 def done(run_id: str, body: DoneIn, request: Request, claims: RunTokenClaims, session: SessionDep) -> RunOut:
     with callback_timer(request.app, "done"):
         run = crud.get_run(session, run_id=run_id)
-        if not run.terminal:  # a repeated done (a retried post) changes nothing
+        if run.state not in crud.FINAL_STATES:  # a repeated done (a retried post) changes nothing
             fields: dict[str, Any] = {"final_metrics": body.metrics, "checkpoint_uri": body.checkpoint_uri}
             if body.epochs_done is not None:
                 fields["epochs_done"] = body.epochs_done

@@ -98,3 +98,38 @@ def test_prefect_refusals_are_told_apart_from_outages():
     assert _refused(status_error(422, text="not json")) == "not json"
     assert _refused(status_error(503, json={"detail": "busy"})) is None
     assert _refused(httpx.ConnectError("refused", request=request)) is None
+
+
+def test_a_crashed_run_prefect_retries_comes_back_with_its_history(db, settings, run):
+    """Crashed is not final: when Prefect schedules the run again (vtp's crash-retry automation) the
+    run goes back to queued, loses its end time and error, and its history says it is retried."""
+    from prefect.states import AwaitingRetry, Crashed
+
+    crud.update_run(db, run=run, state="running")
+    assert apply_flow_run(db, run, flow_run(Crashed(message="process killed")), settings=settings)
+    assert run.state == "crashed" and run.finished is not None and run.error
+    assert apply_flow_run(db, run, flow_run(AwaitingRetry(), run_count=1), settings=settings)
+    assert run.state == "queued" and run.finished is None and run.error is None
+    assert [e["kind"] for e in run.events] == ["retrying"] and run.events[0]["attempt"] == 2
+    assert crud.touch_live_run(db, run_id=run.id) is not None  # its trainer's heartbeat is taken again
+
+
+def test_stale_runs_are_marked_and_crashed(db, settings, run):
+    """No heartbeat for VTP_STALE_AFTER_S: the run is marked stale in its history and crashed (here
+    it has no flow run; with one, Prefect is told first, and an unreachable Prefect leaves it alone)."""
+    from api.stale import check_stale
+
+    settings.stale_after_s = 5
+    crud.update_run(db, run=run, state="running", last_heartbeat=datetime.now(UTC) - timedelta(seconds=60),
+                    epochs_done=3)
+    fresh = crud.create_run(db, spec={"model": "yolo11n", "dataset": "d"})
+    crud.update_run(db, run=fresh, state="running", last_heartbeat=datetime.now(UTC))
+    unreachable = crud.create_run(db, spec={"model": "yolo11n", "dataset": "d"})
+    crud.update_run(db, run=unreachable, state="running", prefect_flow_run_id=str(uuid.uuid4()),
+                    last_heartbeat=datetime.now(UTC) - timedelta(seconds=60))
+    settings.prefect_api_url = "http://127.0.0.1:9/api"  # nothing listens: Prefect is down
+
+    assert check_stale(db, settings) == [run.id]
+    assert run.state == "crashed" and "no heartbeat from the trainer" in run.error
+    assert run.events[-1]["kind"] == "stale" and run.events[-1]["epoch"] == 3
+    assert fresh.state == "running" and unreachable.state == "running"

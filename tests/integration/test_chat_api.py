@@ -75,3 +75,39 @@ def test_terminal_chat_starts_and_follows_a_run(stack_env):
     text = "\n".join(shown)
     assert "resnet18" in text and "epoch 1/1" in text
     assert "[completed] checkpoint: file://" in text, text
+
+
+def test_chat_continue_a_finished_run(stack_env):
+    """"이어서 2 에폭 더" after a finished run: a new run that starts from its final weights."""
+    import time
+
+    api = stack_env["API_URL"]
+    auth = {"Authorization": f"Bearer {(Path(stack_env['VTP_HOME']) / 'api_token').read_text().strip()}"}
+
+    def say(message: str, session_id: str | None = None) -> dict:
+        r = httpx.post(f"{api}/api/chat", json={"session_id": session_id, "message": message}, headers=auth,
+                       timeout=60)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    def finished(run_id: str) -> dict:
+        deadline = time.monotonic() + 180
+        while True:
+            run = httpx.get(f"{api}/api/runs/{run_id}", headers=auth, timeout=30).json()
+            if run["state"] in ("completed", "failed", "cancelled", "crashed"):
+                return run
+            assert time.monotonic() < deadline, run
+            time.sleep(0.5)
+
+    first = say("resnet18로 shapes-classify 분류, 1 에폭, 이미지 크기 32, 처음부터")
+    sid = first["session_id"]
+    run1 = say("응, 시작해", sid)["run"]
+    assert finished(run1["id"])["state"] == "completed"
+
+    more = say("이어서 2 에폭 더", sid)
+    run2 = more["run"]
+    assert run2 is not None and run2["id"] != run1["id"], more["reply"]
+    assert run2["spec"]["extends"] == run1["id"] and run2["spec"]["epochs"] == 2
+    assert run2["spec"]["model"] == "resnet18" and run2["spec"]["dataset"] == "shapes-classify"
+    done = finished(run2["id"])
+    assert done["state"] == "completed" and done["epochs_done"] == 2, done

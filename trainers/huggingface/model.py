@@ -155,3 +155,19 @@ def build(spec: Any, ctx: TrainContext, classes: list[str]) -> Built:
     source = weights or folder or name
     processor = processor_for(source, config, task, int(spec.image_size or 224))
     return Built(model, processor, weights is not None, note.strip())
+
+
+def build_from_checkpoint(folder: Path, task: str, classes: list[str], image_size: int, why: str) -> Built:
+    """Model + processor from a vtp ``save_pretrained`` folder: this run's own checkpoint (resume)
+    or a finished run's final one (continuing it). The head must already fit ``classes``."""
+    folder = Path(folder)
+    try:
+        model = _auto(task).from_pretrained(str(folder), local_files_only=True)
+    except (OSError, ValueError) as e:
+        raise TrainerError(f"the checkpoint folder {folder.name} could not be loaded ({e}); start a new run") from e
+    have = [model.config.id2label[i] for i in range(len(model.config.id2label))]
+    if have != list(classes):
+        raise TrainerError(f"the checkpoint was trained on classes {have}, this dataset has {classes}: "
+                           "continue it on the same dataset, or start a new run")
+    processor = processor_for(folder, model.config, task, image_size)
+    return Built(model, processor, False, why)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -19,7 +20,7 @@ from core.errors import TrainerError
 from tasks import report
 from trainers.huggingface import data
 from trainers.huggingface.metrics import install_matcher_fallback, mean_average_precision
-from trainers.huggingface.model import build
+from trainers.huggingface.model import build, build_from_checkpoint
 
 if TYPE_CHECKING:
     from core.spec import TrainSpec
@@ -95,7 +96,15 @@ class Session:
         if self.detect and install_matcher_fallback():
             ctx.callbacks.log("scipy is not installed: DETR matching uses vtp's own Hungarian assignment.")
         probe_classes = list(ctx.dataset.classes)
-        built = build(spec, ctx, probe_classes)
+        if ctx.resume_from:
+            built = build_from_checkpoint(Path(ctx.resume_from) / "last", str(spec.task), probe_classes,
+                                          int(spec.image_size or 224), "resuming from the run's last uploaded checkpoint.")
+        elif ctx.init_from:
+            built = build_from_checkpoint(Path(ctx.init_from), str(spec.task), probe_classes,
+                                          int(spec.image_size or 224),
+                                          "starting from the final weights of the run being continued.")
+        else:
+            built = build(spec, ctx, probe_classes)
         self.note(built.note)
         model, processor = built.model, built.processor
         classes, train_ds, val_ds = self._datasets(processor)
@@ -124,7 +133,11 @@ class Session:
         best_epoch, step, stopped_early = 0, 0, False
         last_dir, best_dir = self.weights_dir / "last", self.weights_dir / "best"
         main = spec.main_metric
-        for epoch in range(1, spec.epochs + 1):
+        start, best_eval = 1, None
+        if ctx.resume_from:
+            start, step, history, best_epoch = self._resume(optimizer, Path(ctx.resume_from))
+            best = next((dict(h) for h in history if h["epoch"] == best_epoch), None)
+        for epoch in range(start, spec.epochs + 1):
             model.train()
             total, seen, stop = 0.0, 0, False
             for batch in train_dl:
@@ -153,6 +166,8 @@ class Session:
             if improved:
                 best, best_epoch, best_eval = metrics, epoch, evaluation
                 _copy_folder(last_dir, best_dir)
+            self._save_state(optimizer, epoch, step, history, best_epoch)
+            ctx.callbacks.checkpoint(epoch, spec.epochs, self.weights_dir)
             report.write_results_csv(self.run_dir / "results.csv", history)
             ctx.callbacks.epoch_end(epoch, spec.epochs, metrics)
             ctx.callbacks.heartbeat(force=True)
@@ -165,6 +180,9 @@ class Session:
                 self.note(f"early stopping after epoch {epoch}: {main} has not improved for {spec.patience} epochs.")
                 break
         assert best is not None
+        if best_eval is None:  # resumed after the best epoch: its predictions are gone, take the best weights'
+            model = build_from_checkpoint(best_dir, str(spec.task), classes, int(spec.image_size or 224), "").model
+            best_eval = self.evaluate(model.to(device), processor, val_dl, val_ds, device, classes)
         artifacts = [self.run_dir / "results.csv", self.run_dir / "args.json"]
         artifacts += report.evaluation_report(self.run_dir, spec.task or "classify", classes, best_eval["report"],
                                               history)
@@ -174,6 +192,25 @@ class Session:
             epochs_completed=len(history), pretrained_used=built.pretrained_used, notes=self.notes,
             stopped_early=stopped_early,
         )
+
+    def _save_state(self, optimizer: torch.optim.Optimizer, epoch: int, step: int,
+                    history: list[dict[str, float]], best_epoch: int) -> None:
+        """What a retried run needs besides the weights: optimizer state, step, history (weights_only-safe)."""
+        state = {"optimizer": optimizer.state_dict(), "epoch": epoch, "step": step, "history": history,
+                 "best_epoch": best_epoch}
+        tmp = self.weights_dir / ".resume.pt.tmp"
+        torch.save(state, tmp)
+        os.replace(tmp, self.weights_dir / "resume.pt")
+
+    def _resume(self, optimizer: torch.optim.Optimizer, folder: Path) -> tuple[int, int, list[dict[str, float]], int]:
+        state = torch.load(folder / "resume.pt", map_location="cpu", weights_only=True)
+        optimizer.load_state_dict(state["optimizer"])
+        for name in ("last", "best"):
+            if (folder / name).is_dir():
+                _copy_folder(folder / name, self.weights_dir / name)
+        self.note(f"resumed after epoch {state['epoch']} of {self.spec.epochs} (weights, optimizer, step and "
+                  "history restored).")
+        return int(state["epoch"]) + 1, int(state["step"]), [dict(h) for h in state["history"]], int(state["best_epoch"])
 
     def _inputs(self, batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
         pixels = batch["pixel_values"].to(device)

@@ -41,7 +41,10 @@ def build_checkpoint(
     classes: list[str],
     data_config: DataConfig,
     metrics: dict[str, float],
+    resume: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """``resume`` (history, best epoch, update count, grad-scaler state) is what a retried run needs
+    to go on exactly where this epoch ended; it is kept as plain values, so weights_only reads it."""
     import timm
 
     return {  # a snapshot: training goes on while CheckpointWriter saves it in the background
@@ -58,7 +61,18 @@ def build_checkpoint(
         "data_config": data_config.as_dict(),
         "metrics": dict(metrics),
         "timm_version": timm.__version__,
+        "resume": _snapshot(_plain_keep_tensors(resume or {})),
     }
+
+
+def _plain_keep_tensors(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value
+    if isinstance(value, dict):
+        return {str(k): _plain_keep_tensors(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain_keep_tensors(v) for v in value]
+    return _plain(value)
 
 
 def _snapshot(value: Any) -> Any:
@@ -77,9 +91,10 @@ class CheckpointWriter:
     then hard-links it as ``best.pt`` when the epoch improved. Writes stay atomic; errors surface
     on the next :meth:`submit` or on :meth:`close`."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_saved: Any = None) -> None:
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
+        self.on_saved = on_saved  # called with (ckpt, last) once last.pt is complete, in the writer thread
 
     def submit(self, ckpt: dict[str, Any], last: Path, best: Path | None) -> None:
         self.wait()
@@ -91,6 +106,8 @@ class CheckpointWriter:
             save_atomic(ckpt, last)
             if best is not None:
                 link_atomic(last, best)
+            if self.on_saved is not None:
+                self.on_saved(ckpt, last)
         except BaseException as e:  # re-raised on the training thread by wait()
             self._error = e
 

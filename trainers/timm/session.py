@@ -40,7 +40,9 @@ class Session:
 
         name = str(self.spec.model)
         path = None
-        if self.spec.pretrained:
+        if self.ctx.resume_from or self.ctx.init_from:
+            pass  # the weights come from a checkpoint of this run or of the run it extends
+        elif self.spec.pretrained:
             path, message = find_timm_weights(name, self.ctx)
             self.note(message)
         else:
@@ -101,6 +103,50 @@ class Session:
             t_in_epochs=False,
         )
 
+    # ------------------------------------------------------------------------------------ resume
+
+    def _resume(self, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, scaler: Any,
+                classes: list[str]) -> tuple[int, int, list[dict[str, float]], int]:
+        """Restore weights, optimizer, scheduler and history from this run's last uploaded checkpoint
+        (a folder with last.pt and best.pt); returns (first epoch to train, updates, history, best epoch)."""
+        folder = Path(self.ctx.resume_from)
+        ckpt = checkpoint.read_checkpoint(folder / "last.pt")
+        if list(ckpt["classes"]) != classes:
+            raise TrainerError(
+                f"the resume checkpoint was trained on classes {ckpt['classes']} but the dataset now has {classes}: "
+                "the dataset changed under the run; start a new run"
+            )
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        state = ckpt.get("resume") or {}
+        if state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
+        self.weights_dir.mkdir(parents=True, exist_ok=True)
+        checkpoint.link_atomic(folder / "last.pt", self.weights_dir / "last.pt")
+        if (folder / "best.pt").is_file():
+            checkpoint.link_atomic(folder / "best.pt", self.weights_dir / "best.pt")
+        epoch = int(ckpt["epoch"])
+        history = [dict(h) for h in state.get("history", [])]
+        self.note(f"resumed after epoch {epoch} of {self.spec.epochs} from the run's last uploaded checkpoint "
+                  f"(weights, optimizer, scheduler and history restored).")
+        return epoch + 1, int(state.get("updates", 0)), history, int(state.get("best_epoch", epoch))
+
+    def _init_from(self, model: nn.Module, classes: list[str]) -> None:
+        """Start from a finished run's final weights (``vtp train --resume RUN``)."""
+        path = Path(self.ctx.init_from)
+        ckpt = checkpoint.read_checkpoint(path / "last.pt" if path.is_dir() else path)
+        if list(ckpt["classes"]) != classes:
+            raise TrainerError(
+                f"the run being continued was trained on classes {ckpt['classes']}, this dataset has {classes}: "
+                "continue it on the same dataset, or start a new run"
+            )
+        try:
+            model.load_state_dict(ckpt["model"])
+        except RuntimeError as e:
+            raise TrainerError(f"the checkpoint does not fit {self.spec.model}: {e}") from e
+        self.note(f"starting from the final weights of the run being continued ({ckpt['epoch']} epochs trained).")
+
     # ------------------------------------------------------------------------------------ the run
 
     def run(self) -> TrainResult:
@@ -152,8 +198,18 @@ class Session:
         best: dict[str, float] | None = None
         best_epoch, updates, stopped_early = 0, 0, False
         last_path, best_path = self.weights_dir / "last.pt", self.weights_dir / "best.pt"
-        writer = checkpoint.CheckpointWriter()
-        for epoch in range(1, spec.epochs + 1):
+        start = 1
+        if ctx.resume_from:
+            start, updates, history, best_epoch = self._resume(model, optimizer, scheduler, scaler, classes)
+            best = next((dict(h) for h in history if h["epoch"] == best_epoch), None)
+        elif ctx.init_from:
+            self._init_from(model, classes)
+
+        def saved(ckpt: dict[str, Any], last: Path) -> None:  # in the writer thread, once last.pt is whole
+            ctx.callbacks.checkpoint(int(ckpt["epoch"]), spec.epochs, last.parent)
+
+        writer = checkpoint.CheckpointWriter(on_saved=saved)
+        for epoch in range(start, spec.epochs + 1):
             train_loss, updates, stop = loop.train_one_epoch(
                 model,
                 train_dl,
@@ -179,6 +235,8 @@ class Session:
                 classes=classes,
                 data_config=cfg,
                 metrics=metrics,
+                resume={"history": history, "best_epoch": epoch if improved else best_epoch, "updates": updates,
+                        "scaler": scaler.state_dict()},
             )
             if improved:
                 best, best_epoch = metrics, epoch
@@ -198,12 +256,16 @@ class Session:
                 )
                 break
 
+        if start > spec.epochs:  # resumed from the last epoch's checkpoint: nothing left to train
+            self.note(f"the checkpoint already holds all {spec.epochs} epochs; nothing left to train.")
         writer.close()  # both checkpoints are complete on disk before the result names them
         artifacts = [self.run_dir / "results.csv", self.run_dir / "args.yaml"]
         plot = report.plot_curves(self.run_dir / "results.png", history)
         if plot is not None:
             artifacts.append(plot)
-        assert best is not None  # the loop runs at least one epoch
+        artifacts += report.evaluation(self.run_dir, model, best_path if best_path.is_file() else last_path, val_dl,
+                                       rt, classes, history, self.pulse)
+        assert best is not None  # the loop runs at least one epoch, or the resumed history has one
         return TrainResult(
             metrics={k: v for k, v in best.items() if k.startswith(("val/", "metrics/"))},
             best_checkpoint=best_path,

@@ -14,6 +14,7 @@ from core.contracts import TrainContext, TrainResult
 from core.errors import TrainerError, gpu_out_of_memory
 from trainers.ultralytics import env
 from trainers.ultralytics.hooks import RunState, attach, forward_logs
+from trainers.ultralytics.report import write_per_class
 from trainers.ultralytics.weights import find_yolo_weights
 
 if TYPE_CHECKING:
@@ -32,10 +33,15 @@ def train(spec: TrainSpec, ctx: TrainContext) -> TrainResult:
     notes = [device_note] if device_note else []
     state = RunState()
     with forward_logs(ctx.callbacks):
-        model, pretrained_used, note = _load_model(spec, ctx)
-        notes.append(note)
-        args, arg_notes = build_args(spec, ctx, data, device)
-        notes.extend(arg_notes)
+        if ctx.resume_from:
+            model, args, note = _resume(spec, ctx, data, device)
+            pretrained_used = False
+            notes.append(note)
+        else:
+            model, pretrained_used, note = _load_model(spec, ctx)
+            notes.append(note)
+            args, arg_notes = build_args(spec, ctx, data, device)
+            notes.extend(arg_notes)
         attach(model, ctx.callbacks, state)
         with env.amp_check_guard(ctx, on_cuda, bool(args.get("amp", True))) as amp_note:
             if amp_note:
@@ -123,9 +129,42 @@ def _data_arg(spec: TrainSpec, ctx: TrainContext) -> str:
     return str(Path(ds.data_yaml).resolve())
 
 
+def _resume(spec: TrainSpec, ctx: TrainContext, data: str, device: str) -> tuple[Any, dict[str, Any], str]:
+    """Go on from this run's last uploaded checkpoint (a copy of ultralytics' run folder: weights/,
+    results.csv, ...) with ultralytics' own resume: weights, EMA, optimizer, epoch and best fitness
+    come from last.pt, and results.csv goes on with the next epoch."""
+    import shutil
+
+    from ultralytics import YOLO
+
+    run_dir = (ctx.workdir / RUN_NAME).resolve()
+    shutil.copytree(ctx.resume_from, run_dir, dirs_exist_ok=True)
+    last = run_dir / "weights" / "last.pt"
+    try:
+        model = YOLO(str(last), task=spec.task)
+        epoch = int(model.ckpt.get("epoch", -1)) + 1
+    except Exception as e:
+        raise TrainerError(f"the run's resume checkpoint could not be loaded ({e}); start the run again") from e
+    # Only what ultralytics lets a resume change: where the data and outputs live, the device, workers.
+    args = {"resume": True, "data": data, "device": device, "workers": spec.workers, "save_dir": str(run_dir),
+            "batch": spec.batch_size, "patience": spec.patience}
+    if spec.image_size:
+        args["imgsz"] = spec.image_size
+    return model, args, (f"resumed after epoch {epoch} of {spec.epochs} from the run's last uploaded checkpoint "
+                         "(weights, EMA, optimizer and best fitness restored).")
+
+
 def _load_model(spec: TrainSpec, ctx: TrainContext) -> tuple[Any, bool, str]:
     from ultralytics import YOLO
 
+    if ctx.init_from:
+        path = Path(ctx.init_from)
+        path = path / "last.pt" if path.is_dir() else path
+        try:
+            model = YOLO(str(path), task=spec.task)
+        except Exception as e:
+            raise TrainerError(f"the checkpoint of the run being continued could not be loaded ({e})") from e
+        return model, True, "starting from the final weights of the run being continued."
     scratch = f"{spec.model}.yaml"  # ships inside ultralytics: building from it downloads nothing
     if not spec.pretrained:
         return YOLO(scratch, task=spec.task), False, f"training {spec.model} from scratch (pretrained=False)."
@@ -169,6 +208,9 @@ def _result(
     artifacts: list[Path] = []
     for pattern in ARTIFACT_PATTERNS:
         artifacts.extend(sorted(p for p in run_dir.glob(pattern) if p.is_file()))
+    per_class = write_per_class(trainer, spec.task or "detect", run_dir)  # the rest of the report is ultralytics' plots
+    if per_class is not None:
+        artifacts.append(per_class)
     metrics = state.final_metrics if state.final_metrics else state.last_metrics
     if not state.stopped_early and state.epochs_completed < spec.epochs:
         notes.append(

@@ -70,7 +70,11 @@ def attach(model: Any, callbacks: Callbacks, state: RunState) -> None:
         callbacks.heartbeat(force=True)
         check_stop(trainer, force=True)
 
+    def on_model_save(trainer: Any) -> None:  # this epoch's last.pt, best.pt and results.csv are written
+        callbacks.checkpoint(trainer.epoch + 1, trainer.epochs, trainer.save_dir)
+
     model.add_callback("on_train_epoch_start", on_train_epoch_start)
+    model.add_callback("on_model_save", on_model_save)
     model.add_callback("on_train_batch_end", on_train_batch_end)
     model.add_callback("on_val_batch_end", heartbeat)
     for slow_phase in (

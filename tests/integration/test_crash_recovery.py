@@ -1,0 +1,151 @@
+"""Process death, end to end on the real stack (`vtp up`: Prefect server, workers, API):
+
+- ``kill -9`` of the training process mid-epoch: the worker reports the flow run Crashed, vtp's
+  crash-retry automation schedules it again, and the new attempt resumes from the last uploaded
+  checkpoint and completes the requested epochs; no epoch lost, none counted twice.
+- The worker and its training process killed together (the machine lost): nobody reports the run,
+  the API notices the silent trainer (stale heartbeat), crashes the flow run, `vtp up` starts a new
+  worker, and the retried attempt resumes and completes.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+import signal
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+EPOCHS = 6
+SPEC = {"model": "yolo11n", "dataset": "shapes-detect", "epochs": EPOCHS, "image_size": 64, "batch_size": 8,
+        "pretrained": False, "workers": 0, "patience": 0}
+
+
+def _auth(stack_env) -> dict[str, str]:
+    token = (Path(stack_env["VTP_HOME"]) / "api_token").read_text().strip()
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _get_run(stack_env, run_id: str) -> dict:
+    r = httpx.get(f"{stack_env['API_URL']}/api/runs/{run_id}", headers=_auth(stack_env), timeout=30)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def _wait(stack_env, run_id: str, until, timeout: float, what: str) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        run = _get_run(stack_env, run_id)
+        if until(run):
+            return run
+        assert run["state"] not in ("completed", "failed", "cancelled") or until(run), f"{what}: run ended {run}"
+        assert time.monotonic() < deadline, f"{what} within {timeout:.0f} s; run: {run}"
+        time.sleep(0.3)
+
+
+def _training_pid(stack_env, flow_run_id: str, attempt: int = 1) -> int:
+    """The flow logs its process id first thing ("attempt N, pid P on HOST")."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    deadline = time.monotonic() + 60
+    with (temporary_settings(updates={PREFECT_API_URL: stack_env["PREFECT_API_URL"]}),
+          get_client(sync_client=True) as client):
+        while time.monotonic() < deadline:
+            logs = client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))
+            for log in logs:
+                m = re.search(rf"attempt {attempt}, pid (\d+) on", log.message)
+                if m:
+                    return int(m.group(1))
+            time.sleep(0.5)
+    raise AssertionError("the flow never logged its process id")
+
+
+def _flow_run(stack_env, flow_run_id: str):
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with (temporary_settings(updates={PREFECT_API_URL: stack_env["PREFECT_API_URL"]}),
+          get_client(sync_client=True) as client):
+        return client.read_flow_run(flow_run_id)
+
+
+def _assert_whole_run(stack_env, run: dict) -> None:
+    """Completed, every requested epoch once in the API's metrics and in the run's results.csv."""
+    from tasks.storage import Storage
+
+    auth = _auth(stack_env)
+    assert run["state"] == "completed", run
+    assert run["epochs_done"] == EPOCHS
+    points = httpx.get(f"{stack_env['API_URL']}/api/runs/{run['id']}/metrics", headers=auth, timeout=30).json()
+    points = points["points"] if isinstance(points, dict) else points
+    assert sorted({p["epoch"] for p in points}) == list(range(1, EPOCHS + 1))
+    assert len(points) == len({(p["epoch"], p["name"]) for p in points})
+    storage = Storage(f"file://{Path(stack_env['VTP_HOME']) / 'storage'}")
+    summary = storage.read_json("runs", run["id"], "summary.json")
+    assert summary["epochs_completed"] == EPOCHS and summary["attempt"] >= 2
+    assert summary["resumed_from_epoch"] and summary["resumed_from_epoch"] >= 1
+    with storage.fs.open(storage.path("runs", run["id"], "artifacts", "results.csv"), "r") as f:
+        rows = list(csv.DictReader(io.StringIO(f.read().replace(" ", ""))))
+    assert [int(float(r["epoch"])) for r in rows] == list(range(1, EPOCHS + 1)), "each epoch once, in order"
+    assert not storage.exists("resume", run["id"]), "the resumable checkpoint is removed once the run is complete"
+
+
+def _start_and_train_two_epochs(stack_env) -> tuple[str, int]:
+    """Submit SPEC through the API; once two epochs are done, return the run id and the training pid."""
+    created = httpx.post(f"{stack_env['API_URL']}/api/runs", json={"spec": SPEC}, headers=_auth(stack_env),
+                         timeout=30)
+    assert created.status_code == 201, created.text
+    run_id = created.json()["id"]
+    run = _wait(stack_env, run_id, lambda r: r["epochs_done"] >= 2 and r["prefect_flow_run_id"], 180,
+                "two epochs done")
+    return run_id, _training_pid(stack_env, run["prefect_flow_run_id"])
+
+
+def test_kill_9_mid_epoch_resumes_and_completes(stack_env):
+    run_id, pid = _start_and_train_two_epochs(stack_env)
+    os.kill(pid, signal.SIGKILL)  # mid-epoch 3
+
+    run = _wait(stack_env, run_id, lambda r: r["state"] == "completed", 240, "completed after the kill")
+    _assert_whole_run(stack_env, run)
+    kinds = [e["kind"] for e in run["events"]]
+    assert "resumed" in kinds, run["events"]
+    resumed = next(e for e in run["events"] if e["kind"] == "resumed")
+    assert 1 <= resumed["epoch"] < EPOCHS and resumed["attempt"] == 2
+    flow_run = _flow_run(stack_env, run["prefect_flow_run_id"])
+    assert flow_run.run_count == 2 and flow_run.state.is_completed()
+
+
+def _worker_pid(pool: str) -> int:
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmd = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"worker" in cmd and b"start" in cmd and pool.encode() in cmd:
+            return int(proc.name)
+    raise AssertionError(f"no worker process for pool {pool}")
+
+
+def test_worker_lost_with_its_run_is_detected_and_retried_to_completion(stack_env):
+    run_id, pid = _start_and_train_two_epochs(stack_env)
+    worker = _worker_pid("ultralytics-process")
+    os.kill(worker, signal.SIGKILL)  # the machine goes: first its worker, then the run on it
+    os.kill(pid, signal.SIGKILL)
+
+    run = _wait(stack_env, run_id, lambda r: any(e["kind"] == "stale" for e in r["events"] or []), 90,
+                "the API marking the silent run stale")
+    run = _wait(stack_env, run_id, lambda r: r["state"] == "completed", 240, "completed after the worker loss")
+    _assert_whole_run(stack_env, run)
+    kinds = [e["kind"] for e in run["events"]]
+    assert kinds.index("stale") < kinds.index("resumed"), run["events"]
+    assert _worker_pid("ultralytics-process") != worker, "`vtp up` started a new worker"
