@@ -96,7 +96,7 @@ def metrics(run_id: str, body: MetricsIn, request: Request, claims: RunTokenClai
         return MetricsOut(stored=stored)
 
 
-class EventIn(BaseModel):
+class EventIn(ApiIn):
     kind: Literal["resumed"]
     message: str = Field(max_length=2000)
     epoch: int | None = Field(default=None, ge=0, le=1_000_000)

@@ -78,9 +78,12 @@ def test_callback_bodies_with_nul_nan_or_oversized_names_are_422(client, db, set
                  json.dumps({"state": "failed", "error": "boom\x00"})):
         r = client.post(f"/api/internal/runs/{run.id}/done", content=body, headers=headers)
         assert r.status_code == 422, (body, r.text)
+    r = client.post(f"/api/internal/runs/{run.id}/events", headers=headers,
+                    content=json.dumps({"kind": "resumed", "message": "from epoch 2\x00"}))
+    assert r.status_code == 422, r.text
     assert crud.list_metrics(db, run_id=run.id) == []
     db.refresh(run)
-    assert run.state == "queued"
+    assert run.state == "queued" and not run.events
 
 
 @pytest.mark.parametrize("content_type,body", [
