@@ -49,6 +49,7 @@ class Capabilities:
     export: tuple[str, ...]
     overrides: dict[str, str] = field(default_factory=dict)
     task_patterns: dict[str, str] = field(default_factory=dict)  # task -> regex searched in the name; "" = else
+    task_architectures: dict[str, str] = field(default_factory=dict)  # task -> regex on a local config.json's architectures
 
     def known_models(self) -> list[str]:
         """Every concrete model name this framework accepts (for did-you-mean suggestions)."""
@@ -62,7 +63,17 @@ class Capabilities:
         return re.fullmatch(self.model_pattern, model) is not None
 
     def task_of(self, model: str) -> str | None:
-        """The task a model name implies by its suffix, or None when it implies none."""
+        """The task a model name implies by its suffix, or None when it implies none.
+
+        A local model folder's ``config.json`` comes first: its ``architectures`` (matched against
+        ``task_architectures``), else its ``model_type`` (against ``task_patterns``)."""
+        if self.task_architectures:
+            architectures, model_type = local_model_config(model)
+            for task, pattern in self.task_architectures.items():
+                if any(re.search(pattern, a) for a in architectures):
+                    return task
+            if model_type:
+                model = model_type
         for task, pattern in self.task_patterns.items():
             if not pattern or re.search(pattern, model):
                 return task
@@ -82,6 +93,19 @@ class Capabilities:
             if suffix and base.endswith(suffix):
                 base = base[: -len(suffix)]
         return base + self.task_suffixes.get(task, "")
+
+
+def local_model_config(model: str) -> tuple[list[str], str | None]:
+    """(architectures, model_type) of ``model/config.json`` when ``model`` is a local folder, else ([], None)."""
+    try:
+        config = json.loads((Path(model).expanduser() / "config.json").read_text())
+    except (OSError, ValueError):
+        return [], None
+    if not isinstance(config, dict):
+        return [], None
+    architectures = config.get("architectures") or []
+    model_type = config.get("model_type")
+    return [str(a) for a in architectures], str(model_type) if model_type else None
 
 
 class Trainer(Protocol):

@@ -122,9 +122,11 @@ def test_cli_refuses_bad_spec_before_submitting(stack_env):
     ("shapes-segment", "yolo11n-seg"),
     ("shapes-classify", "yolo11n-cls"),
     ("shapes-pose", "yolo11n-pose"),
+    ("shapes-obb", "yolo11n-obb"),
 ])
 def test_python_invocation_other_tasks(stack, sample, model, tmp_path):
     from tasks.dataset_ingest import ingest_sample
+    from tests.integration.reports import assert_report
 
     ingest_sample(sample, n_train=8, n_val=4)
     state = run_flow({"model": model, "dataset": sample, "epochs": 1, "image_size": 64, "batch_size": 8,
@@ -133,6 +135,7 @@ def test_python_invocation_other_tasks(stack, sample, model, tmp_path):
     summary = state.result()
     assert summary["epochs_completed"] == 1 and summary["spec"]["model"] == model
     assert summary["main_metric"]["name"] in summary["metrics"]
+    assert_report(summary, stack["PREFECT_API_URL"])
     path = local_path(summary["checkpoint_uri"])
     YOLO = import_ultralytics().YOLO
 

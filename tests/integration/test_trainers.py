@@ -7,6 +7,7 @@ scratch within ``download_timeout_s`` and says so.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from pathlib import Path
@@ -143,7 +144,9 @@ def test_ultralytics_trains_each_task(task, datasets, tmp_path, monkeypatch):
     assert result.best_checkpoint.is_relative_to(tmp_path / "run")
     assert capabilities("ultralytics").main_metric[task] in result.metrics
     names = {p.name for p in result.artifacts}
-    assert {"results.csv", "args.yaml"} <= names
+    assert {"results.csv", "args.yaml", "per_class.json"} <= names
+    table = json.loads(next(p for p in result.artifacts if p.name == "per_class.json").read_text())
+    assert table["task"] == task and [row["class"] for row in table["rows"]] == ["circle", "square", "triangle"]
     if plots:
         assert any(n.endswith(".png") for n in names)
     assert any("from scratch" in n for n in result.notes) and not result.pretrained_used
@@ -197,7 +200,8 @@ def test_timm_trains_and_checkpoint_predicts(datasets, tmp_path):
     assert result.epochs_completed == 2 and not result.stopped_early
     assert result.best_checkpoint.is_file() and result.last_checkpoint.is_file()
     assert set(result.metrics) == {"val/loss", "metrics/accuracy_top1", "metrics/accuracy_top5"}
-    assert {p.name for p in result.artifacts} >= {"results.csv", "args.yaml", "results.png"}
+    assert {p.name for p in result.artifacts} >= {"results.csv", "args.yaml", "results.png", "per_class.json",
+                                                  "confusion_matrix.png", "val_pred_grid.jpg"}
     rows = (result.best_checkpoint.parents[1] / "results.csv").read_text().splitlines()
     assert rows[0].startswith("epoch,") and len(rows) == 3
 

@@ -79,3 +79,29 @@ def test_overrides_accepted_and_round_trip():
     again = TrainSpec.model_validate(spec.model_dump())
     assert again == spec
     assert spec.main_metric == "metrics/mAP50-95(B)"
+
+
+@pytest.mark.parametrize(
+    ("config", "folder", "task"),
+    [
+        ({"architectures": ["ViTForImageClassification"], "model_type": "vit"}, "detr-finetuned", "classify"),
+        ({"architectures": ["ConditionalDetrForObjectDetection"], "model_type": "conditional_detr"}, "my-model", "detect"),
+        ({"architectures": ["RTDetrForObjectDetection"], "model_type": "rt_detr"}, "plain", "detect"),
+        ({"model_type": "conditional_detr"}, "plain", "detect"),  # a config saved without architectures
+        ({"model_type": "vit"}, "plain", "classify"),
+    ],
+)
+def test_huggingface_local_folder_task_from_config(tmp_path, config, folder, task):
+    """A local model folder's config.json says what it is, whatever the folder is called."""
+    import json
+
+    model = tmp_path / folder
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps(config))
+    spec = parse_spec({"model": str(model), "dataset": "d"})
+    assert (spec.framework, spec.task, spec.model) == ("huggingface", task, str(model))
+
+
+def test_huggingface_folder_without_config_falls_back_to_its_name(tmp_path):
+    assert parse_spec({"model": str(tmp_path / "detr-small"), "dataset": "d"}).task == "detect"
+    assert parse_spec({"model": str(tmp_path / "vit-small"), "dataset": "d"}).task == "classify"

@@ -1,4 +1,4 @@
-"""Run-folder artifacts of the timm trainer: results.csv, results.png and args.yaml."""
+"""Run-folder artifacts of the timm trainer: results.csv, results.png, args.yaml and the evaluation report."""
 
 from __future__ import annotations
 
@@ -40,3 +40,29 @@ def plot_curves(path: Path, history: list[dict[str, float]]) -> Path | None:
         ax.grid(alpha=0.3)
     fig.savefig(path, dpi=100)
     return path
+
+
+def evaluation(run_dir: Path, model: Any, checkpoint: Path, loader: Any, rt: Any, classes: list[str],
+               history: list[dict[str, float]], pulse: Any) -> list[Path]:
+    """The evaluation report of ``checkpoint`` (best.pt): per-class metrics, confusion matrix and a
+    grid of validation predictions, from one pass over the validation split (a resumed run has no
+    earlier epoch's predictions, so they are made again here). Loads the checkpoint into ``model``."""
+    import torch
+
+    from tasks.report import evaluation_report
+
+    model.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True)["model"])
+    model.eval()
+    y_true: list[int] = []
+    y_pred: list[int] = []
+    with torch.no_grad():
+        for images, targets in loader:  # not shuffled: predictions line up with loader.dataset.samples
+            images, targets = rt.to_device(images, targets)
+            with rt.autocast():
+                logits = model(images)
+            y_true += targets.tolist()
+            y_pred += logits.argmax(dim=1).tolist()
+            pulse.heartbeat()
+    images = [str(path) for path, _ in loader.dataset.samples]
+    return evaluation_report(run_dir, "classify", classes, {"y_true": y_true, "y_pred": y_pred, "images": images},
+                             history)

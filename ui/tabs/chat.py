@@ -14,7 +14,7 @@ from ui.context import Ctx, error_text
 from ui.i18n import t
 
 POLL_S = 1.5
-PLOTS = ("results.png", "confusion_matrix_normalized.png", "confusion_matrix.png", "curves.png")
+PLOTS = ("results.png", "confusion_matrix_normalized.png", "confusion_matrix.png", "PR_curve.png", "curves.png")
 
 
 def _say(history: list[dict[str, Any]], content: Any) -> list[dict[str, Any]]:
@@ -42,7 +42,7 @@ def result_turns(ctx: Ctx, run: dict[str, Any], lang: str) -> list[Any]:
         turns.append(gr.File(value=str(ctx.run_file(run["id"], "checkpoints/best.pt")), label=t("checkpoint", lang)))
     names = {f.rsplit("/", 1)[-1]: f for f in files}
     plots = [names[p] for p in PLOTS if p in names][:2]
-    preds = sorted(f for f in files if "val_batch" in f and "pred" in f)[:2]
+    preds = sorted(f for f in files if ("val_batch" in f and "pred" in f) or f.endswith("val_pred_grid.jpg"))[:2]
     for path in plots + preds:
         turns.append(gr.Image(value=str(ctx.run_file(run["id"], path)), label=path.rsplit("/", 1)[-1]))
     return turns
