@@ -123,22 +123,24 @@ def test_kill_9_mid_epoch_resumes_and_completes(stack_env):
     assert flow_run.run_count == 2 and flow_run.state.is_completed()
 
 
-def _worker_pid(pool: str) -> int:
+def _worker_pid(pool: str, home: str) -> int:
+    """This stack's worker for ``pool`` (another stack on the machine has its own VTP_HOME)."""
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
         try:
             cmd = (proc / "cmdline").read_bytes().split(b"\0")
+            env = (proc / "environ").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"worker" in cmd and b"start" in cmd and pool.encode() in cmd:
+        if b"worker" in cmd and b"start" in cmd and pool.encode() in cmd and f"VTP_HOME={home}".encode() in env:
             return int(proc.name)
     raise AssertionError(f"no worker process for pool {pool}")
 
 
 def test_worker_lost_with_its_run_is_detected_and_retried_to_completion(stack_env):
     run_id, pid = _start_and_train_two_epochs(stack_env)
-    worker = _worker_pid("ultralytics-process")
+    worker = _worker_pid("ultralytics-process", stack_env["VTP_HOME"])
     os.kill(worker, signal.SIGKILL)  # the machine goes: first its worker, then the run on it
     os.kill(pid, signal.SIGKILL)
 
@@ -148,4 +150,4 @@ def test_worker_lost_with_its_run_is_detected_and_retried_to_completion(stack_en
     _assert_whole_run(stack_env, run)
     kinds = [e["kind"] for e in run["events"]]
     assert kinds.index("stale") < kinds.index("resumed"), run["events"]
-    assert _worker_pid("ultralytics-process") != worker, "`vtp up` started a new worker"
+    assert _worker_pid("ultralytics-process", stack_env["VTP_HOME"]) != worker, "`vtp up` started a new worker"
