@@ -145,7 +145,8 @@ def train_flow(spec: TrainSpec, run_id: str | None = None, api_url: str | None =
         summary["attempt"] = attempt
         summary["resumed_from_epoch"] = point.epoch if point else None
         summary["extends"] = spec.extends
-        uploader and uploader.close()
+        if uploader:
+            uploader.close()  # no resumable upload may land after the outputs, which clear it
         steps.upload_outputs(run_id, workdir / "outputs", summary, settings)
         steps.clear_resume_state(run_id, settings)
         tracking.after_upload(workdir / "outputs", summary)

@@ -16,7 +16,7 @@ from typing import Any
 
 from core.errors import TrainerError
 from core.settings import Settings, get_settings
-from tasks.storage import MANIFEST, Storage, sha256_file
+from tasks.storage import MANIFEST, Storage, download_files, sha256_file
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript"}
 
@@ -91,9 +91,7 @@ def _best_checkpoint(storage: Storage, run_id: str, files: dict[str, Any], local
     wanted = [rel for rel in files if rel.startswith("checkpoints/best")]
     if not wanted:
         raise TrainerError(f"run {run_id} has no best checkpoint to export")
-    for rel in wanted:
-        (local / rel).parent.mkdir(parents=True, exist_ok=True)
-        storage.fs.get_file(storage.path("runs", run_id, rel), str(local / rel))
+    download_files(storage, local, "runs", run_id, files={rel: files[rel] for rel in wanted})
     folder = local / "checkpoints" / "best"
     return folder if folder.is_dir() else local / wanted[0]
 

@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from core.contracts import Callbacks
-from tasks.storage import MANIFEST, Storage, sha256_file, upload_folder
+from core.errors import StorageError
+from tasks.storage import MANIFEST, Storage, download_files, upload_folder
 
 PREFIX = "resume"
 STATE = "resume.json"
@@ -127,7 +128,7 @@ class ResumeUploader:
                 shutil.rmtree(self._pending[2], ignore_errors=True)
                 self._pending = None
             self._cond.notify_all()
-        self._thread.join(timeout=300 if wait else 5)
+        self._thread.join(timeout=300 if wait else 60)  # an upload in flight still finishes first
 
 
 def fetch(storage: Storage, run_id: str, dest: Path) -> ResumePoint | None:
@@ -137,15 +138,11 @@ def fetch(storage: Storage, run_id: str, dest: Path) -> ResumePoint | None:
         return None
     shutil.rmtree(dest, ignore_errors=True)
     dest.mkdir(parents=True)
-    for rel, entry in manifest["files"].items():
-        target = dest / rel
-        if not target.resolve().is_relative_to(dest.resolve()):
-            raise ValueError(f"resume manifest names a path outside its folder: {rel!r}")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        storage.fs.get_file(storage.path(PREFIX, run_id, rel), str(target))
-        if sha256_file(target) != entry["sha256"]:
-            log.warning("resumable checkpoint of run %s: %s does not match its manifest; starting over", run_id, rel)
-            return None
+    try:
+        download_files(storage, dest, PREFIX, run_id, files=manifest["files"])
+    except StorageError as e:
+        log.warning("resumable checkpoint of run %s not taken (%s); starting over", run_id, e)
+        return None
     state = json.loads((dest / STATE).read_text())
     return ResumePoint(path=dest / state["checkpoint"], epoch=int(state["epoch"]), epochs=int(state["epochs"]),
                        uploaded_at=float(state.get("uploaded_at", 0)))
@@ -177,13 +174,6 @@ def fetch_finished(storage: Storage, spec: Any, dest: Path) -> Path:
     if not wanted:
         raise SpecError(f"run {run_id} has no last checkpoint to continue from")
     shutil.rmtree(dest, ignore_errors=True)
-    for rel in wanted:
-        target = dest / rel
-        if not target.resolve().is_relative_to(dest.resolve()):
-            raise ValueError(f"run {run_id}'s manifest names a path outside its folder: {rel!r}")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        storage.fs.get_file(storage.path("runs", run_id, rel), str(target))
-        if sha256_file(target) != manifest["files"][rel]["sha256"]:
-            raise ValueError(f"run {run_id}: {rel} does not match its manifest (storage changed under it)")
+    download_files(storage, dest, "runs", run_id, files={rel: manifest["files"][rel] for rel in wanted})
     folder = dest / "checkpoints" / "last"
     return folder if folder.is_dir() else dest / wanted[0]

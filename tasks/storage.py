@@ -169,3 +169,18 @@ def upload_folder(storage: Storage, local_root: Path, *parts: str, files: Iterab
     storage.write_json(manifest, *parts, MANIFEST)
     total = sum(f["size"] for f in manifest["files"].values())
     return UploadResult(uri=storage.uri(*parts), files=len(manifest["files"]), bytes=total)
+
+
+def download_files(storage: Storage, local_root: Path, *parts: str, files: dict[str, dict[str, Any]]) -> None:
+    """Download manifest entries ``files`` (relative path -> {size, sha256}) under ``parts`` into
+    ``local_root``, each checked against its sha256. A path that would leave ``local_root`` or a file
+    that differs from its entry raises StorageError naming it."""
+    root = local_root.resolve()
+    for rel, entry in files.items():
+        target = local_root / rel
+        if not target.resolve().is_relative_to(root):
+            raise StorageError(f"{storage.uri(*parts)}: its manifest names a path outside the folder: {rel!r}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        storage.fs.get_file(storage.path(*parts, rel), str(target))
+        if sha256_file(target) != entry["sha256"]:
+            raise StorageError(f"{storage.uri(*parts, rel)} does not match its manifest (it changed in storage)")

@@ -13,6 +13,7 @@ clearml/mlflow off; the HF trainer uses no transformers Trainer), so nothing is 
 from __future__ import annotations
 
 import logging
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -138,6 +139,10 @@ class ClearMLTracker:
                 self.task.mark_failed(status_reason="vtp run failed", force=True)
             self.task.close()
             self.task = None
+        # ClearML leaves its task id in the environment; a process started from here later (the
+        # zygote's next run, a subprocess) would take itself for part of this task and log nothing.
+        for name in ("CLEARML_PROC_MASTER_ID", "TRAINS_PROC_MASTER_ID"):
+            os.environ.pop(name, None)
 
 
 _FACTORIES = {"clearml": ClearMLTracker, "mlflow": MLflowTracker}

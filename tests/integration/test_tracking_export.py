@@ -49,10 +49,7 @@ def run_flow_outside_pytest(spec: dict, api_url: str) -> dict:
     """The flow in a child python that does not look like a test run. ultralytics switches its own
     MLflow and ClearML integrations off under pytest (whatever its settings say), so only out here
     does "vtp keeps the framework's integrations off" get tested."""
-    # ClearML leaves CLEARML_PROC_MASTER_ID in the environment of a process that used it (the HF
-    # test's, in this one); a child that inherits it takes itself for a sub-process of that task.
-    leftovers = {"PYTEST_CURRENT_TEST", "CLEARML_PROC_MASTER_ID", "TRAINS_PROC_MASTER_ID"}
-    env = {k: v for k, v in os.environ.items() if k not in leftovers}
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
     out = subprocess.run([sys.executable, "-c", CHILD, json.dumps(spec), api_url], capture_output=True, text=True,
                          env=env, timeout=300, cwd=Path(__file__).parents[2])
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-4000:]
