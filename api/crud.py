@@ -185,10 +185,12 @@ class LiveRun(NamedTuple):
     cancel_requested: bool
 
 
-def touch_live_run(session: Session, *, run_id: str, epoch: int | None = None) -> LiveRun | None:
+def touch_live_run(session: Session, *, run_id: str, epoch: int | None = None,
+                   attempt: int | None = None) -> LiveRun | None:
     """One statement for a trainer's sign of life: last heartbeat now, epochs_done raised to
     ``epoch``, a queued or pending run turned running. Returns what the callback needs, or None when
-    no live run has this id (unknown or already ended). Not committed: the caller commits once."""
+    no live run has this id (unknown, already ended, or ``attempt`` is fenced off: see
+    :func:`attempt_superseded`). Not committed: the caller commits once."""
     now = utcnow()
     values: dict[str, Any] = {
         "last_heartbeat": now,
@@ -198,12 +200,25 @@ def touch_live_run(session: Session, *, run_id: str, epoch: int | None = None) -
     }
     if epoch is not None:
         values["epochs_done"] = case((Run.epochs_done < epoch, epoch), else_=Run.epochs_done)
-    stmt = (update(Run).where(Run.id == run_id, Run.state.not_in(FINAL_STATES)).values(**values)
+    live = [Run.id == run_id, Run.state.not_in(FINAL_STATES)]
+    if attempt is not None:
+        values["attempt"] = attempt
+        live += [Run.attempt <= attempt, ~((Run.state == "crashed") & (Run.attempt == attempt))]
+    stmt = (update(Run).where(*live).values(**values)
             .returning(Run.state, Run.started, Run.cancel_requested).execution_options(synchronize_session=False))
     row = session.execute(stmt).first()
     if row is None:
         return None
     return LiveRun(row.state, row.started == now, bool(row.cancel_requested))  # started == now: set just now
+
+
+def attempt_superseded(run: Run, attempt: int | None) -> bool:
+    """True when callbacks of ``attempt`` must be refused: a newer attempt of the run has reported,
+    or this attempt was declared crashed (stale, or Prefect crashed it) and a retry will replace it.
+    Two attempts of one run never both report, publish or train on."""
+    if attempt is None:
+        return False
+    return attempt < (run.attempt or 0) or (run.state == "crashed" and attempt == run.attempt)
 
 
 def finish_run(session: Session, *, run: Run, state: str, error: str | None = None,

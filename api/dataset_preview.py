@@ -65,7 +65,7 @@ def thumbnails(ref: str, *, settings: Settings, n: int = 8, classes: list[str] |
                task: str | None = None) -> list[tuple[str, str, Image.Image]]:
     """Up to ``n`` (relative path, caption, thumbnail) from the val split (train when val is empty)."""
     storage = Storage(settings=settings)
-    root, _, _ = dataset_store.download(storage, ref, settings.cache_root)
+    root, _, _ = dataset_store.download(storage, ref, settings.cache_root, lease=False)  # a long-lived process: no lease
     out: list[tuple[str, str, Image.Image]] = []
     if (root / "images").is_dir():
         names = _names(root, classes or [])

@@ -123,6 +123,9 @@ class Run(Base):
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # The run's history beyond its state: [{"time", "kind", "message", ...}] (resumed, stale, retrying).
     events: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, default=list)
+    # The newest attempt (Prefect's run_count: 1, then 2, 3 after crash retries) that reported. Callbacks
+    # of an older attempt, or of the attempt the API itself declared crashed, are refused (fenced).
+    attempt: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     metrics: Mapped[list[MetricPoint]] = relationship(
         back_populates="run", cascade="all, delete-orphan", passive_deletes=True, order_by="MetricPoint.epoch"

@@ -166,6 +166,8 @@ class RunOut(BaseModel):
     client_request_id: str | None
     retry_of: str | None
     cancel_requested: bool
+    attempt: int = Field(default=0, description="The newest attempt of the run that reported (1, then 2, 3, ... "
+                         "after crash retries); 0 before the trainer's first heartbeat.")
     events: list[RunEvent] = Field(default_factory=list, description="What happened to the run besides its "
                                    "state changes: resumed after a crash (from which epoch), marked stale, retried.")
 

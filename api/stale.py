@@ -5,14 +5,19 @@ Trainers heartbeat every few seconds through their callbacks. A run that has bee
 Crashed; vtp's crash-retry automation in Prefect then schedules it again, and the retried attempt
 resumes from the run's last uploaded checkpoint (``VTP_CRASH_RETRIES`` bounds how often).
 
-This catches what Prefect's own zombie detection cannot: a flow-run process that is alive (its
-Prefect heartbeats go on) while its trainer is stuck or its machine lost the trainer.
+Heartbeats come from a thread of the run's process (tasks/liveness.py), not from the training loop, so a
+slow but progressing run on a busy machine keeps heartbeating; silence means the process is gone,
+frozen or cut off. A stale verdict fences the attempt off: its later callbacks are refused as
+superseded and it stops without publishing (api/routes/internal.py), so two attempts never both
+train. A trainer that is alive but makes no progress is the process's own watchdog's business
+(``VTP_HUNG_AFTER_S``).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -68,6 +73,10 @@ class StaleMonitor:
     def __init__(self, sessions: sessionmaker[Session], settings: Settings) -> None:
         self.sessions, self.settings = sessions, settings
         self.every_s = max(1.0, min(settings.stale_after_s / 4, 15.0))
+        # The API's own downtime is not a trainer's silence: trainers buffer their heartbeats while the
+        # API is away and deliver them once it is back, so judge no run before a whole stale period
+        # has passed since this process started.
+        self.grace_until = time.monotonic() + settings.stale_after_s
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="vtp-stale-runs", daemon=True)
 
@@ -77,6 +86,8 @@ class StaleMonitor:
 
     def _loop(self) -> None:
         while not self._stop.wait(self.every_s):
+            if time.monotonic() < self.grace_until:
+                continue
             try:
                 with self.sessions() as session:
                     check_stale(session, self.settings)

@@ -24,6 +24,8 @@ datasets_app = typer.Typer(help="Register, import and generate datasets.", no_ar
 app.add_typer(datasets_app, name="datasets")
 tokens_app = typer.Typer(help="API tokens: create (shown once), list, revoke.", no_args_is_help=True)
 app.add_typer(tokens_app, name="tokens")
+cache_app = typer.Typer(help="The local dataset cache: what it holds, and evicting from it.", no_args_is_help=True)
+app.add_typer(cache_app, name="cache")
 from core.pools import pools_app  # noqa: E402 - sub-apps defined next to their code
 from core.schedules import schedule_app  # noqa: E402
 
@@ -136,8 +138,8 @@ def _resume(run_id: str, changes: dict[str, Any], *, local: bool, verbose: bool,
             return _train_local(spec, settings)
         return _train_deployment(spec, settings, verbose=verbose, detach=detach)
     storage = Storage(settings=settings)
-    state = storage.read_json(resume.PREFIX, run_id, "resume.json")
-    if not storage.exists(resume.PREFIX, run_id, "manifest.json") or state is None:
+    state = resume.latest_state(storage, run_id)
+    if state is None:
         raise VtpError(f"run {run_id} has neither finished outputs nor a resumable checkpoint in "
                        f"{settings.storage_url}: start a new run instead")
     spec_data = _run_spec(run_id, settings)
@@ -389,6 +391,92 @@ def api_server(
     os.environ.update({"VTP_API_HOST": settings.api_host, "VTP_API_PORT": str(settings.api_port)})
     uvicorn.run("api.main:create_app", factory=True, host=settings.api_host, port=settings.api_port,
                 workers=workers, log_level="info")
+
+
+def _when(ts: float) -> str:
+    import time
+
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else "never"
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def _cap_text(max_bytes: int) -> str:
+    from tasks.cache import human_bytes
+
+    return human_bytes(max_bytes) if max_bytes else "none"
+
+
+@cache_app.command("stats")
+def cache_stats(as_json: Annotated[bool, typer.Option("--json", help="One JSON object")] = False) -> None:
+    """Cached dataset versions: size on disk, last use, leases; the total against VTP_CACHE_MAX_GB."""
+    from tasks.cache import human_bytes, usage
+
+    settings = get_settings()
+    try:
+        u = usage(settings.cache_root, settings.cache_max_gb)
+    except OSError as e:
+        fail(f"cannot read the dataset cache {settings.cache_root}: {e}")
+    if as_json:
+        typer.echo(json.dumps(u.to_dict()))
+        return
+    leased = sum(1 for v in u.versions if v.leased_by)
+    typer.echo(f"dataset cache {u.root}: {_count(len(u.versions), 'version')}, {leased} in use, {human_bytes(u.bytes)} "
+               f"on disk (cap {_cap_text(u.max_bytes)}, VTP_CACHE_MAX_GB), {_count(u.blobs, 'blob')}"
+               + (f", {len(u.staging)} downloads in progress" if u.staging else ""))
+    if not u.versions:
+        typer.echo("no dataset versions cached yet: a training run downloads its dataset here")
+        return
+    typer.echo(f"{'version':<24}  {'dataset':<20} {'files':>7} {'on disk':>10} {'only here':>10}  "
+               f"{'last used':<19}  in use by")
+    for v in reversed(u.versions):  # most recently used first
+        pids = ", ".join(f"pid {p}" for p in v.leased_by) or "-"
+        state = "" if v.complete else "  (incomplete)"
+        typer.echo(f"{v.key:<24}  {v.dataset[:20]:<20} {v.files:>7} {human_bytes(v.bytes):>10} "
+                   f"{human_bytes(v.exclusive_bytes):>10}  {_when(v.last_used):<19}  {pids}{state}")
+    if u.over_cap:
+        typer.secho("above the cap: `vtp cache prune` evicts the versions no running process uses",
+                    fg=typer.colors.YELLOW)
+
+
+@cache_app.command("prune")
+def cache_prune(
+    max_gb: Annotated[float | None, typer.Option("--max-gb", min=0,
+                                                 help="Evict down to this many GB (default VTP_CACHE_MAX_GB)")] = None,
+    evict_all: Annotated[bool, typer.Option("--all", help="Evict every version no running process uses")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object")] = False,
+) -> None:
+    """Evict least recently used dataset versions until the cache fits its cap (versions in use stay)."""
+    from tasks.cache import gb_to_bytes, human_bytes, prune
+
+    settings = get_settings()
+    cap = gb_to_bytes(settings.cache_max_gb if max_gb is None else max_gb)
+    try:
+        report = prune(settings.cache_root, cap, evict_all=evict_all)
+    except OSError as e:
+        fail(f"cannot prune the dataset cache {settings.cache_root}: {e}")
+    if as_json:
+        typer.echo(json.dumps(report.to_dict()))
+        return
+    for v in report.evicted:
+        typer.echo(f"evicted {v.key}  {v.dataset:<20} {human_bytes(v.exclusive_bytes):>10}  last used {_when(v.last_used)}")
+    extra = []
+    if report.removed_blobs:
+        extra.append(f"{report.removed_blobs} unused blobs")
+    if report.removed_leftovers:
+        extra.append(f"{report.removed_leftovers} leftover folders")
+    typer.echo(f"dataset cache: {human_bytes(report.bytes_before)} -> {human_bytes(report.bytes_after)} on disk "
+               f"(cap {_cap_text(cap)}); evicted {_count(len(report.evicted), 'version')}"
+               + (f", removed {', '.join(extra)}" if extra else ""))
+    if report.kept_leased:
+        typer.echo(f"kept {_count(len(report.kept_leased), 'version')} in use by running processes: "
+                   + ", ".join(f"{v.key} ({v.dataset})" for v in report.kept_leased))
+    if not cap and not evict_all:
+        typer.echo("no cap set (VTP_CACHE_MAX_GB=0), so no version was evicted: use --max-gb X or --all")
+    elif report.over_cap:
+        typer.secho("still above the cap: the rest is in use by running processes", fg=typer.colors.YELLOW)
 
 
 def _token_session():

@@ -47,6 +47,12 @@ class Callbacks:
         self._poll = Throttle(stop_poll_every_s)
         self._stop_requested = False
         self.epochs: list[dict[str, Any]] = []
+        # Where the trainer is, for the hung-trainer watchdog (tasks/liveness.py): updated on every
+        # heartbeat, epoch end, checkpoint and log line, unthrottled (a few attribute writes).
+        self.last_progress = time.monotonic()  # monotonic seconds
+        self.epoch_now = 0  # the epoch being trained (1-based; 0 before training starts)
+        self.epochs_total = 0
+        self.beats_in_epoch = 0  # heartbeats since the epoch started: about one per batch
 
     def add(self, event: str, fn: Callable[..., Any]) -> None:
         if event not in EVENTS:
@@ -61,11 +67,25 @@ class Callbacks:
             fn(**kwargs)
 
     def train_start(self, *, epochs: int, **info: Any) -> None:
+        self.epochs_total, self.epoch_now, self.beats_in_epoch = epochs, max(self.epoch_now, 1), 0
+        self.progress()
         self.run("on_train_start", epochs=epochs, **info)
+
+    def progress(self) -> None:
+        """Mark that the trainer moved forward (any heartbeat, epoch, checkpoint or log line does)."""
+        self.last_progress = time.monotonic()
+
+    def where(self) -> str:
+        """Where training is, for people: 'epoch 3/10, 17 batches in' (batches = heartbeats)."""
+        if not self.epoch_now:
+            return "before training started (dataset, model or slot set-up)"
+        return f"epoch {self.epoch_now}/{self.epochs_total or '?'}, {self.beats_in_epoch} batches in"
 
     def epoch_end(self, epoch: int, epochs: int, metrics: dict[str, float]) -> None:
         """Report epoch ``epoch`` (1-based) of ``epochs`` with its metrics (floats only)."""
         clean = {k: float(v) for k, v in metrics.items() if _is_number(v)}
+        self.epoch_now, self.epochs_total, self.beats_in_epoch = epoch + 1, epochs, 0
+        self.progress()
         self.epochs.append({"epoch": epoch, "epochs": epochs, "metrics": clean, "time": time.time()})
         self.run("on_epoch_end", epoch=epoch, epochs=epochs, metrics=clean)
 
@@ -73,13 +93,19 @@ class Callbacks:
         """Report that ``path`` (a file or a folder) now holds the complete resumable state after
         epoch ``epoch`` (1-based): weights, optimizer, scheduler, epoch counter. The flow uploads it
         every K epochs so a crashed run can go on from there. Call it after the write has finished."""
+        self.progress()
         self.run("on_checkpoint", epoch=epoch, epochs=epochs, path=Path(path))
 
     def heartbeat(self, force: bool = False) -> None:
+        """The trainer is making progress (call it every batch). Progress is recorded on every call;
+        the ``on_heartbeat`` handlers run at most every ``heartbeat_every_s`` unless ``force``."""
+        self.beats_in_epoch += 1
+        self.last_progress = time.monotonic()
         if force or self._beat():
             self.run("on_heartbeat")
 
     def log(self, message: str) -> None:
+        self.progress()
         self.run("on_log", message=message)
 
     def train_end(self, result: TrainResult) -> None:

@@ -27,6 +27,11 @@ class TrainerError(VtpError):
     """The trainer failed for a reason the person can act on."""
 
 
+class ResumeCheckpointError(TrainerError):
+    """The run's resumable checkpoint (``TrainContext.resume_from``) could not be loaded. The flow
+    then falls back to the previous complete checkpoint, or starts the run over, and says so."""
+
+
 def gpu_out_of_memory(spec) -> TrainerError:
     """The one message every trainer gives when CUDA runs out of memory: what to lower, and to what."""
     return TrainerError(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -68,14 +69,48 @@ class Settings(BaseSettings):
         description="The API marks a running run stale after this long without a trainer heartbeat, and crashes "
         "its flow run so it is retried.",
     )
+    start_timeout_s: float = Field(
+        default=300.0, gt=0,
+        description="How long `vtp up` waits for each service (Prefect server, API) to answer before giving up; "
+        "a busy machine starts them slowly, and a service that exits is reported at once.",
+    )
+    heartbeat_every_s: float = Field(
+        default=5.0, gt=0, le=60,
+        description="How often a run's process tells the API it is alive, from its own thread (independent of "
+        "the training loop's pace); keep it well under VTP_STALE_AFTER_S.",
+    )
+    hung_after_s: float = Field(
+        default=1800.0, ge=0,
+        description="A trainer that is alive but makes no progress (no batch, epoch or log line) this long is "
+        "killed, its process included, and the run is retried from its last checkpoint; 0 = never.",
+    )
+    run_timeout: float | None = Field(
+        default=None,
+        description="Default wall-clock limit of a run's training when its spec sets no max_time: minutes (90) "
+        "or e.g. '12h'. At the limit the trainer stops after the current batch, validates, and publishes what "
+        "it has. Unset = no limit.",
+    )
     pool_slots: int = Field(
         default=0, ge=0,
         description="Training runs at once per work pool (a Prefect global concurrency limit, e.g. GPU slots); "
         "0 = no limit.",
     )
+    cache_max_gb: float = Field(
+        default=20.0, ge=0,
+        description="Cap on the local dataset cache ($VTP_HOME/cache blobs and dataset versions) in GB (10^9 bytes) "
+        "on disk; after each download the least recently used versions not in use by a running process are "
+        "evicted until it fits. 0 = no cap.",
+    )
     trackers: str = Field(default="", description="Experiment trackers for every run: clearml, mlflow or both "
                           "(comma-separated); each reads its own settings (MLFLOW_TRACKING_URI, CLEARML_*).")
     _secret: str | None = PrivateAttr(default=None)
+
+    @field_validator("run_timeout", mode="before")
+    @classmethod
+    def _run_timeout(cls, v: Any) -> float | None:
+        from core.durations import parse_minutes
+
+        return parse_minutes(v, "VTP_RUN_TIMEOUT")
 
     @field_validator("database_url")
     @classmethod

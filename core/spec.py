@@ -78,6 +78,12 @@ class TrainSpec(BaseModel):
     pretrained: bool = Field(default=True, description="Start from pretrained weights when they can be had.")
     workers: int = Field(default=2, description="Data-loader worker processes.")
     overrides: dict[str, Any] = Field(default_factory=dict, description="Framework-specific settings, checked against its capabilities.")
+    max_time: float | None = Field(
+        default=None,
+        description="Wall-clock limit of the training in minutes (90) or as text ('1.5h', '2h30m', '45m'): at the "
+        "limit the trainer stops, validates and publishes what it has, with a note. Default: VTP_RUN_TIMEOUT "
+        "(no limit unless set).",
+    )
     extends: str | None = Field(
         default=None,
         description="Id of a finished run to continue: training starts from its final weights "
@@ -137,6 +143,13 @@ class TrainSpec(BaseModel):
                 "(letters, digits, '.', '_' or '-'; see `vtp datasets list`) or file://... / s3://bucket/prefix"
             )
         return v
+
+    @field_validator("max_time", mode="before")
+    @classmethod
+    def _max_time(cls, v: Any) -> float | None:
+        from core.durations import parse_minutes
+
+        return parse_minutes(v, "max_time")
 
     @field_validator("extends")
     @classmethod

@@ -31,7 +31,7 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-def server_healthy(api_url: str, timeout: float = 1.0) -> bool:
+def server_healthy(api_url: str, timeout: float = 5.0) -> bool:
     try:
         return httpx.get(f"{api_url}/health", timeout=timeout).status_code == 200
     except httpx.HTTPError:
@@ -41,7 +41,7 @@ def server_healthy(api_url: str, timeout: float = 1.0) -> bool:
 def _answers(url: str) -> int | None:
     """The HTTP status at ``url``, or None when nothing listens there."""
     try:
-        return httpx.get(url, timeout=1.0).status_code
+        return httpx.get(url, timeout=5.0).status_code
     except httpx.HTTPError:
         return None
 
@@ -104,7 +104,8 @@ class Stack:
         self.procs.append((name, proc))
         return proc
 
-    def start_server(self, timeout: float = 90) -> None:
+    def start_server(self, timeout: float | None = None) -> None:
+        timeout = timeout or self.settings.start_timeout_s
         api = self.settings.prefect_api_url
         if server_healthy(api):
             raise RuntimeError(
@@ -208,8 +209,9 @@ class Stack:
         os.replace(tmp, self.api_token_file)
         return token
 
-    def start_api(self, timeout: float = 60) -> None:
+    def start_api(self, timeout: float | None = None) -> None:
         """`vtp api` as a child process, with the stack's environment; waits until it answers."""
+        timeout = timeout or self.settings.start_timeout_s
         url = f"{self.settings.api_url}/api/health"
         if _answers(url) is not None:
             raise RuntimeError(f"something already answers at {self.settings.api_url}: stop it, or give vtp's API "

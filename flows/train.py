@@ -11,6 +11,7 @@ import random
 import socket
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -19,11 +20,14 @@ from prefect.exceptions import TerminationSignal
 from prefect.runtime import flow_run
 
 from core.contracts import Callbacks
+from core.durations import describe
+from core.errors import ResumeCheckpointError
 from core.settings import get_settings
 from core.spec import TrainSpec, parse_spec
 from tasks import resume
 from tasks import train_steps as steps
 from tasks.api_callbacks import ApiReporter
+from tasks.liveness import Liveness
 from tasks.progress import PrefectProgress, report_markdown
 from tasks.report import publish_prefect_tables, write_spec
 from tasks.tracking import Tracking
@@ -57,7 +61,7 @@ def _fresh_task_runs(attempt: int) -> None:
     if context is None:
         return
     for step in (steps.download_dataset, steps.validate_dataset, steps.fetch_checkpoints, steps.run_trainer,
-                 steps.upload_outputs):
+                 steps.fetch_resume_before, steps.upload_outputs):
         context.task_run_dynamic_keys[step.task_key] = (attempt - 1) * 1000
 
 
@@ -68,13 +72,31 @@ def _retry_delay(attempt: int, base_s: float) -> float:
     return min(base_s * 2 ** (attempt - 2), 300.0) * random.uniform(0.75, 1.25)
 
 
+def _event_now(reporter: ApiReporter | None):
+    """Post a run event and wait until it is delivered (the hung watchdog kills the process next)."""
+    if reporter is None:
+        return None
+
+    def send(kind: str, message: str, **data: Any) -> None:
+        reporter.event(kind, message, **data)
+        reporter.close(timeout_s=10)
+
+    return send
+
+
 def _run_id() -> str:
     return str(flow_run.get_id() or uuid.uuid4())
 
 
+def attempt_workdir(run_id: str, attempt: int) -> Path:
+    """Each attempt of a run has its own work folder: a crashed attempt's leftovers (or a process
+    not yet dead) never share files with the attempt that replaces it."""
+    return get_settings().work_root / run_id / f"attempt-{attempt}"
+
+
 def _cleanup_hook(flow, flow_run, state) -> None:  # noqa: ARG001 - Prefect hook signature
     run_id = (flow_run.parameters or {}).get("run_id") or str(flow_run.id)
-    steps.remove_workdir(get_settings().work_root / run_id)
+    steps.remove_workdir(attempt_workdir(run_id, max(1, int(flow_run.run_count or 1))))
 
 
 @flow(
@@ -96,16 +118,27 @@ def train_flow(spec: TrainSpec, run_id: str | None = None, api_url: str | None =
     run_id = run_id or _run_id()
     run_token = run_token or os.environ.get("VTP_RUN_TOKEN")  # Kubernetes pools pass it from a Secret
     settings = get_settings()
-    workdir = settings.work_root / run_id
-    workdir.mkdir(parents=True, exist_ok=True)
     attempt = _attempt()
+    workdir = attempt_workdir(run_id, attempt)
+    workdir.mkdir(parents=True, exist_ok=True)
     logger.info("run %s: %s %s on %s, %d epochs (attempt %d, pid %d on %s)", run_id, spec.task, spec.model,
                 spec.dataset, spec.epochs, attempt, os.getpid(), socket.gethostname())
     callbacks = Callbacks()
-    reporter = ApiReporter(api_url, run_id, run_token) if api_url and run_token else None
+    reporter = ApiReporter(api_url, run_id, run_token, attempt=attempt) if api_url and run_token else None
     if reporter:
         reporter.attach(callbacks)
         reporter.heartbeat()  # the API marks the run running
+    liveness = Liveness(
+        callbacks, every_s=settings.heartbeat_every_s, hung_after_s=settings.hung_after_s, attempt=attempt,
+        heartbeat=reporter.heartbeat if reporter else None,
+        superseded=(lambda: reporter.superseded) if reporter else None,
+        flow_run_id=str(flow_run.get_id()) if flow_run.get_id() else None, logger=logger,
+        event=_event_now(reporter), workdir=workdir,
+    ).start()
+    limit_min = spec.max_time or settings.run_timeout
+    deadline = time.monotonic() + limit_min * 60 if limit_min else None
+    if deadline is not None:
+        callbacks.add_stop_check(lambda: time.monotonic() >= deadline)
     outcome: dict[str, Any] = {"state": "failed"}
     tracking = Tracking.attach(callbacks, settings.trackers, run_id, f"{settings.api_url}/api/runs/{run_id}")
     uploader: resume.ResumeUploader | None = None
@@ -132,12 +165,38 @@ def train_flow(spec: TrainSpec, run_id: str | None = None, api_url: str | None =
             logger.warning(message)
             if reporter:
                 reporter.event("resumed", message, epoch=point.epoch, attempt=attempt)
-        uploader = steps.resume_uploader(callbacks, run_id, workdir, settings, spec)
-        with steps.pool_slot(spec, settings, callbacks, logger):
-            result = steps.run_trainer(spec, info, workdir, callbacks, settings,
-                                       resume_from=point.path if point else None, init_from=init_from)
+        uploader = steps.resume_uploader(callbacks, run_id, workdir, settings, spec, attempt=attempt,
+                                         fenced=lambda: liveness.superseded_reason is not None)
+        resume_notes: list[str] = []
+        with steps.pool_slot(spec, settings, callbacks, logger), liveness.watch():
+            while True:
+                try:
+                    result = steps.run_trainer(spec, info, workdir, callbacks, settings,
+                                               resume_from=point.path if point else None, init_from=init_from)
+                    break
+                except ResumeCheckpointError as e:
+                    older = steps.fetch_resume_before(spec, run_id, point.epoch if point else 0, workdir, settings)
+                    message = (f"the resume checkpoint of epoch {point.epoch if point else '?'} could not be loaded "
+                               f"({e}); " + (f"going on from the previous one, of epoch {older.epoch}" if older
+                                             else "starting the run over from epoch 1"))
+                    logger.warning("%s", message)
+                    resume_notes.append(message)
+                    if reporter:
+                        reporter.event("resume_failed", message, epoch=older.epoch if older else 0, attempt=attempt)
+                    point = older
+                    steps.remove_workdir(workdir / "train")
+        result.notes[:0] = resume_notes
         if reporter and reporter.cancel_requested:  # the trainer stopped because the API said cancel
             raise RunCancelled(f"run {run_id} was cancelled during epoch {result.epochs_completed + 1}; nothing uploaded")
+        if deadline is not None and time.monotonic() >= deadline and result.epochs_completed < spec.epochs:
+            note = (f"stopped at the time limit ({'max_time' if spec.max_time else 'VTP_RUN_TIMEOUT'}="
+                    f"{describe(limit_min)}) after {result.epochs_completed} of {spec.epochs} epochs; the published "
+                    "checkpoint is the best of those epochs. Raise max_time, or continue it with "
+                    f"`vtp train --resume {run_id} epochs=N`.")
+            result.notes.append(note)
+            logger.warning("%s", note)
+            if reporter:
+                reporter.event("time_limit", note, epoch=result.epochs_completed, attempt=attempt)
         layout = steps.collect_outputs(result, workdir / "outputs")
         layout[write_spec(workdir / "outputs", spec.model_dump(mode="json")).relative_to(workdir / "outputs").as_posix()] = "artifact"
         summary = steps.make_summary(run_id, spec, result, record, stats, settings.storage_url, layout, started)
@@ -168,6 +227,7 @@ def train_flow(spec: TrainSpec, run_id: str | None = None, api_url: str | None =
                    "error": str(e) or type(e).__name__}
         raise
     finally:
+        liveness.stop()
         if uploader:
             uploader.close(wait=outcome.get("state") == "failed")  # a retry wants the newest checkpoint
         tracking.close(ok=outcome.get("state") == "completed")
@@ -180,7 +240,6 @@ def train_flow(spec: TrainSpec, run_id: str | None = None, api_url: str | None =
 
 if __name__ == "__main__":
     import sys
-    from pathlib import Path
 
     import yaml
 

@@ -24,10 +24,16 @@ MAX_BACKOFF_S = 5.0
 
 
 class ApiReporter:
-    def __init__(self, api_url: str, run_id: str, token: str, *, timeout_s: float = 5.0):
+    """Posts one run's callbacks; ``attempt`` (Prefect's run_count) goes with each, so the API can
+    refuse an attempt that a retry replaced: then ``superseded`` turns True and the run must stop
+    without publishing anything."""
+
+    def __init__(self, api_url: str, run_id: str, token: str, *, timeout_s: float = 5.0, attempt: int | None = None):
         self.base = f"{api_url.rstrip('/')}/api/internal/runs/{run_id}"
         self.token = token
+        self.attempt = attempt
         self.cancel_requested = False
+        self.superseded = False
         self.delivered = 0
         self._queue: collections.deque[tuple[str, dict[str, Any]]] = collections.deque()
         self._cond = threading.Condition()
@@ -37,9 +43,10 @@ class ApiReporter:
         self._thread.start()
 
     def attach(self, callbacks: Callbacks) -> None:
-        callbacks.add("on_heartbeat", self.heartbeat)
+        """Metrics each epoch and the API's cancel as a stop check. Heartbeats come from
+        :class:`tasks.liveness.Liveness` on a clock, not from the training loop."""
         callbacks.add("on_epoch_end", self.metrics)
-        callbacks.add_stop_check(lambda: self.cancel_requested)
+        callbacks.add_stop_check(lambda: self.cancel_requested or self.superseded)
 
     def heartbeat(self, **_: Any) -> None:
         with self._cond:  # one pending heartbeat is enough: drop older ones
@@ -91,6 +98,8 @@ class ApiReporter:
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
                 continue
             except _Refused as e:  # the API will never take it (e.g. the run is gone): drop it
+                if "superseded" in str(e):
+                    self.superseded = True
                 log.warning("the API refused %s for this run: %s", kind, e)
             backoff = 0.5
             with self._cond:
@@ -98,8 +107,10 @@ class ApiReporter:
                 self.delivered += 1
 
     def _post(self, kind: str, body: dict[str, Any]) -> None:
-        response = self._client.post(f"{self.base}/{kind}", json=body,
-                                     headers={"Authorization": f"Bearer {self.token}"})
+        headers = {"Authorization": f"Bearer {self.token}"}
+        if self.attempt is not None:
+            headers["X-Vtp-Attempt"] = str(self.attempt)
+        response = self._client.post(f"{self.base}/{kind}", json=body, headers=headers)
         if response.status_code >= 500 or response.status_code in (408, 429):
             raise _Retry(f"HTTP {response.status_code}")
         if response.status_code >= 400:

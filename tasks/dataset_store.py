@@ -4,12 +4,15 @@ The registry is ``datasets/index.json`` in storage, so every worker that can rea
 same names. Downloads are cached by content: files are kept as blobs named by their sha256 under
 ``$VTP_HOME/cache/blobs`` and a dataset version (the hash of its manifest) is materialised once under
 ``$VTP_HOME/cache/datasets/<key>``; a second run on an unchanged dataset transfers no dataset bytes.
+The cache is kept under ``VTP_CACHE_MAX_GB`` by :mod:`tasks.cache` (leases, least-recently-used eviction).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -21,11 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import DatasetError, StorageError
+from tasks import cache
 from tasks.storage import MANIFEST, Storage, build_manifest, check_uri, upload_folder
 
 INDEX = ("datasets", "index.json")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-COMPLETE = ".vtp-complete"
+COMPLETE = cache.COMPLETE
+log = logging.getLogger("vtp")
 
 
 @dataclass
@@ -124,8 +129,14 @@ def _remote_listing(storage: Storage, uri: str) -> tuple[Storage, dict[str, dict
     return src, files, False
 
 
-def download(storage: Storage, ref: str, cache_root: Path) -> tuple[Path, CacheStats, DatasetRecord]:
-    """Materialise dataset ``ref`` under ``cache_root`` and return (local folder, stats, record)."""
+def download(storage: Storage, ref: str, cache_root: Path, *,
+             lease: bool = True) -> tuple[Path, CacheStats, DatasetRecord]:
+    """Materialise dataset ``ref`` under ``cache_root`` and return (local folder, stats, record).
+
+    With ``lease`` (the default) the folder is leased to this process: no eviction removes it while the
+    process lives (``tasks.cache.release`` ends the lease earlier). Afterwards the cache is pruned to
+    ``VTP_CACHE_MAX_GB``, least recently used versions first; a failure there only logs a warning.
+    """
     started = time.monotonic()
     record = resolve(storage, ref)
     src, files, checksummed = _remote_listing(storage, record.uri)
@@ -134,11 +145,12 @@ def download(storage: Storage, ref: str, cache_root: Path) -> tuple[Path, CacheS
     key = hashlib.sha256(json.dumps([record.uri if not checksummed else "", files], sort_keys=True).encode()).hexdigest()[:24]
     target = cache_root / "datasets" / key
     stats = CacheStats(files_total=len(files))
-    if (target / COMPLETE).exists():
+    if (target / COMPLETE).exists() and _claim(cache_root, target, lease):
         stats.cache_hit = True
         stats.files_from_cache = len(files)
         stats.bytes_from_cache = sum(f["size"] for f in files.values())
         stats.seconds = time.monotonic() - started
+        _keep_under_cap(storage, cache_root, target)
         return target, stats, record
 
     blobs = cache_root / "blobs"
@@ -146,14 +158,15 @@ def download(storage: Storage, ref: str, cache_root: Path) -> tuple[Path, CacheS
     (cache_root / "datasets").mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f"{key}.", dir=cache_root / "datasets"))
     try:
+        if lease:
+            cache.take_lease(staging)  # moves with the folder when it is published
         need: list[tuple[str, Path]] = []
         for rel, info in files.items():
             _check_rel(rel)
             dest = staging / rel
             dest.parent.mkdir(parents=True, exist_ok=True)
             blob = blobs / info["sha256"] if checksummed else None
-            if blob is not None and blob.exists():
-                os.link(blob, dest)
+            if blob is not None and _link(blob, dest):
                 stats.files_from_cache += 1
                 stats.bytes_from_cache += info["size"]
             else:
@@ -179,15 +192,67 @@ def download(storage: Storage, ref: str, cache_root: Path) -> tuple[Path, CacheS
                         os.link(dest, tmp)
                         os.replace(tmp, blob)
         (staging / COMPLETE).write_text(json.dumps({"uri": record.uri, "files": len(files)}))
-        try:
-            os.replace(staging, target)
-        except OSError:  # another run finished the same version first: use theirs
+        cache.touch(staging)
+        if not _publish(cache_root, staging, target, lease):  # another run finished it first: use theirs
             shutil.rmtree(staging, ignore_errors=True)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     stats.seconds = time.monotonic() - started
+    _keep_under_cap(storage, cache_root, target)
     return target, stats, record
+
+
+def _link(blob: Path, dest: Path) -> bool:
+    """Hard-link a cached blob to ``dest``; False when it is not cached (or was evicted just now)."""
+    try:
+        os.link(blob, dest)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def _claim(cache_root: Path, target: Path, lease: bool) -> bool:
+    """Under the cache lock: is ``target`` complete? If so, lease it and mark it used."""
+    try:
+        with cache.locked(cache_root):
+            if not (target / COMPLETE).exists():
+                return False  # evicted just now: download it again
+            if lease:
+                cache.take_lease(target)
+            cache.touch(target)
+    except OSError as e:  # e.g. a read-only cache: use it, unprotected from eviction by others
+        log.warning("dataset cache: could not lease %s (%s); another process may evict it", target, e)
+        return (target / COMPLETE).exists()
+    return True
+
+
+def _publish(cache_root: Path, staging: Path, target: Path, lease: bool) -> bool:
+    """Rename the finished ``staging`` folder to ``target``; False when another download got there first
+    (``target`` is then leased and used instead)."""
+    with cache.locked(cache_root):
+        for _ in range(3):
+            try:
+                os.replace(staging, target)
+                return True
+            except OSError:
+                if (target / COMPLETE).exists():
+                    if lease:
+                        cache.take_lease(target)
+                    cache.touch(target)
+                    return False
+                # a version folder without its marker: an eviction that crashed midway; set it aside
+                with contextlib.suppress(FileNotFoundError):
+                    os.replace(target, target.with_name(f"{cache.TRASH_PREFIX}{target.name}-{uuid.uuid4().hex[:8]}"))
+    raise StorageError(f"could not move the downloaded dataset into {target}; check the cache folder's permissions")
+
+
+def _keep_under_cap(storage: Storage, cache_root: Path, target: Path) -> None:
+    """Evict old versions down to VTP_CACHE_MAX_GB, keeping ``target``; never fails the caller."""
+    try:
+        cache.enforce_cap(cache_root, storage.settings.cache_max_gb, keep=[target])
+    except Exception as e:  # noqa: BLE001 - eviction is housekeeping: a run must not fail on it
+        log.warning("dataset cache: could not evict old dataset versions from %s: %s", cache_root, e)
 
 
 def _sha(path: Path) -> str:
@@ -200,6 +265,8 @@ def _check_rel(rel: str) -> None:
     parts = Path(rel).parts
     if rel.startswith("/") or ".." in parts:
         raise DatasetError(f"dataset file name {rel!r} points outside the dataset; it is refused")
+    if parts and parts[0] in cache.RESERVED:
+        raise DatasetError(f"dataset file name {rel!r} is reserved for vtp's cache; rename it")
 
 
 __all__ = [

@@ -71,10 +71,20 @@ def fetch_checkpoints(spec: TrainSpec, run_id: str, workdir: Path,
     return point, init_from
 
 
+@task(name="fetch-older-checkpoint", cache_policy=NONE, **STORAGE_RETRIES)
+def fetch_resume_before(spec: TrainSpec, run_id: str, epoch: int, workdir: Path,
+                        settings: Settings) -> resume.ResumePoint | None:
+    """The newest complete resumable checkpoint older than ``epoch`` (the one after it would not
+    load), or None: then the run starts over."""
+    point = resume.fetch(Storage(settings=settings), run_id, workdir / "resume", before=epoch)
+    return point if point is not None and point.epochs == spec.epochs else None
+
+
 def resume_uploader(callbacks: Callbacks, run_id: str, workdir: Path, settings: Settings,
-                    spec: TrainSpec) -> resume.ResumeUploader | None:
+                    spec: TrainSpec, *, attempt: int = 1, fenced: Any = None) -> resume.ResumeUploader | None:
     return resume.ResumeUploader.attach(callbacks, Storage(settings=settings), run_id, workdir / "resume-staging",
-                                        settings.checkpoint_every, framework=spec.framework or "")
+                                        settings.checkpoint_every, framework=spec.framework or "",
+                                        attempt=attempt, fenced=fenced)
 
 
 def clear_resume_state(run_id: str, settings: Settings) -> None:
@@ -192,4 +202,8 @@ def make_summary(run_id: str, spec: TrainSpec, result: TrainResult, record: data
 
 
 def remove_workdir(workdir: Path) -> None:
+    """Remove a work folder; its parent too when that is an emptied run folder (work/<run>/attempt-N)."""
     shutil.rmtree(workdir, ignore_errors=True)
+    if workdir.name.startswith("attempt-"):
+        with contextlib.suppress(OSError):
+            workdir.parent.rmdir()  # only when empty: another attempt's folder stays

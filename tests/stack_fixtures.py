@@ -63,8 +63,8 @@ def stack(tmp_path_factory):
     port = free_port()
     env = {"VTP_HOME": str(home), "VTP_PREFECT_PORT": str(port), "VTP_API_PORT": str(free_port()),
            "VTP_UI_PORT": str(free_port()),
-           # crash recovery within a test's patience: retry after ~1 s, a silent trainer is stale after 20 s
-           "VTP_CRASH_RETRY_DELAY_S": "1", "VTP_STALE_AFTER_S": "20"}
+           # crash recovery within a test's patience: retry after ~1 s, a silent trainer is stale after 30 s (heartbeats every 2 s)
+           "VTP_CRASH_RETRY_DELAY_S": "1", "VTP_STALE_AFTER_S": "30", "VTP_HEARTBEAT_EVERY_S": "2"}
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     os.environ.pop("VTP_STORAGE_URL", None)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Header, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from api import crud
@@ -56,9 +56,20 @@ def publish(request: Request, run_id: str, event: dict[str, Any]) -> None:
     request.app.state.events.publish(run_id, event)
 
 
-def _refuse(session, run_id: str) -> HTTPException:
-    """Why a callback found no live run: unknown id (404) or already ended (409)."""
+# Which attempt of the run (Prefect's run_count) sends a callback. Optional: without it the attempt is
+# not checked (clients from before attempts were fenced).
+AttemptHeader = Annotated[int | None, Header(alias="X-Vtp-Attempt", ge=1, le=1000,
+                                             description="The attempt of the run sending the callback (1, 2, ...).")]
+
+
+def _refuse(session, run_id: str, attempt: int | None = None) -> HTTPException:
+    """Why a callback found no live run: unknown id (404), already ended (409), or sent by an attempt
+    that a newer one replaced (409 whose detail starts with "superseded": the trainer stops)."""
     run = crud.get_run(session, run_id=run_id)  # raises the API's 404 for an unknown id
+    if run.state not in crud.FINAL_STATES and crud.attempt_superseded(run, attempt):
+        return HTTPException(409, f"superseded: attempt {attempt} of run {run_id} was replaced "
+                                  f"({'by attempt ' + str(run.attempt) if run.attempt > (attempt or 0) else 'it was declared crashed and is retried'}); "
+                                  "this attempt must stop without publishing")
     return HTTPException(409, f"run {run_id} already ended ({run.state}); no more callbacks are taken")
 
 
@@ -69,11 +80,11 @@ def _publish_state(request: Request, session, run_id: str) -> None:
 
 @router.post("/{run_id}/heartbeat", response_model=HeartbeatOut, summary="The trainer is alive")
 def heartbeat(run_id: str, request: Request, claims: RunTokenClaims, session: SessionDep,
-              settings: SettingsDep) -> HeartbeatOut:
+              settings: SettingsDep, attempt: AttemptHeader = None) -> HeartbeatOut:
     with callback_timer(request.app, "heartbeat"):
-        touched = crud.touch_live_run(session, run_id=run_id)
+        touched = crud.touch_live_run(session, run_id=run_id, attempt=attempt)
         if touched is None:
-            raise _refuse(session, run_id)
+            raise _refuse(session, run_id, attempt)
         session.commit()
         if touched.just_started:
             _publish_state(request, session, run_id)
@@ -82,12 +93,12 @@ def heartbeat(run_id: str, request: Request, claims: RunTokenClaims, session: Se
 
 @router.post("/{run_id}/metrics", response_model=MetricsOut, summary="One epoch's metrics")
 def metrics(run_id: str, body: MetricsIn, request: Request, claims: RunTokenClaims,
-            session: SessionDep) -> MetricsOut:
+            session: SessionDep, attempt: AttemptHeader = None) -> MetricsOut:
     """Hot path (every trainer, every epoch): one UPDATE … RETURNING and one upsert, one commit."""
     with callback_timer(request.app, "metrics"):
-        touched = crud.touch_live_run(session, run_id=run_id, epoch=body.epoch)
+        touched = crud.touch_live_run(session, run_id=run_id, epoch=body.epoch, attempt=attempt)
         if touched is None:
-            raise _refuse(session, run_id)
+            raise _refuse(session, run_id, attempt)
         stored = crud.record_metrics(session, run_id=run_id, epoch=body.epoch, metrics=body.metrics)  # commits
         if touched.just_started:
             _publish_state(request, session, run_id)
@@ -97,17 +108,18 @@ def metrics(run_id: str, body: MetricsIn, request: Request, claims: RunTokenClai
 
 
 class EventIn(ApiIn):
-    kind: Literal["resumed"]
+    kind: Literal["resumed", "resume_failed", "hung", "time_limit"]
     message: str = Field(max_length=2000)
     epoch: int | None = Field(default=None, ge=0, le=1_000_000)
     attempt: int | None = Field(default=None, ge=1, le=1000)
 
 
 @router.post("/{run_id}/events", response_model=RunOut, summary="Something happened to the run (e.g. resumed)")
-def event(run_id: str, body: EventIn, request: Request, claims: RunTokenClaims, session: SessionDep) -> RunOut:
+def event(run_id: str, body: EventIn, request: Request, claims: RunTokenClaims, session: SessionDep,
+          attempt: AttemptHeader = None) -> RunOut:
     run = crud.get_run(session, run_id=run_id)
-    if run.state in crud.FINAL_STATES:
-        raise _refuse(session, run_id)
+    if run.state in crud.FINAL_STATES or (body.kind != "hung" and crud.attempt_superseded(run, attempt)):
+        raise _refuse(session, run_id, attempt)
     crud.add_run_event(session, run=run, kind=body.kind, message=body.message, epoch=body.epoch,
                        attempt=body.attempt)
     out = RunOut.model_validate(run)
@@ -116,9 +128,12 @@ def event(run_id: str, body: EventIn, request: Request, claims: RunTokenClaims, 
 
 
 @router.post("/{run_id}/done", response_model=RunOut, summary="The run ended")
-def done(run_id: str, body: DoneIn, request: Request, claims: RunTokenClaims, session: SessionDep) -> RunOut:
+def done(run_id: str, body: DoneIn, request: Request, claims: RunTokenClaims, session: SessionDep,
+         attempt: AttemptHeader = None) -> RunOut:
     with callback_timer(request.app, "done"):
         run = crud.get_run(session, run_id=run_id)
+        if run.state not in crud.FINAL_STATES and crud.attempt_superseded(run, attempt):
+            raise _refuse(session, run_id, attempt)
         if run.state not in crud.FINAL_STATES:  # a repeated done (a retried post) changes nothing
             fields: dict[str, Any] = {"final_metrics": body.metrics, "checkpoint_uri": body.checkpoint_uri}
             if body.epochs_done is not None:

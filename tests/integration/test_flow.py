@@ -226,7 +226,7 @@ def test_cancel_stops_run_and_removes_workdir(stack_env):
     workdir = get_settings().work_root / str(run_id)
     with prefect_client() as client:
         deadline = time.monotonic() + 120
-        while not (workdir / "train").exists():
+        while not (workdir / "attempt-1" / "train").exists():  # each attempt has its own folder
             assert time.monotonic() < deadline, "training never started"
             time.sleep(0.2)
         client.set_flow_run_state(run_id, Cancelling(), force=True)

@@ -70,8 +70,10 @@ def test_trainer_resumes_after_its_last_uploaded_checkpoint(framework, tmp_path)
     full = _train(framework, spec, root, task, tmp_path / "a", first)
     uploader.close(wait=True)
     assert seen == [1, 2, 3]
-    assert uploader.uploaded[-1] == 2 and not uploader.errors
-    assert storage.exists(resume.PREFIX, "run-1", MANIFEST)
+    assert uploader.uploaded[-1] == 2 and not uploader.errors and not uploader.skipped
+    assert [(e, name) for e, _, name in resume.checkpoints(storage, "run-1")] == [
+        (2, "e000002-a1"), (1, "e000001-a1")], "the newest two complete checkpoints are kept"
+    assert storage.exists(resume.PREFIX, "run-1", "e000002-a1", MANIFEST)
     lr_at = {e["epoch"]: {k: v for k, v in e["metrics"].items() if k.startswith("lr")} for e in first.epochs}
 
     # The run "crashed" during epoch 3: a new attempt on another machine fetches the checkpoint.
@@ -96,26 +98,33 @@ def test_trainer_resumes_after_its_last_uploaded_checkpoint(framework, tmp_path)
     assert not storage.exists(resume.PREFIX, "run-1")
 
 
+def _torch_file(path: Path, value: float) -> bytes:
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"epoch": value, "w": torch.full((64, 64), value)}, path)
+    return path.read_bytes()
+
+
 def test_half_uploaded_checkpoint_is_never_taken(tmp_path):
-    """A checkpoint whose upload was cut off (no manifest) or was changed (checksum) is not resumed from."""
+    """A checkpoint whose upload was cut off (no manifest) or was changed (checksum) is not resumed
+    from; the previous complete one is taken instead, and with none left the run starts over."""
     storage = Storage(f"file://{tmp_path / 'storage'}")
     ckpt = tmp_path / "weights"
-    ckpt.mkdir()
-    (ckpt / "last.pt").write_bytes(b"x" * 1000)
+    _torch_file(ckpt / "last.pt", 1.0)
     callbacks = Callbacks()
     uploader = resume.ResumeUploader.attach(callbacks, storage, "r", tmp_path / "staging", every=1)
     callbacks.checkpoint(1, 5, ckpt)
+    uploader.flush()
+    _torch_file(ckpt / "last.pt", 2.0)
+    callbacks.checkpoint(2, 5, ckpt)
     uploader.close(wait=True)
-    assert resume.fetch(storage, "r", tmp_path / "got").epoch == 1
+    assert resume.fetch(storage, "r", tmp_path / "got").epoch == 2
 
-    storage.remove(resume.PREFIX, "r", MANIFEST)  # as if cut off before the manifest
-    assert resume.fetch(storage, "r", tmp_path / "got2") is None
+    storage.remove(resume.PREFIX, "r", "e000002-a1", MANIFEST)  # as if cut off before the manifest
+    assert resume.fetch(storage, "r", tmp_path / "got2").epoch == 1, "falls back to the previous complete one"
 
-    callbacks2 = Callbacks()
-    uploader = resume.ResumeUploader.attach(callbacks2, storage, "r", tmp_path / "staging2", every=1)
-    callbacks2.checkpoint(2, 5, ckpt)
-    uploader.close(wait=True)
-    (Path(storage.path(resume.PREFIX, "r", "state", "weights", "last.pt"))).write_bytes(b"y" * 1000)
+    (Path(storage.path(resume.PREFIX, "r", "e000001-a1", "state", "weights", "last.pt"))).write_bytes(b"y" * 1000)
     assert resume.fetch(storage, "r", tmp_path / "got3") is None  # checksum differs: start over instead
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from core.contracts import TrainContext, TrainResult
-from core.errors import TrainerError
+from core.errors import ResumeCheckpointError, TrainerError
 from tasks import report
 from trainers.huggingface import data
 from trainers.huggingface.metrics import install_matcher_fallback, mean_average_precision
@@ -97,8 +97,12 @@ class Session:
             ctx.callbacks.log("scipy is not installed: DETR matching uses vtp's own Hungarian assignment.")
         probe_classes = list(ctx.dataset.classes)
         if ctx.resume_from:
-            built = build_from_checkpoint(Path(ctx.resume_from) / "last", str(spec.task), probe_classes,
-                                          int(spec.image_size or 224), "resuming from the run's last uploaded checkpoint.")
+            try:
+                built = build_from_checkpoint(Path(ctx.resume_from) / "last", str(spec.task), probe_classes,
+                                              int(spec.image_size or 224),
+                                              "resuming from the run's last uploaded checkpoint.")
+            except TrainerError as e:
+                raise ResumeCheckpointError(f"the run's resume checkpoint could not be loaded ({e})") from e
         elif ctx.init_from:
             built = build_from_checkpoint(Path(ctx.init_from), str(spec.task), probe_classes,
                                           int(spec.image_size or 224),
@@ -203,8 +207,11 @@ class Session:
         os.replace(tmp, self.weights_dir / "resume.pt")
 
     def _resume(self, optimizer: torch.optim.Optimizer, folder: Path) -> tuple[int, int, list[dict[str, float]], int]:
-        state = torch.load(folder / "resume.pt", map_location="cpu", weights_only=True)
-        optimizer.load_state_dict(state["optimizer"])
+        try:
+            state = torch.load(folder / "resume.pt", map_location="cpu", weights_only=True)
+            optimizer.load_state_dict(state["optimizer"])
+        except Exception as e:  # noqa: BLE001 - any unreadable or unfitting state: the flow falls back
+            raise ResumeCheckpointError(f"the run's resume state {folder.name}/resume.pt could not be loaded ({e})") from e
         for name in ("last", "best"):
             if (folder / name).is_dir():
                 _copy_folder(folder / name, self.weights_dir / name)

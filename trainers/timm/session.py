@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from core.contracts import TrainContext, TrainResult
-from core.errors import TrainerError
+from core.errors import ResumeCheckpointError, TrainerError
 from trainers.timm import checkpoint, data, loop, report
 from trainers.timm.weights import find_timm_weights
 
@@ -110,18 +110,24 @@ class Session:
         """Restore weights, optimizer, scheduler and history from this run's last uploaded checkpoint
         (a folder with last.pt and best.pt); returns (first epoch to train, updates, history, best epoch)."""
         folder = Path(self.ctx.resume_from)
-        ckpt = checkpoint.read_checkpoint(folder / "last.pt")
+        try:
+            ckpt = checkpoint.read_checkpoint(folder / "last.pt")
+        except TrainerError as e:
+            raise ResumeCheckpointError(f"the run's resume checkpoint could not be loaded ({e})") from e
         if list(ckpt["classes"]) != classes:
             raise TrainerError(
                 f"the resume checkpoint was trained on classes {ckpt['classes']} but the dataset now has {classes}: "
                 "the dataset changed under the run; start a new run"
             )
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        state = ckpt.get("resume") or {}
-        if state.get("scaler"):
-            scaler.load_state_dict(state["scaler"])
+        try:
+            model.load_state_dict(ckpt["model"])
+            optimizer.load_state_dict(ckpt["optimizer"])
+            scheduler.load_state_dict(ckpt["scheduler"])
+            state = ckpt.get("resume") or {}
+            if state.get("scaler"):
+                scaler.load_state_dict(state["scaler"])
+        except (RuntimeError, KeyError, ValueError, TypeError) as e:
+            raise ResumeCheckpointError(f"the run's resume checkpoint does not fit this run ({e})") from e
         self.weights_dir.mkdir(parents=True, exist_ok=True)
         checkpoint.link_atomic(folder / "last.pt", self.weights_dir / "last.pt")
         if (folder / "best.pt").is_file():

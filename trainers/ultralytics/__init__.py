@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.contracts import TrainContext, TrainResult
-from core.errors import TrainerError, gpu_out_of_memory
+from core.errors import ResumeCheckpointError, TrainerError, gpu_out_of_memory
 from trainers.ultralytics import env
 from trainers.ultralytics.hooks import RunState, attach, forward_logs
 from trainers.ultralytics.report import write_per_class
@@ -144,7 +144,7 @@ def _resume(spec: TrainSpec, ctx: TrainContext, data: str, device: str) -> tuple
         model = YOLO(str(last), task=spec.task)
         epoch = int(model.ckpt.get("epoch", -1)) + 1
     except Exception as e:
-        raise TrainerError(f"the run's resume checkpoint could not be loaded ({e}); start the run again") from e
+        raise ResumeCheckpointError(f"the run's resume checkpoint could not be loaded ({e})") from e
     # Only what ultralytics lets a resume change: where the data and outputs live, the device, workers.
     args = {"resume": True, "data": data, "device": device, "workers": spec.workers, "save_dir": str(run_dir),
             "batch": spec.batch_size, "patience": spec.patience}
