@@ -1,12 +1,16 @@
 """Thumbnails of a dataset's images with their labels drawn (YOLO boxes, polygons, keypoints; the
-class name for ImageFolder), read through the dataset cache like a run would."""
+class name for ImageFolder), read through the dataset cache like a run would.
+
+Bounded: an image over ``MAX_PIXELS`` (from its header) is skipped without being decoded, and the
+others are decoded downscaled (``Image.draft`` lets JPEG decode at 1/2..1/8 scale) straight to
+thumbnail size, so a preview costs a few MB whatever the dataset holds."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
-import yaml
 from PIL import Image, ImageDraw
 
 from core.settings import Settings
@@ -15,6 +19,7 @@ from tasks.storage import Storage
 
 IMAGE_EXT = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 THUMB = 256
+MAX_PIXELS = 50_000_000  # as tasks.validation: larger images are refused there and skipped here
 PALETTE = [(255, 56, 56), (72, 249, 10), (0, 194, 255), (255, 178, 29), (207, 210, 49), (146, 204, 23),
            (61, 219, 134), (26, 147, 52), (0, 212, 187), (44, 153, 168), (132, 56, 255), (255, 149, 200)]
 
@@ -24,9 +29,18 @@ def _images(folder: Path, n: int) -> list[Path]:
 
 
 def _names(root: Path, classes: list[str]) -> list[str]:
+    from core.errors import DatasetError
+    from tasks.dataset_formats import MAX_CLASSES, load_yaml
+
     data = root / "data.yaml"
     if data.exists():
-        names = (yaml.safe_load(data.read_text()) or {}).get("names")
+        try:
+            loaded = load_yaml(data)  # size-capped, no aliases
+        except (OSError, DatasetError):
+            return classes
+        names = loaded.get("names") if isinstance(loaded, dict) else None
+        if isinstance(names, (dict, list)) and len(names) > MAX_CLASSES:
+            return classes
         if isinstance(names, dict):
             return [str(names[k]) for k in sorted(names)]
         if isinstance(names, list):
@@ -61,6 +75,25 @@ def _draw_yolo(image: Image.Image, label: Path, names: list[str], task: str | No
     return ", ".join(sorted(set(seen))) or "(no labels)"
 
 
+def _thumb(path: Path, size: tuple[int, int] | None = None) -> Image.Image | None:
+    """``path`` decoded at thumbnail size: width THUMB (aspect kept), or exactly ``size``; None when it
+    is over MAX_PIXELS or unreadable. Nothing larger than needed is decoded for JPEG."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the cap below decides
+            im = Image.open(path)
+        with im:
+            w, h = im.size
+            if w * h > MAX_PIXELS or w < 1 or h < 1:
+                return None
+            target = size or (THUMB, max(1, round(THUMB * h / w)))
+            im.draft("RGB", target)  # JPEG: decode at the smallest scale still >= target
+            im.thumbnail((max(target[0], 1) * 2, max(target[1], 1) * 2))  # bounded work before the exact resize
+            return im.convert("RGB").resize(target)
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None
+
+
 def thumbnails(ref: str, *, settings: Settings, n: int = 8, classes: list[str] | None = None,
                task: str | None = None) -> list[tuple[str, str, Image.Image]]:
     """Up to ``n`` (relative path, caption, thumbnail) from the val split (train when val is empty)."""
@@ -73,9 +106,9 @@ def thumbnails(ref: str, *, settings: Settings, n: int = 8, classes: list[str] |
         for img in _images(root / "images" / split, n):
             rel = img.relative_to(root / "images")
             label = (root / "labels" / rel).with_suffix(".txt")
-            with Image.open(img) as im:
-                image = im.convert("RGB")
-            image = image.resize((THUMB, max(1, round(THUMB * image.size[1] / image.size[0]))))
+            image = _thumb(img)
+            if image is None:
+                continue
             out.append((str(Path("images") / rel), _draw_yolo(image, label, names, task), image))
         return out
     split = next((s for s in ("val", "valid", "test", "train") if _images(root / s, 1)), "")
@@ -87,8 +120,9 @@ def thumbnails(ref: str, *, settings: Settings, n: int = 8, classes: list[str] |
             if len(files) > i and len(picks) < n:
                 picks.append(files[i])
     for img in picks:
-        with Image.open(img) as im:
-            image = im.convert("RGB").resize((THUMB, THUMB))
+        image = _thumb(img, (THUMB, THUMB))
+        if image is None:
+            continue
         draw: Any = ImageDraw.Draw(image)
         draw.rectangle([0, 0, THUMB, 16], fill=(0, 0, 0))
         draw.text((4, 2), img.parent.name, fill=(255, 255, 0))

@@ -23,7 +23,7 @@ from api.models import Dataset
 from core.errors import DatasetError, StorageError
 from core.settings import Settings
 from tasks import dataset_store
-from tasks.dataset_ingest import ingest
+from tasks.dataset_ingest import check_data_root, ingest
 from tasks.storage import SCHEMES, Storage
 
 log = logging.getLogger("vtp.api")
@@ -72,6 +72,7 @@ def register_uri(session: Session, *, settings: Settings, name: str, uri: str, t
     crud.check_project(session, project_id=project_id)
     if urlparse(uri).scheme not in SCHEMES:
         raise Unprocessable(f"uri={uri!r} is not a storage URI vtp reads: use file:///absolute/path or s3://bucket/prefix")
+    check_data_root(uri, settings)  # before anything is listed: file:// only under the storage folder / VTP_DATA_ROOTS
     if not _has_files(Storage(uri, settings), uri):
         raise DatasetError(f"{uri} holds no files: check the URI and credentials (S3 endpoint: VTP_S3_ENDPOINT_URL)")
     record = dataset_store.register(storage, dataset_store.DatasetRecord(name=name, uri=uri.rstrip("/"),

@@ -17,6 +17,7 @@ from fastapi import Depends, FastAPI
 from fastapi.concurrency import run_in_threadpool
 from fastapi.openapi.utils import get_openapi
 
+from api import log_redact
 from api.db import make_engine, migrate, session_factory
 from api.deps import get_current_token
 from api.errors import install_handlers
@@ -69,6 +70,7 @@ def include_routes(app: FastAPI) -> None:
 
 def create_app(settings: Settings | None = None, *, migrate_on_start: bool = True) -> FastAPI:
     settings = settings or get_settings()
+    log_redact.install(settings.home / "logs")  # no token in the access log (?token=), logs 0700
     engine = make_engine(settings.database_url)
     sessions = session_factory(engine)
 

@@ -3,10 +3,16 @@
 API tokens are random strings; only their sha256 is stored (see api/tokens.py).
 
 Run tokens are HS256 JWTs signed with ``settings.signing_key()``: ``sub`` is the run id and
-``scope`` is ``run``, so a token serves exactly one run and nothing else. They expire: the one
-passed with the flow run lives ``run_token_submit_ttl_s`` (it must outlast the queue), renewed ones
-``run_token_ttl_s``. :func:`verify_run_token` accepts HS256 only (never ``alg: none``), a valid
-signature, an unexpired ``exp`` and the right subject.
+``scope`` is ``run``, so a token serves exactly one run and nothing else. They live
+``run_token_ttl_s`` and are renewed by every heartbeat. :func:`verify_run_token` accepts HS256
+only (never ``alg: none``), a valid signature, an unexpired ``exp`` and the right subject.
+
+No run token is ever a Prefect flow-run parameter (anyone who can read Prefect's flow runs would
+harvest it). The flow run gets a *claim ticket* instead (:func:`mint_run_ticket`): a JWT with scope
+``claim`` and the prefix ``vtpclaim.``, which no callback accepts as a token. The flow exchanges it
+once per attempt at ``POST /api/internal/runs/{run_id}/token`` (see api/runs_service.claim_run_token)
+for a real run token; a ticket expires after ``run_token_submit_ttl_s`` (the longest a queued run
+may wait).
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ API_TOKEN_PREFIX = "vtp_"
 RUN_TOKEN_ALGORITHM = "HS256"
 RUN_TOKEN_ISSUER = "vtp"
 RUN_TOKEN_SCOPE = "run"
+RUN_TICKET_SCOPE = "claim"
+RUN_TICKET_PREFIX = "vtpclaim."  # never a valid JWT, so a ticket can never pass as a run token
 _LEEWAY_S = 5  # clock skew between the API and a worker machine
 
 
@@ -53,18 +61,33 @@ def token_display_prefix(token: str) -> str:
     return token[: len(API_TOKEN_PREFIX) + 8]
 
 
+def _mint(run_id: str, scope: str, ttl_s: int, settings: Settings) -> str:
+    now = int(time.time())
+    claims = {"sub": str(run_id), "scope": scope, "iss": RUN_TOKEN_ISSUER, "iat": now, "exp": now + ttl_s,
+              "jti": uuid.uuid4().hex}
+    return jwt.encode(claims, settings.signing_key(), algorithm=RUN_TOKEN_ALGORITHM)
+
+
+def _verify(token: str, run_id: str, settings: Settings, *, scope: str, what: str, expired: str,
+            invalid: str) -> dict[str, Any]:
+    """Claims of a valid, unexpired JWT of ``scope`` for ``run_id``; RunTokenInvalid / RunTokenForbidden."""
+    try:
+        claims = jwt.decode(token, settings.signing_key(), algorithms=[RUN_TOKEN_ALGORITHM], issuer=RUN_TOKEN_ISSUER,
+                            leeway=_LEEWAY_S, options={"require": ["sub", "exp", "iat", "iss", "scope"]})
+    except jwt.ExpiredSignatureError:
+        raise RunTokenInvalid(f"the {what} has expired: {expired}") from None
+    except jwt.InvalidTokenError as e:
+        raise RunTokenInvalid(f"the {what} is not valid ({e}){invalid}") from None
+    if claims.get("scope") != scope:
+        raise RunTokenInvalid(f"the token is not a {what}{invalid}")
+    if claims["sub"] != str(run_id):
+        raise RunTokenForbidden(f"this {what} belongs to another run, not to run {run_id}")
+    return claims
+
+
 def mint_run_token(run_id: str, settings: Settings, *, ttl_s: int | None = None) -> str:
     """A run token for ``run_id``; ``ttl_s`` defaults to ``settings.run_token_ttl_s``."""
-    now = int(time.time())
-    claims = {
-        "sub": str(run_id),
-        "scope": RUN_TOKEN_SCOPE,
-        "iss": RUN_TOKEN_ISSUER,
-        "iat": now,
-        "exp": now + (settings.run_token_ttl_s if ttl_s is None else ttl_s),
-        "jti": uuid.uuid4().hex,
-    }
-    return jwt.encode(claims, settings.signing_key(), algorithm=RUN_TOKEN_ALGORITHM)
+    return _mint(run_id, RUN_TOKEN_SCOPE, settings.run_token_ttl_s if ttl_s is None else ttl_s, settings)
 
 
 def verify_run_token(token: str, run_id: str, settings: Settings) -> dict[str, Any]:
@@ -72,21 +95,25 @@ def verify_run_token(token: str, run_id: str, settings: Settings) -> dict[str, A
 
     Raises RunTokenInvalid (-> 401) or RunTokenForbidden (-> 403, a token of another run).
     """
-    try:
-        claims = jwt.decode(
-            token,
-            settings.signing_key(),
-            algorithms=[RUN_TOKEN_ALGORITHM],
-            issuer=RUN_TOKEN_ISSUER,
-            leeway=_LEEWAY_S,
-            options={"require": ["sub", "exp", "iat", "iss", "scope"]},
-        )
-    except jwt.ExpiredSignatureError:
-        raise RunTokenInvalid("the run token has expired: renew it with a heartbeat before it runs out") from None
-    except jwt.InvalidTokenError as e:
-        raise RunTokenInvalid(f"the run token is not valid ({e}): use the token vtp gave this run") from None
-    if claims.get("scope") != RUN_TOKEN_SCOPE:
-        raise RunTokenInvalid("the token is not a run token: use the token vtp gave this run")
-    if claims["sub"] != str(run_id):
-        raise RunTokenForbidden(f"this run token belongs to another run, not to run {run_id}")
-    return claims
+    return _verify(token, run_id, settings, scope=RUN_TOKEN_SCOPE, what="run token",
+                   expired="renew it with a heartbeat before it runs out", invalid=": use the token vtp gave this run")
+
+
+def is_run_ticket(value: str | None) -> bool:
+    return bool(value) and str(value).startswith(RUN_TICKET_PREFIX)
+
+
+def mint_run_ticket(run_id: str, settings: Settings, *, ttl_s: int | None = None) -> str:
+    """The claim ticket passed with the flow run of ``run_id``: exchanged for a run token once per
+    attempt; lives ``settings.run_token_submit_ttl_s`` by default."""
+    ttl = settings.run_token_submit_ttl_s if ttl_s is None else ttl_s
+    return RUN_TICKET_PREFIX + _mint(run_id, RUN_TICKET_SCOPE, ttl, settings)
+
+
+def verify_run_ticket(ticket: str, run_id: str, settings: Settings) -> dict[str, Any]:
+    """The claims of a valid, unexpired claim ticket for ``run_id`` (401 / 403 as for run tokens)."""
+    if not is_run_ticket(ticket):
+        raise RunTokenInvalid("this is not a claim ticket (a one-time token for this run): send the ticket vtp "
+                              "passed with the flow run")
+    return _verify(ticket[len(RUN_TICKET_PREFIX):], run_id, settings, scope=RUN_TICKET_SCOPE, what="claim ticket",
+                   expired="start the run again (VTP_RUN_TOKEN_SUBMIT_TTL_S)", invalid="")

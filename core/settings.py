@@ -69,6 +69,12 @@ class Settings(BaseSettings):
         description="The API marks a running run stale after this long without a trainer heartbeat, and crashes "
         "its flow run so it is retried.",
     )
+    prefect_database_url: str | None = Field(
+        default=None,
+        description="Database of the Prefect server `vtp up` starts: empty = SQLite in $VTP_HOME/prefect (zero "
+        "configuration); postgresql://user@host/db for many concurrent runs or a busy machine. Use a database of "
+        "its own, not VTP_DATABASE_URL's: Prefect and vtp each keep their own migration history.",
+    )
     start_timeout_s: float = Field(
         default=300.0, gt=0,
         description="How long `vtp up` waits for each service (Prefect server, API) to answer before giving up; "
@@ -103,6 +109,11 @@ class Settings(BaseSettings):
     )
     trackers: str = Field(default="", description="Experiment trackers for every run: clearml, mlflow or both "
                           "(comma-separated); each reads its own settings (MLFLOW_TRACKING_URI, CLEARML_*).")
+    data_roots: str = Field(
+        default="",
+        description="Folders (comma-separated) under which file:// dataset URIs may be registered and read, besides "
+        "the storage folder; empty = only the storage folder. Any other file:// URI is refused.",
+    )
     _secret: str | None = PrivateAttr(default=None)
 
     @field_validator("run_timeout", mode="before")
@@ -207,8 +218,18 @@ def prefect_env(settings: Settings | None = None) -> dict[str, str]:
         "PREFECT_WORKER_PREFETCH_SECONDS": "10",
         "PREFECT_UI_API_URL": s.prefect_api_url,
     }
+    if s.prefect_database_url:
+        env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = prefect_database_dsn(s.prefect_database_url)
     env.update({"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"})
     return env
+
+
+def prefect_database_dsn(url: str) -> str:
+    """VTP_PREFECT_DATABASE_URL -> the SQLAlchemy URL Prefect's server takes (asyncpg for PostgreSQL)."""
+    for prefix in ("postgresql+psycopg://", "postgresql+psycopg2://", "postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix):]
+    return url
 
 
 def apply_prefect_env(settings: Settings | None = None) -> dict[str, str]:

@@ -7,6 +7,7 @@ what was given, what is accepted, and a did-you-mean where one is close.
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from typing import Any, Literal
 
@@ -23,6 +24,8 @@ DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?|\d+(,\d+)*)$")
 DATASET_RE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]{0,99}|(file|s3)://\S+)$")
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")
 _TYPES = {"int": int, "float": (int, float), "bool": bool, "str": str}
+MAX_SEED = 2**32 - 1  # what numpy/torch seeding takes; Prefect's parameters must also stay within 64 bits
+MAX_OVERRIDE_STR = 100
 
 
 def suggest(value: str, choices: list[str] | tuple[str, ...]) -> str:
@@ -72,7 +75,7 @@ class TrainSpec(BaseModel):
     image_size: int | None = Field(default=None, description="Square input size in pixels; the framework's default when omitted.")
     batch_size: int = Field(default=16, description=f"1 to {MAX_BATCH}.")
     device: str = Field(default="auto", description="auto | cpu | cuda | cuda:N | N (GPU index) | mps.")
-    seed: int = Field(default=0, ge=0)
+    seed: int = Field(default=0, description=f"0 to {MAX_SEED} (2**32-1).")
     patience: int = Field(default=50, description="Epochs without improvement before early stopping; 0 turns it off.")
     learning_rate: float | None = Field(default=None, description="Initial learning rate; the framework's default when omitted.")
     pretrained: bool = Field(default=True, description="Start from pretrained weights when they can be had.")
@@ -102,6 +105,13 @@ class TrainSpec(BaseModel):
     def _batch(cls, v: int) -> int:
         if not 1 <= v <= MAX_BATCH:
             raise ValueError(f"batch_size={v} is not allowed: use a whole number from 1 to {MAX_BATCH}")
+        return v
+
+    @field_validator("seed")
+    @classmethod
+    def _seed(cls, v: int) -> int:
+        if not 0 <= v <= MAX_SEED:
+            raise ValueError(f"seed={v} is not allowed: use a whole number from 0 to {MAX_SEED} (2**32-1)")
         return v
 
     @field_validator("workers")
@@ -253,6 +263,10 @@ class TrainSpec(BaseModel):
             expected = _TYPES[caps.overrides[key]]
             if not isinstance(value, expected) or (expected is not bool and isinstance(value, bool)):
                 raise ValueError(f"overrides.{key}={value!r} should be a {caps.overrides[key]}")
+            canonical = _check_override_range(key, value, caps.override_ranges.get(key), caps.framework,
+                                              caps.overrides[key])
+            if canonical is not value:
+                self.overrides[key] = canonical
 
     @property
     def capabilities(self) -> registry.Capabilities:
@@ -261,6 +275,51 @@ class TrainSpec(BaseModel):
     @property
     def main_metric(self) -> str:
         return self.capabilities.main_metric[self.task or ""]
+
+
+def _describe_range(rule: dict[str, Any], kind: str) -> str:
+    lo, hi = rule.get("min"), rule.get("max")
+    parts = []
+    if lo is not None:
+        parts.append(f"above {lo}" if rule.get("exclusive_min") else f"at least {lo}")
+    if hi is not None:
+        parts.append(f"below {hi}" if rule.get("exclusive_max") else f"at most {hi}")
+    return f"{'a whole number' if kind == 'int' else 'a finite number'} {' and '.join(parts)}".rstrip()
+
+
+def _check_override_range(key: str, value: Any, rule: dict[str, Any] | None, framework: str, kind: str) -> Any:
+    """Every passed-through override within its range or set (capabilities.json ``override_ranges``):
+    a value the framework would choke on, or pass on to another component, is refused here. Returns
+    the value, a choice in the framework's own spelling when only its case differed."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"overrides.{key}={value!r} is not allowed: use a finite number"
+                         + (f" ({_describe_range(rule, 'float')})" if rule else ""))
+    if isinstance(value, int | float):
+        if abs(value) > 1e15:  # beyond any override's meaning; keeps Prefect's 64-bit parameters safe
+            raise ValueError(f"overrides.{key}={value!r} is not allowed: use a number between -1e15 and 1e15")
+        if not rule:
+            return value
+        lo, hi = rule.get("min"), rule.get("max")
+        too_low = lo is not None and (value <= lo if rule.get("exclusive_min") else value < lo)
+        too_high = hi is not None and (value >= hi if rule.get("exclusive_max") else value > hi)
+        if too_low or too_high:
+            raise ValueError(f"overrides.{key}={value!r} is out of range for {framework}: use {_describe_range(rule, kind)}")
+        return value
+    if isinstance(value, str):
+        if len(value) > MAX_OVERRIDE_STR:
+            raise ValueError(f"overrides.{key} is {len(value)} characters long: use at most {MAX_OVERRIDE_STR}")
+        if rule and "choices" in rule and value not in rule["choices"]:
+            same = [c for c in rule["choices"] if c.lower() == value.lower()]
+            if same:
+                return same[0]
+            raise ValueError(f"overrides.{key}={value!r} is not accepted by {framework}: use one of "
+                             f"{', '.join(rule['choices'])}." + suggest(value, [c.lower() for c in rule["choices"]]))
+        if rule and "pattern" in rule and not re.fullmatch(rule["pattern"], value):
+            raise ValueError(f"overrides.{key}={value!r} is not a {framework} {key} name: use letters, digits "
+                             "and '_' (e.g. adamw, sgd, lamb)")
+    return value
 
 
 def explain(error: ValidationError) -> str:

@@ -113,7 +113,9 @@ class Stack:
                 "or give this one another port with VTP_PREFECT_PORT=4300"
             )
         self.settings.prefect_home.mkdir(parents=True, exist_ok=True)
-        proc = self._spawn("prefect-server", [sys.executable, "-m", "prefect", "server", "start",
+        # Prefect's CLI with SQLite transactions begun IMMEDIATE (core/prefect_server.py: no
+        # "database is locked" on a busy machine)
+        proc = self._spawn("prefect-server", [sys.executable, "-m", "core.prefect_server", "server", "start",
                                               "--host", "127.0.0.1", "--port", str(self.settings.prefect_port)])
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -30,7 +30,9 @@ from tasks.api_callbacks import ApiReporter
 from tasks.liveness import Liveness
 from tasks.progress import PrefectProgress, report_markdown
 from tasks.report import publish_prefect_tables, write_spec
+from tasks.run_token import obtain_run_token
 from tasks.tracking import Tracking
+from trainers.loader_workers import install_fork_guard
 
 
 class RunCancelled(Exception):
@@ -113,10 +115,13 @@ def train_flow(spec: TrainSpec, run_id: str | None = None, api_url: str | None =
     ``run_id`` defaults to the Prefect flow-run id. With ``api_url`` and ``run_token`` (set by the
     API when it submits a run) heartbeats, metrics and the outcome are also posted to the API."""
     logger = get_run_logger()
+    install_fork_guard()  # data-loader workers forked from here exit cleanly (trainers/loader_workers.py)
     started = time.time()
     spec = parse_spec(spec.model_dump() if isinstance(spec, TrainSpec) else dict(spec))
     run_id = run_id or _run_id()
-    run_token = run_token or os.environ.get("VTP_RUN_TOKEN")  # Kubernetes pools pass it from a Secret
+    # The API passes a claim ticket, exchanged once per attempt for the run token (tasks/run_token.py);
+    # Kubernetes pools may pass a token from a Secret as VTP_RUN_TOKEN
+    run_token = obtain_run_token(api_url, run_id, run_token or os.environ.get("VTP_RUN_TOKEN"))
     settings = get_settings()
     attempt = _attempt()
     workdir = attempt_workdir(run_id, attempt)

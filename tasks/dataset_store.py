@@ -85,12 +85,17 @@ def unregister(storage: Storage, name: str) -> None:
 
 
 def resolve(storage: Storage, ref: str) -> DatasetRecord:
-    """A registered name or a storage URI -> its record; an unknown name says which names exist."""
+    """A registered name or a storage URI -> its record; an unknown name says which names exist.
+    A file:// URI (given or registered) must lie under the storage folder or VTP_DATA_ROOTS."""
+    from tasks.dataset_ingest import check_data_root
+
     if is_uri(ref):
         check_uri(ref)
+        check_data_root(ref, storage.settings)
         return DatasetRecord(name=ref.rstrip("/").rsplit("/", 1)[-1], uri=ref.rstrip("/"))
     datasets = list_datasets(storage)
     if ref in datasets:
+        check_data_root(datasets[ref].uri, storage.settings)
         return datasets[ref]
     from core.spec import suggest
 

@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from core.contracts import Callbacks
+from core.escape import md_code, md_text
 
 
 def fmt_metrics(metrics: dict[str, float], limit: int = 8) -> str:
@@ -54,16 +55,18 @@ class PrefectProgress:
 
 
 def report_markdown(summary: dict[str, Any]) -> str:
+    """The run's Markdown report. Names and texts from user data (dataset, model, notes, spec
+    values, metric names) are escaped: no HTML or link in them is live (core/escape.py)."""
     spec = summary["spec"]
-    rows = "\n".join(f"| {k} | {v:.5g} |" for k, v in summary["metrics"].items())
-    notes = "\n".join(f"- {n}" for n in summary.get("notes") or []) or "- none"
-    spec_rows = "\n".join(f"| {k} | `{v}` |" for k, v in spec.items() if v not in (None, {}, []))
-    return f"""# vtp run {summary['run_id']}
+    rows = "\n".join(f"| {md_text(k)} | {v:.5g} |" for k, v in summary["metrics"].items())
+    notes = "\n".join(f"- {md_text(n)}" for n in summary.get("notes") or []) or "- none"
+    spec_rows = "\n".join(f"| {md_text(k)} | {md_code(v)} |" for k, v in spec.items() if v not in (None, {}, []))
+    return f"""# vtp run {md_text(summary['run_id'])}
 
-**{spec['task']}** · `{spec['model']}` ({spec['framework']}) on `{summary['dataset']['name']}` ·
+**{md_text(spec['task'])}** · {md_code(spec['model'])} ({md_text(spec['framework'])}) on {md_code(summary['dataset']['name'])} ·
 {summary['epochs_completed']}/{spec['epochs']} epochs in {summary['duration_s']:.0f} s
 
-Checkpoint: `{summary['checkpoint_uri']}`
+Checkpoint: {md_code(summary['checkpoint_uri'])}
 
 ## Final metrics
 | metric | value |

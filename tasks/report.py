@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from core.escape import cell, md_text
+
 log = logging.getLogger("vtp.report")
 PER_CLASS = "per_class.json"
 GRID = 16
@@ -180,12 +182,13 @@ def write_spec(outputs: Path, spec: dict[str, Any]) -> Path:
 
 
 def publish_prefect_tables(outputs: Path, run_id: str) -> bool:
-    """A Prefect table artifact of per-class metrics when the trainer wrote them; False otherwise."""
+    """A Prefect table artifact of per-class metrics when the trainer wrote them; False otherwise.
+    Class names come from the dataset (user data): HTML and Markdown links in them are escaped."""
     path = outputs / "artifacts" / PER_CLASS
     if not path.is_file():
         return False
     from prefect.artifacts import create_table_artifact
 
-    rows = json.loads(path.read_text())["rows"]
-    create_table_artifact(rows, key="per-class-metrics", description=f"vtp run {run_id}: per-class metrics")
+    rows = [{md_text(k): cell(v) for k, v in row.items()} for row in json.loads(path.read_text())["rows"]]
+    create_table_artifact(rows, key="per-class-metrics", description=f"vtp run {md_text(run_id)}: per-class metrics")
     return True

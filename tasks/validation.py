@@ -4,11 +4,16 @@ The checks mirror what Ultralytics would reject later (label columns, class ids,
 tolerance, mixed box and polygon rows) and what would make a classifier meaningless (one class,
 val classes unknown to train). Images are opened, never decoded: ``Image.open`` parses the header
 and ``verify()`` checks what the format allows cheaply, so thousands of files take about a second.
+An image over ``MAX_PIXELS`` is refused from its header, before anything is decoded.
+
+Every path the dataset names must stay inside it (see :mod:`tasks.dataset_formats`); a path that
+leads outside gets the same error whether or not the file it names exists.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import os
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -17,6 +22,7 @@ from PIL import Image
 
 from core.errors import DatasetError
 from tasks.dataset_formats import (
+    OUTSIDE,
     TASK_FORMATS,
     YoloLayout,
     class_dirs,
@@ -25,11 +31,14 @@ from tasks.dataset_formats import (
     is_image,
     label_path,
     list_images,
+    read_list,
     read_yolo,
+    within,
 )
 
 TOLERANCE = 0.01  # Ultralytics accepts coordinates in [-0.01, 1.01]
 MAX_LISTED = 50
+MAX_PIXELS = 50_000_000  # 50 megapixels: ~150 MB decoded as RGB; larger images are refused from their header
 MAX_PER_KIND = 20  # per split, for warnings that can concern every file (backgrounds, orphan labels)
 
 
@@ -116,9 +125,16 @@ class _Collector:
 
 def check_image(p: Path, out: _Collector) -> bool:
     try:
-        with Image.open(p) as im:
+        with warnings.catch_warnings():  # PIL's own bomb warning: the cap below decides
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(p)
+        with im:
+            w, h = im.size  # from the header: nothing decoded yet
+            if w * h > MAX_PIXELS:
+                out.error(p, f"image is {w}x{h} pixels, over the limit of {MAX_PIXELS // 1_000_000} megapixels; "
+                             "downscale it")
+                return False
             im.verify()
-            w, h = im.size
     except Exception as e:  # PIL raises many types for broken files; each means "unreadable"
         out.error(p, f"image cannot be read ({type(e).__name__}: {e}); replace or delete it")
         return False
@@ -225,13 +241,19 @@ def _split_entries(layout: YoloLayout, root: Path, out: _Collector) -> dict[str,
     for split in ("train", "val"):
         if split not in splits:
             out.error(layout.yaml_file, f"no `{split}:` entry: add one, e.g. `{split}: images/{split}`")
+    for split, entry in layout.outside:
+        out.error(layout.yaml_file, f"{split} entry {entry!r} {OUTSIDE}")
     for split, entries in list(splits.items()):
         for p in entries:
             if not p.exists():
                 out.error(layout.yaml_file, f"{split} split {out.name(p)} does not exist: create it or fix `{split}:`")
-            elif p != root and root not in p.parents:
-                out.error(layout.yaml_file, f"{split} split {p} is outside the dataset folder; copy it in")
-        splits[split] = [p for p in entries if p.exists() and (p == root or root in p.parents)]
+            elif p.is_file():
+                refused = read_list(p, root)[1]
+                for n, line in refused[:MAX_PER_KIND]:
+                    out.error(f"{out.name(p)}:{n}", f"{line[:200]!r} {OUTSIDE}")
+                if len(refused) > MAX_PER_KIND:
+                    out.error(p, f"{len(refused) - MAX_PER_KIND} more lines lead outside the dataset folder")
+        splits[split] = [p for p in entries if p.exists()]
     return splits
 
 
@@ -254,7 +276,7 @@ def _validate_yolo(root: Path, task: str, out: _Collector, report: ValidationRep
     if not layout.names:
         out.error(layout.yaml_file, "names is empty: list the class names")
     for split, entries in _split_entries(layout, root, out).items():
-        images = [img for e in entries for img in list_images(e)]
+        images = [img for e in entries for img in list_images(e, root)]
         report.counts[split] = len(images)
         if not images and entries:
             out.error(entries[0], f"{split} split has no images: add .jpg or .png files (labels under labels/{split}/)")
@@ -264,8 +286,10 @@ def _validate_yolo(root: Path, task: str, out: _Collector, report: ValidationRep
 def _check_yolo_split(
     images: list[Path], entries: list[Path], task: str, nc: int, kpt: tuple[int, int] | None, out: _Collector
 ) -> None:
-    labels = {label_path(img): img for img in images}
-    unlabeled: list[Path] = []
+    root = out.root
+    # a label is only read inside the dataset (a root under some .../images/ folder maps elsewhere)
+    labels = {lbl: img for img in images if within(root, os.path.relpath(lbl := label_path(img), root)) is not None}
+    unlabeled: list[Path] = [img for img in images if within(root, os.path.relpath(label_path(img), root)) is None]
     for img in images:
         check_image(img, out)
     for lbl, img in labels.items():
@@ -279,16 +303,12 @@ def _check_yolo_split(
     for entry in entries:
         if entry.is_dir():
             label_dir = label_path(entry / "x.jpg").parent
-            if label_dir.is_dir():
+            if label_dir.is_dir() and within(root, os.path.relpath(label_dir, root)) is not None:
                 orphans += [t for t in sorted(label_dir.rglob("*.txt")) if t not in labels]
     out.warn_files(orphans, "label file without a matching image; it is ignored", "label files have no image")
 
 
 # -------------------------------------------------------------------------------------- ImageFolder
-
-
-def _images_in(d: Path) -> Iterable[Path]:
-    return (p for p in d.rglob("*") if is_image(p) and p.is_file())
 
 
 def _validate_imagefolder(root: Path, task: str, out: _Collector, report: ValidationReport) -> None:
@@ -304,7 +324,7 @@ def _validate_imagefolder(root: Path, task: str, out: _Collector, report: Valida
         count = 0
         classes: set[str] = set()
         for c in class_dirs(d):
-            imgs = list(_images_in(c))
+            imgs = list_images(c, root)
             if not imgs:
                 out.warning(c, "class folder has no images")
                 continue

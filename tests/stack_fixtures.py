@@ -53,6 +53,24 @@ def s3_storage(s3_endpoint, monkeypatch):
 
 
 
+def _prefect_postgres() -> str | None:
+    """A fresh PostgreSQL database for the stack's Prefect server, or None where PostgreSQL is not
+    reachable (SQLite then, vtp's zero-configuration default). `vtp up` on SQLite is tested on its
+    own (tests/integration/test_cli.py)."""
+    import secrets
+
+    import psycopg
+
+    admin = os.environ.get("VTP_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+    name = f"vtp_prefect_{secrets.token_hex(5)}"
+    try:
+        with psycopg.connect(admin, autocommit=True, connect_timeout=3) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.OperationalError:
+        return None
+    return admin.rsplit("/", 1)[0] + f"/{name}"
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory):
     """`vtp up`, for real: yields the stack's environment (VTP_HOME, ports, Prefect URL)."""
@@ -65,6 +83,9 @@ def stack(tmp_path_factory):
            "VTP_UI_PORT": str(free_port()),
            # crash recovery within a test's patience: retry after ~1 s, a silent trainer is stale after 30 s (heartbeats every 2 s)
            "VTP_CRASH_RETRY_DELAY_S": "1", "VTP_STALE_AFTER_S": "30", "VTP_HEARTBEAT_EVERY_S": "2"}
+    pg = _prefect_postgres()
+    if pg:  # the production setup, and the one a busy machine needs (SQLite locks under load)
+        env["VTP_PREFECT_DATABASE_URL"] = pg
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     os.environ.pop("VTP_STORAGE_URL", None)
@@ -85,6 +106,18 @@ def stack(tmp_path_factory):
     with temporary_settings(updates={PREFECT_API_URL: stack.settings.prefect_api_url}):
         APILogHandler().flush()  # deliver this process's flow logs before the server goes away
     stack.stop()
+    if pg:
+        _drop_database(pg)
+
+
+def _drop_database(url: str) -> None:
+    import contextlib
+
+    import psycopg
+
+    admin = os.environ.get("VTP_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+    with contextlib.suppress(psycopg.Error), psycopg.connect(admin, autocommit=True, connect_timeout=3) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
 
 
 

@@ -48,6 +48,8 @@ class Capabilities:
     resume: bool
     export: tuple[str, ...]
     overrides: dict[str, str] = field(default_factory=dict)
+    # key -> {"min", "max", "exclusive_min", "exclusive_max"} for numbers, {"choices"} or {"pattern"} for strings
+    override_ranges: dict[str, dict[str, Any]] = field(default_factory=dict)
     task_patterns: dict[str, str] = field(default_factory=dict)  # task -> regex searched in the name; "" = else
     task_architectures: dict[str, str] = field(default_factory=dict)  # task -> regex on a local config.json's architectures
 

@@ -24,7 +24,8 @@ def build_app(api_url: str, token: str, *, prefect_ui: str = "", cache: Path | N
     cache = cache or Path(tempfile.mkdtemp(prefix="vtp-ui-"))
     ctx = Ctx(api=ApiClient(api_url, token), cache=cache, prefect_ui=prefect_ui.rstrip("/"))
     L = ctx.labels
-    with gr.Blocks(title="vtp") as demo:
+    # Gradio keeps every upload and file it serves in its cache: drop what is older than an hour
+    with gr.Blocks(title="vtp", delete_cache=(3600, 3600)) as demo:
         ctx.lang = gr.State("en")
         browser_lang = gr.Textbox(visible=False)
         with gr.Row():
@@ -63,4 +64,6 @@ def from_settings(ui: UiSettings | None = None, core: Settings | None = None) ->
 
 
 def launch(demo: gr.Blocks, host: str, port: int, auth: tuple[str, str] | None = None, **kw) -> None:
+    """Serve the app; uploads through Gradio's own route are capped at VTP_MAX_UPLOAD_BYTES, like the API's."""
+    kw.setdefault("max_file_size", Settings().max_upload_bytes)
     demo.launch(server_name=host, server_port=port, auth=auth, css=CSS, show_error=True, quiet=True, **kw)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from core.escape import md_text
 from ui.i18n import t
 
 MAIN_METRICS = ("metrics/mAP50-95(B)", "metrics/mAP50-95(M)", "metrics/mAP50-95(P)", "metrics/mAP50-95(OBB)",
@@ -114,4 +115,4 @@ def result_card(run: dict[str, Any], lang: str) -> str:
 
 
 def failed_card(run: dict[str, Any], lang: str) -> str:
-    return t("run_failed", lang, id=run["id"], state=run["state"], error=run.get("error") or "—")
+    return t("run_failed", lang, id=run["id"], state=run["state"], error=md_text(run.get("error") or "—"))

@@ -1,22 +1,26 @@
 """Trainer callbacks: ``POST /api/internal/runs/{run_id}/heartbeat | metrics | done``.
 
 Authenticated by the run's token (a JWT for that run only), not by a person's API token. The
-heartbeat answers with a renewed token and whether the run should stop. Metric posts are
-idempotent by (epoch, name), so a retried post never duplicates a point.
+flow gets no token from Prefect, only a claim ticket, which ``POST .../token`` exchanges once per
+attempt for a run token (api/runs_service.claim_run_token). The heartbeat answers with a renewed
+token and whether the run should stop. Metric posts are idempotent by (epoch, name), so a retried
+post never duplicates a point. ``done`` publishes only a checkpoint under the run's own storage
+folder and final metrics the run reported.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, HTTPException, Request
+from fastapi import APIRouter, Depends, Header, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from api import crud
+from api import crud, runs_service
 from api.deps import RunTokenClaims, SessionDep, SettingsDep
 from api.metrics import callback_timer
 from api.schemas import ApiIn, RunOut
-from api.security import mint_run_token
+from api.security import RunTokenInvalid, mint_run_token, verify_run_ticket
 
 router = APIRouter(prefix="/api/internal/runs", tags=["callbacks"])
 
@@ -48,8 +52,30 @@ class DoneIn(ApiIn):
     state: Literal["completed", "failed", "cancelled"]
     metrics: dict[MetricName, float] | None = Field(default=None, max_length=500)
     checkpoint_uri: str | None = Field(default=None, max_length=2000)
-    error: str | None = Field(default=None, max_length=20_000)
+    error: str | None = Field(default=None, max_length=20_000, description="Plain text; never rendered as HTML.")
     epochs_done: int | None = Field(default=None, ge=0, le=MAX_EPOCHS)
+
+
+class ClaimIn(ApiIn):
+    attempt: int = Field(ge=1, le=1000, description="Prefect's run_count of the attempt claiming (1, 2, ...).")
+    flow_run_id: str = Field(min_length=1, max_length=64, description="The Prefect flow run executing the run.")
+
+
+class ClaimOut(BaseModel):
+    token: str = Field(description="The run token for this attempt's callbacks (renewed by heartbeats).")
+
+
+_ticket_bearer = HTTPBearer(auto_error=False, scheme_name="RunTicket",
+                            description="The claim ticket vtp passed with the flow run (token exchange only).")
+
+
+def _ticket(run_id: str, settings: SettingsDep,
+            credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_ticket_bearer)]) -> str:
+    """The run's claim ticket, verified before the body is read (an unauthenticated call learns nothing)."""
+    if credentials is None or not credentials.credentials:
+        raise RunTokenInvalid("no claim ticket: send the run's claim token as `Authorization: Bearer <ticket>`")
+    verify_run_ticket(credentials.credentials, run_id, settings)  # 401 / 403
+    return credentials.credentials
 
 
 def publish(request: Request, run_id: str, event: dict[str, Any]) -> None:
@@ -76,6 +102,20 @@ def _refuse(session, run_id: str, attempt: int | None = None) -> HTTPException:
 def _publish_state(request: Request, session, run_id: str) -> None:
     run = crud.get_run(session, run_id=run_id)
     publish(request, run_id, {"type": "state", "run": RunOut.model_validate(run).model_dump(mode="json")})
+
+
+@router.post("/{run_id}/token", response_model=ClaimOut, summary="Exchange the claim ticket for a run token",
+             responses={401: {"description": "No valid claim ticket"}, 403: {"description": "Another run's ticket"},
+                        409: {"description": "Already exchanged, not running, or superseded"}})
+def claim_token(run_id: str, body: ClaimIn, request: Request, session: SessionDep, settings: SettingsDep,
+                ticket: Annotated[str, Depends(_ticket)]) -> ClaimOut:
+    """Once per attempt: the flow sends the ticket from its parameters and gets the run token. A
+    second exchange for the same attempt fails the run (someone else holds the ticket)."""
+    claimed = runs_service.claim_run_token(session, run_id=run_id, ticket=ticket,
+                                           attempt=body.attempt, flow_run_id=body.flow_run_id, settings=settings)
+    if claimed.just_started:
+        _publish_state(request, session, run_id)
+    return ClaimOut(token=claimed.token)
 
 
 @router.post("/{run_id}/heartbeat", response_model=HeartbeatOut, summary="The trainer is alive")
@@ -129,16 +169,19 @@ def event(run_id: str, body: EventIn, request: Request, claims: RunTokenClaims, 
 
 @router.post("/{run_id}/done", response_model=RunOut, summary="The run ended")
 def done(run_id: str, body: DoneIn, request: Request, claims: RunTokenClaims, session: SessionDep,
-         attempt: AttemptHeader = None) -> RunOut:
+         settings: SettingsDep, attempt: AttemptHeader = None) -> RunOut:
     with callback_timer(request.app, "done"):
         run = crud.get_run(session, run_id=run_id)
         if run.state not in crud.FINAL_STATES and crud.attempt_superseded(run, attempt):
             raise _refuse(session, run_id, attempt)
         if run.state not in crud.FINAL_STATES:  # a repeated done (a retried post) changes nothing
+            # 422 before anything is stored: a checkpoint outside the run's folder, metrics never reported
+            runs_service.check_done(session, run=run, settings=settings, metrics=body.metrics,
+                                    checkpoint_uri=body.checkpoint_uri)
             fields: dict[str, Any] = {"final_metrics": body.metrics, "checkpoint_uri": body.checkpoint_uri}
             if body.epochs_done is not None:
                 fields["epochs_done"] = body.epochs_done
             crud.update_run(session, run=run, **{k: v for k, v in fields.items() if v is not None})
-            crud.finish_run(session, run=run, state=body.state, error=body.error)
+            crud.finish_run(session, run=run, state=body.state, error=runs_service.plain_error(body.error))
             publish(request, run_id, {"type": "state", "run": RunOut.model_validate(run).model_dump(mode="json")})
         return RunOut.model_validate(run)

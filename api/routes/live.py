@@ -4,7 +4,9 @@ A subscriber first gets what already happened (the run, then every stored epoch'
 late subscriber misses nothing; then live events from the bus. Every couple of seconds without an
 event the run is re-read, which catches state changes made elsewhere (Prefect, another API process
 without Redis). The socket closes (code 1000) once the run has ended. Authenticate with the API
-token in ``Authorization: Bearer …`` or, from a browser, ``?token=…``.
+token in ``Authorization: Bearer …`` or, from a browser, as the subprotocols ``["vtp",
+"vtp.bearer.<token>"]`` (the token then appears in no URL; the server answers with ``vtp``).
+``?token=…`` still works, and the API's logs redact it (api/log_redact.py).
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from api.tokens import TokenRejected, authenticate
 
 router = APIRouter(tags=["runs"])
 POLL_S = 2.0
+PROTOCOL = "vtp"
+BEARER_PROTOCOL = "vtp.bearer."  # the subprotocol carrying the API token (never in a URL, never logged)
 
 
 def _authorized(app: Any, token: str | None) -> bool:
@@ -55,11 +59,15 @@ def _run(app: Any, run_id: str, *, after_epoch: int = 0) -> tuple[dict[str, Any]
 @router.websocket("/api/runs/{run_id}/ws")
 async def run_events(websocket: WebSocket, run_id: str) -> None:
     header = websocket.headers.get("authorization", "")
-    token = websocket.query_params.get("token") or (header[7:] if header.lower().startswith("bearer ") else None)
+    offered = [p.strip() for p in websocket.headers.get("sec-websocket-protocol", "").split(",") if p.strip()]
+    in_protocol = next((p[len(BEARER_PROTOCOL):] for p in offered if p.startswith(BEARER_PROTOCOL)), None)
+    token = (in_protocol or websocket.query_params.get("token")
+             or (header[7:] if header.lower().startswith("bearer ") else None))
     if not await run_in_threadpool(_authorized, websocket.app, token):
-        await websocket.close(code=1008, reason="an API token is needed: Authorization: Bearer <token> or ?token=")
+        await websocket.close(code=1008, reason="an API token is needed: Authorization: Bearer <token>, "
+                                                "subprotocol vtp.bearer.<token>, or ?token=")
         return
-    await websocket.accept()
+    await websocket.accept(subprotocol=PROTOCOL if PROTOCOL in offered else None)
     try:
         async with websocket.app.state.events.subscribe(run_id) as subscription:
             snapshot = await run_in_threadpool(_run, websocket.app, run_id)

@@ -56,6 +56,7 @@ def test_prefect_retry_while_the_old_attempt_lives(client, db, settings):
     assert post(client, run.id, "heartbeat", token, 2).status_code == 200
     r = post(client, run.id, "done", token, 1, {"state": "failed", "error": "old attempt"})
     assert r.status_code == 409 and "superseded" in r.text
+    assert post(client, run.id, "metrics", token, 2, {"epoch": 1, "metrics": {"acc": 0.5}}).status_code == 200
     r = post(client, run.id, "done", token, 2, {"state": "completed", "metrics": {"acc": 0.5}})
     assert r.status_code == 200 and r.json()["state"] == "completed" and r.json()["attempt"] == 2
 

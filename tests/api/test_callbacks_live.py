@@ -53,12 +53,14 @@ def test_metrics_are_idempotent(client, db, run, settings, auth):
 
 def test_done_finishes_once_and_refuses_later_callbacks(client, db, run, settings):
     token = mint_run_token(run.id, settings)
-    body = {"state": "completed", "metrics": {"map": 0.5}, "checkpoint_uri": "file:///x/best.pt", "epochs_done": 3}
+    best = f"{settings.storage_url}/runs/{run.id}/checkpoints/best.pt"  # done publishes only the run's own files
+    assert cb(client, run.id, "metrics", token, {"epoch": 3, "metrics": {"map": 0.5}}).status_code == 200
+    body = {"state": "completed", "metrics": {"map": 0.5}, "checkpoint_uri": best, "epochs_done": 3}
     assert cb(client, run.id, "done", token, body).status_code == 200
     again = cb(client, run.id, "done", token, {"state": "failed", "error": "late"})
     assert again.status_code == 200 and again.json()["state"] == "completed"
     db.refresh(run)
-    assert run.state == "completed" and run.final_metrics == {"map": 0.5} and run.checkpoint_uri == "file:///x/best.pt"
+    assert run.state == "completed" and run.final_metrics == {"map": 0.5} and run.checkpoint_uri == best
     assert cb(client, run.id, "metrics", token, {"epoch": 4, "metrics": {"map": 1}}).status_code == 409
 
 

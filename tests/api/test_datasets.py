@@ -55,6 +55,7 @@ def test_list_adopts_datasets_registered_outside_the_api(client, auth, settings)
 
 
 def test_register_existing_uri(client, auth, sample, settings):
+    settings.data_roots = str(sample.parent)  # file:// URIs only under VTP_DATA_ROOTS (issue 13)
     r = client.post("/api/datasets", json={"name": "inplace", "uri": sample.as_uri(), "task": "classify"}, headers=auth)
     assert r.status_code == 201, r.text
     assert r.json()["uri"] == sample.as_uri() and r.json()["task"] == "classify"
@@ -75,7 +76,8 @@ def test_register_uri_errors(client, auth, body, status, words):
     assert words in r.json()["detail"]
 
 
-def test_register_empty_uri_is_refused(client, auth, tmp_path):
+def test_register_empty_uri_is_refused(client, auth, tmp_path, settings):
+    settings.data_roots = str(tmp_path)
     (tmp_path / "empty").mkdir()
     r = client.post("/api/datasets", json={"name": "e", "uri": (tmp_path / "empty").as_uri()}, headers=auth)
     assert r.status_code == 422 and "holds no files" in r.json()["detail"]
@@ -86,6 +88,7 @@ def test_duplicate_name_is_409_and_nothing_changes(client, auth, sample, tmp_pat
     before = list_datasets(Storage(settings=settings))["dup"]
     again = upload(client, auth, "dup", zip_folder(sample, tmp_path / "b.zip"))
     assert again.status_code == 409 and "exists already" in again.json()["detail"]
+    settings.data_roots = str(sample.parent)
     uri = client.post("/api/datasets", json={"name": "dup", "uri": sample.as_uri()}, headers=auth)
     assert uri.status_code == 409
     assert list_datasets(Storage(settings=settings))["dup"] == before

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from api.security import verify_run_token
+from api.security import verify_run_ticket
 from core.settings import Settings
 from tests.api.fixtures import database_url, pg_database, pg_databases  # noqa: F401 - fixtures
 
@@ -98,7 +98,8 @@ def test_run_created_through_the_api_becomes_a_flow_run(api):
     params = flow_run.parameters
     assert set(params) == {"spec", "run_id", "api_url", "run_token"}
     assert params["spec"] == run["spec"] and params["run_id"] == run["id"] and params["api_url"] == settings.api_url
-    assert verify_run_token(params["run_token"], run["id"], settings)["sub"] == run["id"]
+    # a claim ticket, never a run token: exchanged once per attempt (tests/api/test_run_token_harvest.py)
+    assert verify_run_ticket(params["run_token"], run["id"], settings)["sub"] == run["id"]
     assert flow_run.idempotency_key == run["id"]
     from core.prefect_setup import prefect_client
 

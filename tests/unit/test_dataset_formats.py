@@ -150,7 +150,8 @@ def test_prepare_local_yolo_writes_absolute_data_yaml_without_download(tmp_path,
     text = info.data_yaml.read_text()
     written = yaml.safe_load(text)
     assert "download" not in written and "# " in text  # the note is a comment
-    assert written["path"] == str(root.resolve()) and Path(written["path"]).is_absolute()
+    # the trainers' view of the dataset in the work folder (label caches are written there, not in the dataset)
+    assert written["path"] == str((tmp_path / "work" / "dataset").resolve()) and Path(written["path"]).is_absolute()
     assert written["train"] == "images/train" and written["val"] == "images/val"
     assert written["kpt_shape"] == [4, 3] and written["flip_idx"] == [0, 3, 2, 1]
     assert info.format == "yolo" and info.kpt_shape == [4, 3]
@@ -203,11 +204,14 @@ def test_prepare_local_pose_needs_kpt_shape(tmp_path):
 def test_prepare_local_imagefolder_and_valid_view(tmp_path):
     root = make_sample("shapes-classify", tmp_path / "cls", n_train=6, n_val=3)
     info = prepare_local(root, "classify", tmp_path / "w1")
-    assert info.root == root.resolve() and info.format == "imagefolder" and info.data_yaml is None
+    # trainers read a view in the work folder (one link per image), never the dataset folder itself
+    assert info.root == (tmp_path / "w1" / "dataset").resolve() and info.format == "imagefolder" and info.data_yaml is None
+    assert (info.root / "train").is_dir() and not (info.root / "train").is_symlink()
     assert info.classes == ["circle", "square", "triangle"] and info.splits == {"train": 6, "val": 3}
     (root / "val").rename(root / "valid")
     info = prepare_local(root, "classify", tmp_path / "w2")
-    assert (info.root / "val").resolve() == (root / "valid").resolve() and (info.root / "train").is_dir()
+    first = next((info.root / "val" / "circle").glob("*.jpg"))
+    assert first.resolve().parent == (root / "valid" / "circle").resolve() and (info.root / "train").is_dir()
     assert info.splits == {"train": 6, "val": 3}
     assert len(list((info.root / "val" / "circle").glob("*.jpg"))) == 1
 
@@ -222,7 +226,8 @@ def test_prepare_local_imagefolder_without_val(tmp_path):
 def test_prepare_local_converts_coco(tmp_path):
     _, src = _coco_from_sample(tmp_path)
     info = prepare_local(src, "detect", tmp_path / "work")
-    assert info.format == "yolo" and info.root == (tmp_path / "work" / "yolo").resolve()
+    assert info.format == "yolo" and info.root == (tmp_path / "work" / "dataset").resolve()
+    assert (tmp_path / "work" / "yolo" / "data.yaml").is_file()  # converted there, then viewed
     assert info.classes == ["circle", "square", "triangle"] and info.splits == {"train": 4, "val": 2}
     with pytest.raises(DatasetError, match="needs"):
         prepare_local(src, "pose", tmp_path / "work2")
@@ -245,13 +250,15 @@ def test_image_sizes_read_from_file_when_json_has_none(tmp_path):
     assert validate(dest, "detect").problems == []
 
 
-def test_prepare_local_keeps_symlinked_splits(tmp_path):
-    """A dataset whose folders link into a cache elsewhere is still 'inside' its own folder."""
+def test_prepare_local_refuses_symlinked_splits_out(tmp_path):
+    """Datasets are closed worlds (issue 13): folders that link out of the dataset are refused, with
+    the same message as any other path outside it."""
     cache = make_sample("shapes-detect", tmp_path / "cache", n_train=2, n_val=2)
     root = tmp_path / "linked"
     root.mkdir()
-    for name in ("images", "labels", "data.yaml"):
+    for name in ("images", "labels"):
         (root / name).symlink_to(cache / name)
-    info = prepare_local(root, "detect", tmp_path / "work")
-    assert yaml.safe_load(info.data_yaml.read_text())["train"] == "images/train"
-    assert info.splits == {"train": 2, "val": 2} and validate(root, "detect").problems == []
+    shutil.copy(cache / "data.yaml", root / "data.yaml")
+    with pytest.raises(DatasetError, match="leads outside the dataset folder"):
+        prepare_local(root, "detect", tmp_path / "work")
+    assert any("leads outside the dataset folder" in p.message for p in validate(root, "detect").errors)

@@ -108,7 +108,8 @@ def test_ultralytics_accepts_prepared_sample(tmp_path, monkeypatch, name):
     root = make_sample(name, tmp_path / "ds", n_train=4, n_val=2)
     info = prepare_local(root, SAMPLES[name], tmp_path / "work")
     data = check_det_dataset(str(info.data_yaml))
-    assert Path(data["train"]) == root / "images/train" and Path(data["val"]) == root / "images/val"
+    view = tmp_path / "work" / "dataset"  # the trainers' view of the dataset (label caches go there)
+    assert Path(data["train"]) == view / "images/train" and Path(data["val"]) == view / "images/val"
     assert data["nc"] == 3
     monkeypatch.chdir(root)
     assert Path(check_det_dataset(str(root / "data.yaml"))["val"]) == root / "images/val"

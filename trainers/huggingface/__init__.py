@@ -35,10 +35,13 @@ def train(spec: TrainSpec, ctx: TrainContext) -> TrainResult:
     random.seed(spec.seed)
     np.random.seed(spec.seed)
     torch.manual_seed(spec.seed)
+    session = Session(spec, ctx)
     try:
-        return Session(spec, ctx).run()
+        return session.run()
     except torch.cuda.OutOfMemoryError as e:
         raise gpu_out_of_memory(spec) from e
+    finally:
+        session.close()  # no data-loader worker outlives training (see trainers.loader_workers)
 
 
 def load_checkpoint(folder: Path | str, device: str = "cpu") -> tuple[Any, Any, dict[str, Any]]:

@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from core.errors import TrainerError
 from tasks.dataset_formats import list_images
+from trainers import loader_workers
 
 VAL_DIRS = ("val", "valid", "validation", "test")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
@@ -158,5 +159,6 @@ def loader(ds: Dataset, batch_size: int, workers: int, shuffle: bool, seed: int,
         ds, batch_size=batch_size, shuffle=shuffle, num_workers=workers,
         collate_fn=collate_detect if detect else collate_classify,
         generator=torch.Generator().manual_seed(seed), persistent_workers=workers > 0,
+        worker_init_fn=loader_workers.init_worker,
         drop_last=shuffle and len(ds) > batch_size,  # a last batch of 1 breaks BatchNorm in training
     )

@@ -18,6 +18,7 @@ import torch
 from core.contracts import TrainContext, TrainResult
 from core.errors import ResumeCheckpointError, TrainerError
 from tasks import report
+from trainers import loader_workers
 from trainers.huggingface import data
 from trainers.huggingface.metrics import install_matcher_fallback, mean_average_precision
 from trainers.huggingface.model import build, build_from_checkpoint
@@ -65,10 +66,15 @@ class Session:
         self.run_dir = ctx.workdir / RUN_NAME
         self.weights_dir = self.run_dir / "weights"
         self.notes: list[str] = []
+        self.loaders: list[Any] = []  # their worker processes stop in close()
 
     def note(self, message: str) -> None:
         self.notes.append(message)
         self.ctx.callbacks.log(message)
+
+    def close(self) -> None:
+        """Stop the data loaders' worker processes (train() calls it however the run ends)."""
+        loader_workers.shut_down(self.loaders)
 
     def _datasets(self, processor: Any) -> tuple[list[str], Any, Any]:
         o = self.opts
@@ -120,6 +126,7 @@ class Session:
         model.to(device)
         train_dl = data.loader(train_ds, spec.batch_size, spec.workers, True, spec.seed, self.detect)
         val_dl = data.loader(val_ds, spec.batch_size, spec.workers, False, spec.seed, self.detect)
+        self.loaders += [train_dl, val_dl]
         optimizer = self._optimizer(model)
         steps = spec.epochs * len(train_dl)
         warmup = min(self.opts.warmup_epochs, spec.epochs - 1) * len(train_dl)

@@ -33,10 +33,13 @@ def train(spec: TrainSpec, ctx: TrainContext) -> TrainResult:
             f"timm trains classification only, not {spec.task}: use a YOLO model for {spec.task}"
         )
     _seed_everything(spec.seed)
+    session = Session(spec, ctx)
     try:
-        return Session(spec, ctx).run()
+        return session.run()
     except torch.cuda.OutOfMemoryError as e:
         raise gpu_out_of_memory(spec) from e
+    finally:
+        session.close()  # no data-loader worker outlives training (see trainers.loader_workers)
 
 
 def _seed_everything(seed: int) -> None:

@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader
 from torchvision.datasets import ImageFolder
 
 from core.errors import TrainerError
+from trainers import loader_workers
 
 VAL_DIRS = ("val", "valid", "validation", "test")
 
@@ -129,6 +130,7 @@ def val_dir(root: Path) -> Path:
 
 
 def _seed_worker(worker_id: int) -> None:
+    loader_workers.init_worker(worker_id)
     seed = torch.initial_seed() % 2**32
     np.random.seed(seed)
     random.seed(seed)

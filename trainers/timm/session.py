@@ -11,6 +11,7 @@ from torch import nn
 
 from core.contracts import TrainContext, TrainResult
 from core.errors import ResumeCheckpointError, TrainerError
+from trainers import loader_workers
 from trainers.timm import checkpoint, data, loop, report
 from trainers.timm.weights import find_timm_weights
 
@@ -28,10 +29,15 @@ class Session:
         self.weights_dir = self.run_dir / "weights"
         self.notes: list[str] = []
         self.pulse = ctx.callbacks  # heartbeats and stop polls throttle themselves
+        self.loaders: list[Any] = []  # their worker processes stop in close()
 
     def note(self, message: str) -> None:
         self.notes.append(message)
         self.ctx.callbacks.log(message)
+
+    def close(self) -> None:
+        """Stop the data loaders' worker processes (train() calls it however the run ends)."""
+        loader_workers.shut_down(self.loaders)
 
     # ------------------------------------------------------------------------------------ set-up
 
@@ -176,6 +182,7 @@ class Session:
             color_jitter=self.opts.color_jitter,
             scale_min=self.opts.scale_min,
         )
+        self.loaders += [train_dl, val_dl]
         model.to(device)
         if rt.channels_last:
             model.to(memory_format=torch.channels_last)

@@ -107,6 +107,9 @@ def import_ultralytics() -> ModuleType:
     from trainers.ultralytics.checkpoint import restrict_loading
 
     restrict_loading()  # also when ultralytics was imported before prepare() could set the variable
+    from trainers.ultralytics.label_cache import guard
+
+    guard()  # label caches (pickles): only those this process wrote are loaded
     _quiet_settings()
     return ultralytics
 

@@ -6,6 +6,7 @@ from typing import Any
 
 import gradio as gr
 
+from core.escape import md_text
 from ui import cards
 from ui.client import ApiError
 from ui.context import Ctx, error_text
@@ -67,7 +68,7 @@ def build(ctx: Ctx) -> None:
             log_text = str(e)
         head = f"**{run['id']}** · `{run['state']}` · {cards.progress_line(run, points, lang).removeprefix('⏳ ')}"
         if run.get("error"):
-            head += f"\n\n⚠️ {run['error']}"
+            head += f"\n\n⚠️ {md_text(run['error'])}"
         link = ctx.prefect_link(run, lang)
         return head + (f"\n\n{link}" if link else ""), metrics_figure(points, run["id"]), log_text
 
