@@ -30,7 +30,7 @@ from tasks.api_callbacks import ApiReporter
 from tasks.liveness import Liveness
 from tasks.progress import PrefectProgress, report_markdown
 from tasks.report import publish_prefect_tables, write_spec
-from tasks.run_token import obtain_run_token
+from tasks.run_token import RunAlreadyEnded, obtain_run_token
 from tasks.tracking import Tracking
 from trainers.loader_workers import install_fork_guard
 
@@ -121,7 +121,13 @@ def train_flow(spec: TrainSpec, run_id: str | None = None, api_url: str | None =
     run_id = run_id or _run_id()
     # The API passes a claim ticket, exchanged once per attempt for the run token (tasks/run_token.py);
     # Kubernetes pools may pass a token from a Secret as VTP_RUN_TOKEN
-    run_token = obtain_run_token(api_url, run_id, run_token or os.environ.get("VTP_RUN_TOKEN"))
+    try:
+        run_token = obtain_run_token(api_url, run_id, run_token or os.environ.get("VTP_RUN_TOKEN"))
+    except RunAlreadyEnded as e:  # a late retry of a run that is over (e.g. cancelled meanwhile)
+        from prefect.states import Cancelled
+
+        logger.warning("%s; this attempt stops without training", e)
+        return Cancelled(message=f"{e}; this attempt did nothing")
     settings = get_settings()
     attempt = _attempt()
     workdir = attempt_workdir(run_id, attempt)

@@ -98,8 +98,8 @@ class ApiReporter:
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
                 continue
             except _Refused as e:  # the API will never take it (e.g. the run is gone): drop it
-                if "superseded" in str(e):
-                    self.superseded = True
+                if "superseded" in str(e) or "already ended" in str(e):
+                    self.superseded = True  # replaced, cancelled or ended elsewhere: publish nothing more
                 log.warning("the API refused %s for this run: %s", kind, e)
             backoff = 0.5
             with self._cond:

@@ -104,18 +104,22 @@ class Liveness:
         self.hung_message: str | None = None
         self._watching = False
         self._stop = threading.Event()
-        self._last_fence = time.monotonic()
+        self._prefect_reason: str | None = None
         self._thread = threading.Thread(target=self._loop, name="vtp-liveness", daemon=True)
+        # Prefect is asked on a thread of its own: a slow or unreachable server must never delay a heartbeat
+        self._fence = threading.Thread(target=self._fence_loop, name="vtp-fence", daemon=True)
         callbacks.add_stop_check(lambda: self.superseded_reason is not None)
 
     def start(self) -> Liveness:
         self._thread.start()
+        if self.flow_run_id:
+            self._fence.start()
         return self
 
     def stop(self) -> None:
         self._stop.set()
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
-            self._thread.join(timeout=10)
+            self._thread.join(timeout=10)  # the fence thread is a daemon: a slow Prefect call is not waited for
 
     @contextlib.contextmanager
     def watch(self):
@@ -136,15 +140,17 @@ class Liveness:
             except Exception as e:  # noqa: BLE001 - the watchdog must outlive any one failed check
                 log.debug("liveness check failed: %s", e)
 
+    def _fence_loop(self) -> None:
+        while not self._stop.wait(FENCE_EVERY_S):
+            with contextlib.suppress(Exception):  # Prefect unreachable or slow: ask again next round
+                self._prefect_reason = prefect_superseded(str(self.flow_run_id), self.attempt)
+
     def tick(self) -> None:
         """One round: heartbeat, fence check, hung check (the thread calls it every ``every_s``)."""
         if self._heartbeat:
             self._heartbeat()
-        reason = "the API refused this attempt's callbacks as superseded" if self._superseded() else None
-        if reason is None and self.flow_run_id and time.monotonic() - self._last_fence >= FENCE_EVERY_S:
-            self._last_fence = time.monotonic()
-            with contextlib.suppress(Exception):  # Prefect unreachable: ask again next round
-                reason = prefect_superseded(self.flow_run_id, self.attempt)
+        reason = "the API refused this attempt's callbacks (superseded, or the run already ended)" \
+            if self._superseded() else self._prefect_reason
         if reason and self.superseded_reason is None:
             self.superseded_reason = reason
             self._on_superseded(reason)

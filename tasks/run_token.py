@@ -20,6 +20,11 @@ import httpx
 from api.security import is_run_ticket
 
 log = logging.getLogger("vtp.callbacks")
+
+
+class RunAlreadyEnded(Exception):
+    """The API says the run ended (cancelled, failed or completed) before this attempt began: a late
+    retry of a run that is over. The attempt trains and publishes nothing."""
 CLAIM_TIMEOUT_S = 120.0
 
 
@@ -59,6 +64,9 @@ def obtain_run_token(api_url: str | None, run_id: str, given: str | None, *,
             else:
                 if response.status_code == 200:
                     return response.json()["token"]
+                if response.status_code == 409 and "already ended" in response.text:
+                    raise RunAlreadyEnded(f"run {run_id} already ended in the API (e.g. cancelled) before this "
+                                          f"attempt started: {response.json().get('detail', '')}")
                 if response.status_code < 500 and response.status_code != 429:
                     log.error("run %s: the API refused the claim ticket (HTTP %d: %s); no callbacks for this attempt",
                               run_id, response.status_code, response.text[:300])

@@ -11,7 +11,9 @@ import functools
 import importlib
 import importlib.metadata
 import json
+import os
 import re
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -169,7 +171,7 @@ def timm_model_names() -> list[str]:
 
     names = sorted(timm.list_models())
     cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(".tmp")
+    tmp = cache.with_name(f"{cache.name}.{os.getpid()}.{threading.get_ident()}.tmp")  # one per writer: no race
     tmp.write_text(json.dumps(names))
     tmp.replace(cache)
     return names
