@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 import os
 import signal
@@ -105,9 +106,14 @@ class Liveness:
         self._watching = False
         self._stop = threading.Event()
         self._prefect_reason: str | None = None
-        self._thread = threading.Thread(target=self._loop, name="vtp-liveness", daemon=True)
+        # Both threads run in a copy of the creating thread's context: Prefect's settings (which server,
+        # e.g. a `temporary_settings(PREFECT_API_URL=...)` around the flow) live in context variables, and a
+        # bare thread would not see them (its client would start a temporary server of its own).
+        self._thread = threading.Thread(target=contextvars.copy_context().run, args=(self._loop,),
+                                        name="vtp-liveness", daemon=True)
         # Prefect is asked on a thread of its own: a slow or unreachable server must never delay a heartbeat
-        self._fence = threading.Thread(target=self._fence_loop, name="vtp-fence", daemon=True)
+        self._fence = threading.Thread(target=contextvars.copy_context().run, args=(self._fence_loop,),
+                                       name="vtp-fence", daemon=True)
         callbacks.add_stop_check(lambda: self.superseded_reason is not None)
 
     def start(self) -> Liveness:
