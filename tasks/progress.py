@@ -58,7 +58,7 @@ def report_markdown(summary: dict[str, Any]) -> str:
     """The run's Markdown report. Names and texts from user data (dataset, model, notes, spec
     values, metric names) are escaped: no HTML or link in them is live (core/escape.py)."""
     spec = summary["spec"]
-    rows = "\n".join(f"| {md_text(k)} | {v:.5g} |" for k, v in summary["metrics"].items())
+    rows = "\n".join(f"| {md_code(k)} | {v:.5g} |" for k, v in summary["metrics"].items())
     notes = "\n".join(f"- {md_text(n)}" for n in summary.get("notes") or []) or "- none"
     spec_rows = "\n".join(f"| {md_text(k)} | {md_code(v)} |" for k, v in spec.items() if v not in (None, {}, []))
     return f"""# vtp run {md_text(summary['run_id'])}
