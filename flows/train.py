@@ -186,8 +186,10 @@ def train_flow(spec: TrainSpec, run_id: str | None = None, api_url: str | None =
                                                resume_from=point.path if point else None, init_from=init_from)
                     break
                 except ResumeCheckpointError as e:
-                    older = steps.fetch_resume_before(spec, run_id, point.epoch if point else 0, workdir, settings)
-                    message = (f"the resume checkpoint of epoch {point.epoch if point else '?'} could not be loaded "
+                    if point is None:  # nothing was resumed from: not a checkpoint to fall back from
+                        raise
+                    older = steps.fetch_resume_before(spec, run_id, point.epoch, workdir, settings)
+                    message = (f"the resume checkpoint of epoch {point.epoch} could not be loaded "
                                f"({e}); " + (f"going on from the previous one, of epoch {older.epoch}" if older
                                              else "starting the run over from epoch 1"))
                     logger.warning("%s", message)
