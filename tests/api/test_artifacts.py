@@ -11,6 +11,7 @@ import pytest
 
 from api import crud
 from tasks.storage import Storage, upload_folder
+from tests.aio import run_async
 
 SECRET = b"top secret: must never be served"
 
@@ -109,7 +110,6 @@ def test_traversal_is_refused_and_nothing_outside_the_run_is_read(client, auth, 
 
 def test_raw_dot_segments_are_refused(client, auth, finished_run):
     """httpx normalises '../' in URLs; send the raw path through the ASGI app instead."""
-    import asyncio
 
     async def raw(path: str) -> int:
         status = {}
@@ -129,7 +129,7 @@ def test_raw_dot_segments_are_refused(client, auth, finished_run):
         return status["code"]
 
     for path in ("../other-run/secret.txt", "checkpoints/../../../secret.txt", "a/./../summary.json"):
-        code = asyncio.run(raw(f"/api/runs/{finished_run.id}/artifacts/{path}"))
+        code = run_async(raw, f"/api/runs/{finished_run.id}/artifacts/{path}")
         assert code in (400, 404), (path, code)
 
 

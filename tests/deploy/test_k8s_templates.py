@@ -7,7 +7,7 @@ client's V1Job (client-side validation on: required fields are checked)."""
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import json
 import uuid
 from types import SimpleNamespace
@@ -33,6 +33,7 @@ from core.pools import (
     pool_frameworks,
     pool_template,
 )
+from tests.aio import run_async
 from tests.deploy.conftest import target_env
 
 
@@ -55,8 +56,8 @@ def render(target: str, framework: str, monkeypatch, extra: dict[str, Any] | Non
     values = {**_deployment_vars(f"train-{framework}"), **(extra or {})}
     # No block or variable references in these templates, so no client is needed: a stand-in keeps
     # Prefect from starting a temporary server.
-    config = asyncio.run(KubernetesWorkerJobConfiguration.from_template_and_values(
-        template, values, client=SimpleNamespace()))
+    config = run_async(functools.partial(KubernetesWorkerJobConfiguration.from_template_and_values,
+                                         template, values, client=SimpleNamespace()))
     flow = Flow(id=uuid.uuid4(), name="train")
     deployment = DeploymentResponse(id=uuid.uuid4(), name=f"train-{framework}", flow_id=flow.id)
     flow_run = FlowRun(id=uuid.uuid4(), name="brave-otter", flow_id=flow.id, deployment_id=deployment.id,

@@ -10,6 +10,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import OperationalError
 
+from tests.aio import run_async
+
 
 async def read_then_write_while_another_writes(path) -> None:
     from prefect.server.database.configurations import AioSqliteConfiguration
@@ -50,8 +52,8 @@ def test_prefect_sqlite_upgrade_fails_without_and_waits_with_immediate(tmp_path,
     monkeypatch.setattr(configurations.AioSqliteConfiguration, "begin_transaction",
                         configurations.AioSqliteConfiguration.begin_transaction)  # restored afterwards
     with pytest.raises(OperationalError, match="database is locked"):
-        asyncio.run(read_then_write_while_another_writes(tmp_path / "plain.db"))
+        run_async(read_then_write_while_another_writes, tmp_path / "plain.db")
 
     immediate_sqlite_transactions()
     immediate_sqlite_transactions()  # idempotent
-    asyncio.run(read_then_write_while_another_writes(tmp_path / "immediate.db"))  # waits, then writes
+    run_async(read_then_write_while_another_writes, tmp_path / "immediate.db")  # waits, then writes
