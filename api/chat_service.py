@@ -1,11 +1,11 @@
 """One turn of a chat: the person's message → chat.parse (LLM or offline) → a reply, the spec so
 far, and — once the person confirms — a run.
 
-A run is never started on a first reading: the spec card, with the assumptions made, is shown
-first. It starts when the person confirms (``confirm: true`` or "응, 시작해" / "yes, go"), or when,
-after a run of this session, they ask for a changed or repeated one ("epochs만 100으로 다시",
-"retry that run"). Every turn is stored: the person's message, the assistant's reply with the spec,
-and a system message naming each run started.
+A run is never started without a confirmation: the spec card, with the assumptions made, is
+shown first — for a first request and for an edit, a retry or a "continue" after a run
+("epochs만 100으로 다시", "retry that run", "이어서 2 에폭 더") alike. It starts when the person
+confirms (``confirm: true`` or "응, 시작해" / "yes, go"). Every turn is stored: the person's
+message, the assistant's reply with the spec, and a system message naming each run started.
 """
 
 from __future__ import annotations
@@ -78,17 +78,17 @@ def chat_turn(session: Session, *, settings: Settings, session_id: str | None, m
     result = parse(text, history, previous=previous, datasets=registry, storage_url=settings.storage_url)
     session.add(ChatMessage(session_id=chat.id, role="user", content=message or "(confirm)"))
     last_run = _last_run(chat, session)
+    if result.intent == "resume" and result.ready and last_run is not None and last_run.state == "completed":
+        # "이어서 50 에폭 더": the spec shown for confirmation starts from that run's final weights
+        result.spec = {**(result.spec or {}), "extends": last_run.id}
     lang = result.language
     lines = [result.reply] if result.reply else []
     run = None
     if result.intent == "cancel" and last_run is not None and not last_run.terminal:
         runs_service.cancel_run(session, run=last_run, settings=settings)
         lines.append(CANCELLED[lang].format(id=last_run.id[:8]))
-    elif result.ready and _should_start(result, confirm=confirm, had_run=last_run is not None):
+    elif result.ready and _should_start(result, confirm=confirm):
         spec_data = dict(result.spec or {})
-        if result.intent == "resume" and last_run is not None and last_run.state == "completed":
-            spec_data["extends"] = last_run.id  # "이어서 50 에폭 더": start from its final weights
-            result.spec = spec_data
         try:
             run = runs_service.start_run(session, settings=settings, spec_data=spec_data).run
         except (VtpError, ApiError) as e:
@@ -104,10 +104,11 @@ def chat_turn(session: Session, *, settings: Settings, session_id: str | None, m
     return Turn(session_id=chat.id, reply=reply, result=result, datasets=sorted(registry), run=run)
 
 
-def _should_start(result: Any, *, confirm: bool, had_run: bool) -> bool:
-    if confirm or result.intent in ("confirm", "retry"):
-        return True
-    return had_run and result.start and result.intent in ("edit", "resume")
+def _should_start(result: Any, *, confirm: bool) -> bool:
+    """Only a confirmation starts a run: the Start button (``confirm``) or a message that is one
+    ("응, 시작해", "yes, go"). An edit, a retry or a "continue" after a run shows the new spec
+    and asks first, like the first request (issue 14: an edit used to start at once)."""
+    return confirm or result.intent == "confirm"
 
 
 def messages(session: Session, *, session_id: str) -> list[ChatMessage]:

@@ -61,7 +61,8 @@ def _client(settings: Settings, *, timeout: float = READ_TIMEOUT_S) -> Any:
     """A sync client bound to vtp's Prefect URL (no global settings touched, ~20 ms to make)."""
     from prefect.client.orchestration import SyncPrefectClient
 
-    return SyncPrefectClient(settings.prefect_api_url, httpx_settings={"timeout": timeout})
+    return SyncPrefectClient(settings.prefect_api_url, auth_string=settings.prefect_auth(),
+                             httpx_settings={"timeout": timeout})
 
 
 def reachable(settings: Settings) -> bool:

@@ -333,9 +333,9 @@ def _reply(result: ParseResult, lang: str, prev: dict[str, Any] | None) -> str:
     lines = []
     if result.intent == "cancel":
         lines.append(replies.say(lang, "cancelled"))
-    elif result.ready:
+    elif result.ready and result.intent != "confirm":  # a confirmation's reply is the run started (api.chat_service)
         text = replies.summary(lang, spec)
-        key = {"retry": "retrying", "resume": "resuming", "confirm": "will_start"}.get(result.intent)
+        key = {"retry": "retrying", "resume": "resuming"}.get(result.intent)
         lines.append(replies.say(lang, key or "ask_confirm", summary=text))
     for change in result.changes:
         old = (prev or {}).get(change)

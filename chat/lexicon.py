@@ -66,7 +66,8 @@ CANCEL = (r"^(?:아니|아니요|아뇨|아니오|노|no|nope|nah|cancel|abort|s
           r"하지\s*마|안\s*할래|안\s*해|그만\s*(?:둬|해)|멈춰|중지\s*(?:해|시켜)|스톱|cancel\s+(?:it|that|the\s+run)")
 RETRY = (r"\bretry\b|re-?run|run\s+(?:it|that)\s+again|try\s+(?:it\s+|that\s+)?again|\bagain\b|one\s+more\s+time|"
          r"same\s+(?:run|thing)\s+again|다시|재시도|재실행|재학습|한\s*번\s*더|한번\s*더|또\s*(?:돌려|해)|똑같이")
-RESUME = (r"\bresume\b|continue\s+(?:the\s+)?(?:training|run|from)|pick\s+up\s+where|from\s+(?:the\s+)?(?:last\s+)?checkpoint|"
+RESUME = (r"\bresume\b|continue\s+(?:the\s+)?(?:training|run|from)|continue(?:\s+(?:with|for))?(?:\s+another)?(?:\s+(?:please|pls))?[\s.!]*$|continue\s+(?:with\s+|for\s+)?(?:another\s+)?(?:\S+\s+)?more\b|"
+          r"keep\s+(?:training|going)|pick\s+up\s+where|from\s+(?:the\s+)?(?:last\s+)?checkpoint|"
           r"이어서|이어\s*(?:학습|하기|서)|재개|계속\s*(?:학습|훈련|이어)|중단된\s*(?:학습|곳)|멈춘\s*(?:곳|데)")
 # Words that mark a message as a change to the previous spec rather than a new request.
 EDIT_MARKERS = (r"같은\s*(?:설정|조건|걸로|데이터|모델|스펙)|동일한?\s*(?:설정|조건)|그대로|만\s*(?:바꿔|변경|늘려|줄여)|"

@@ -77,11 +77,11 @@ TEXT: dict[str, dict[str, str]] = {
                               "ko": "이 대화에는 {action}할 이전 학습이 없습니다. 무엇을 학습할까요?"},
     # replies
     "summary": {"en": "{model} ({task}) on {dataset}{extras}", "ko": "{dataset} 데이터셋으로 {model} ({task}){extras}"},
-    "will_start": {"en": "Starting: {summary}.", "ko": "학습을 시작합니다: {summary}."},
     "ask_confirm": {"en": "Ready: {summary}. Start it?", "ko": "준비됐습니다: {summary}. 시작할까요?"},
     "cancelled": {"en": "Cancelled. Nothing will run.", "ko": "취소했습니다. 아무것도 실행하지 않습니다."},
-    "retrying": {"en": "Running it again: {summary}.", "ko": "같은 설정으로 다시 학습합니다: {summary}."},
-    "resuming": {"en": "Resuming the last run: {summary}.", "ko": "이전 학습을 이어서 진행합니다: {summary}."},
+    "retrying": {"en": "Run it again: {summary}. Start it?", "ko": "같은 설정으로 다시 학습할 준비가 됐습니다: {summary}. 시작할까요?"},
+    "resuming": {"en": "Continue from the last run's weights: {summary}. Start it?",
+                 "ko": "이전 학습의 가중치에서 이어서 학습할 준비가 됐습니다: {summary}. 시작할까요?"},
 }
 ACTION = {"retry": {"en": "run again", "ko": "다시 실행"}, "resume": {"en": "resume", "ko": "이어서 진행"},
           "confirm": {"en": "start", "ko": "시작"}}

@@ -60,6 +60,7 @@ def up() -> None:
     from core.stack import Stack
 
     settings = get_settings()
+    settings.prefect_auth(create=True)  # before the environment is set: this process's clients send it too
     apply_prefect_env(settings)
     stack = Stack(settings)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
@@ -68,12 +69,12 @@ def up() -> None:
         stack.up(echo=typer.echo)
         code = stack.wait()
     except KeyboardInterrupt:
-        typer.echo("\nstopping ...")
+        typer.echo("\nstopping the web app, the API, the workers and the Prefect server ...")
     except RuntimeError as e:
         code = 1
         typer.secho(f"vtp: {e}", fg=typer.colors.RED, err=True)
     finally:
-        stack.stop()
+        stack.stop(echo=typer.echo)
     raise typer.Exit(code)
 
 
@@ -247,10 +248,14 @@ def runs(limit: Annotated[int, typer.Option(help="How many recent runs")] = 20,
     rows = []
     for fr in recent_runs(limit):
         spec = (fr.parameters or {}).get("spec") or {}
-        summary = read_summary(settings, str(fr.id)) if fr.state and fr.state.is_completed() else None
+        # vtp's run id, the one the web app and the API show (runs submitted through the API pass it;
+        # a run started by `vtp train` or Python is known by its flow-run id), and where its files are
+        run_id = (fr.parameters or {}).get("run_id") or str(fr.id)
+        summary = read_summary(settings, run_id) if fr.state and fr.state.is_completed() else None
         metric = summary["main_metric"] if summary else {}
         rows.append({
-            "run_id": str(fr.id), "state": fr.state.name if fr.state else "?", "model": spec.get("model"),
+            "run_id": run_id, "flow_run_id": str(fr.id), "state": fr.state.name if fr.state else "?",
+            "model": spec.get("model"),
             "dataset": spec.get("dataset"), "epochs": spec.get("epochs"),
             "metric": metric.get("name"), "value": metric.get("value"),
             "started": fr.start_time.isoformat(timespec="seconds") if fr.start_time else None,
@@ -263,8 +268,12 @@ def runs(limit: Annotated[int, typer.Option(help="How many recent runs")] = 20,
         return
     if not rows:
         typer.echo("no runs yet: `vtp train model=yolo11n dataset=shapes-detect epochs=2`")
+        return
+    from core.metric_names import metric_name
+
+    typer.echo(f"{'RUN':<8}  {'STATE':<10} {'MODEL':<14} {'DATASET':<18} {'STARTED':<25} METRIC")
     for r in rows:
-        value = f"{r['metric']}={r['value']:.4f}" if r["value"] is not None else ""
+        value = f"{metric_name(r['metric'])} {r['value']:.4f}" if r["value"] is not None else ""
         typer.echo(f"{r['run_id'][:8]}  {r['state']:<10} {str(r['model']):<14} {str(r['dataset']):<18} "
                    f"{str(r['started'] or '-'):<25} {value}")
 
@@ -276,8 +285,12 @@ def ui_cmd(
 ) -> None:
     """Serve the web app (chat, runs, datasets, models); it talks to the API."""
     from ui.cli import serve
+    from ui.guard import UiRefused
 
-    serve(host, port)
+    try:
+        serve(host, port)
+    except UiRefused as e:
+        fail(str(e))
 
 
 @app.command("export")

@@ -13,23 +13,59 @@ from trainers.registry import frameworks
 
 
 def process_job_template() -> dict[str, Any]:
-    """Prefect's process template, with vtp's launcher as the default command: it starts runs
-    from the warm zygote when one is up and falls back to `python -m prefect.engine` otherwise."""
+    """Prefect's process template with vtp's launcher as a fixed command: it starts runs from the
+    warm zygote when one is up and falls back to `python -m prefect.engine` otherwise.
+
+    ``command`` and ``working_dir`` are not pool variables, so no deployment or flow run can set
+    them through ``job_variables`` (a `command` there ran any program on the worker; a
+    `working_dir` holding a `core/launch.py` would run that, since `python -m` imports from the
+    current folder). Values given for them are ignored (issue 13, docs/security.md)."""
     from prefect.workers.process import ProcessWorker
 
     template = copy.deepcopy(ProcessWorker.get_default_base_job_template())
-    template["variables"]["properties"]["command"]["default"] = f"{sys.executable} -m core.launch"
+    for name in ("command", "working_dir"):
+        template["variables"]["properties"].pop(name, None)
+        if name in template["variables"].get("required", []):
+            template["variables"]["required"].remove(name)
+    template["job_configuration"]["command"] = f"{sys.executable} -m core.launch"
+    template["job_configuration"]["working_dir"] = None
     return template
 
 
 @contextlib.contextmanager
 def prefect_api(settings: Settings | None = None) -> Iterator[None]:
-    """Point this process's Prefect client at vtp's server, whenever prefect was imported
-    (prefect reads its settings once, at import)."""
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+    """Point this process's Prefect client at vtp's server, with its auth string, whenever prefect
+    was imported (prefect reads its settings once, at import)."""
+    from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
 
-    with temporary_settings(updates={PREFECT_API_URL: (settings or get_settings()).prefect_api_url}):
+    settings = settings or get_settings()
+    updates: dict[Any, Any] = {PREFECT_API_URL: settings.prefect_api_url}
+    auth = settings.prefect_auth()
+    if auth:
+        updates[PREFECT_API_AUTH_STRING] = auth
+    with temporary_settings(updates=updates):
         yield
+
+
+@contextlib.contextmanager
+def running_stack_server(settings: Settings | None = None) -> Iterator[bool]:
+    """Around a flow called from Python (``train_flow({...})``): when no Prefect server was chosen
+    (PREFECT_API_URL unset in the current settings), this is no nested flow run, and vtp's own
+    server (VTP_PREFECT_API_URL, default the one `vtp up` starts) answers, use that server with
+    its auth string — the run then shows in the Prefect UI the user has open, instead of in a
+    temporary server of Prefect's own. Yields whether it did; otherwise changes nothing."""
+    from prefect.context import FlowRunContext
+    from prefect.settings import get_current_settings
+
+    from core.stack import server_healthy
+
+    settings = settings or get_settings()
+    if (get_current_settings().api.url or FlowRunContext.get() is not None
+            or not server_healthy(settings.prefect_api_url, timeout=2.0)):
+        yield False
+        return
+    with prefect_api(settings):
+        yield True
 
 
 @contextlib.contextmanager

@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 TARGETS = ("process", "kind", "k8s")
 SECRET_KEY_FILE = "secret_key"
+PREFECT_AUTH_FILE = "prefect_auth"
 
 
 class Settings(BaseSettings):
@@ -44,6 +45,13 @@ class Settings(BaseSettings):
     api_url: str = Field(default="", description="URL trainers call back; defaults to http://<api_host>:<api_port>.")
     secret_key: SecretStr | None = Field(
         default=None, description="Signs run tokens; generated once into $VTP_HOME/secret_key when not set."
+    )
+    prefect_auth_string: SecretStr | None = Field(
+        default=None,
+        description="Basic-auth string of the Prefect server (Prefect's PREFECT_SERVER_API_AUTH_STRING), sent by "
+                    "every vtp client as PREFECT_API_AUTH_STRING. `vtp up` generates one into "
+                    "$VTP_HOME/prefect_auth when not set; empty = send none (a Prefect server of your own "
+                    "that authenticates otherwise).",
     )
     max_upload_bytes: int = Field(default=2 * 1024**3, gt=0, description="Largest dataset upload the API accepts.")
     redis_url: str | None = Field(default=None, description="Redis for live run events; none by default.")
@@ -164,6 +172,20 @@ class Settings(BaseSettings):
             self._secret = _load_or_create_secret(self.home / SECRET_KEY_FILE)
         return self._secret
 
+    def prefect_auth(self, *, create: bool = False) -> str | None:
+        """The Prefect server's auth string: VTP_PREFECT_AUTH_STRING, else the one in
+        $VTP_HOME/prefect_auth (made there, mode 0600, when ``create``: what `vtp up` does before it
+        starts its server). None when neither is set: the client sends no credentials."""
+        if self.prefect_auth_string is not None:
+            return self.prefect_auth_string.get_secret_value() or None
+        path = self.home / PREFECT_AUTH_FILE
+        if create:
+            return _load_or_create_secret(path)
+        try:
+            return path.read_text().strip() or None
+        except OSError:
+            return None
+
     @property
     def prefect_home(self) -> Path:
         return self.home / "prefect"
@@ -199,6 +221,16 @@ def _load_or_create_secret(path: Path) -> str:
     return path.read_text().strip()
 
 
+def ui_temp_dir(settings: Settings | None = None) -> Path:
+    """Gradio's temporary folder (GRADIO_TEMP_DIR) for the web app: $VTP_HOME/ui-tmp, made mode
+    0700. Gradio's default, /tmp/gradio, is readable by every local user and held copies of
+    checkpoints (issue 13). Gradio reads the variable when it is imported."""
+    path = (settings or get_settings()).home / "ui-tmp"
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(0o700)
+    return path
+
+
 def get_settings() -> Settings:
     """Fresh settings from the current environment (cheap; tests change the env between calls)."""
     return Settings()
@@ -218,10 +250,30 @@ def prefect_env(settings: Settings | None = None) -> dict[str, str]:
         "PREFECT_WORKER_PREFETCH_SECONDS": "10",
         "PREFECT_UI_API_URL": s.prefect_api_url,
     }
+    auth = s.prefect_auth()
+    if auth:  # the server requires it (a vtp-started one), every client sends it
+        env["PREFECT_SERVER_API_AUTH_STRING"] = auth
+        env["PREFECT_API_AUTH_STRING"] = auth
+    # The Prefect UI is served by the server itself; no other web origin may call the API.
+    env["PREFECT_SERVER_CORS_ALLOWED_ORIGINS"] = ",".join(prefect_origins(s.prefect_api_url))
     if s.prefect_database_url:
         env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = prefect_database_dsn(s.prefect_database_url)
     env.update({"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"})
     return env
+
+
+def prefect_origins(api_url: str) -> list[str]:
+    """The web origins of the Prefect UI for the server at ``api_url``: its own, and the other
+    loopback spelling (a browser on http://localhost:4200 calls the API at http://127.0.0.1:4200)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(api_url)
+    port = f":{parts.port}" if parts.port else ""
+    origins = [f"{parts.scheme}://{parts.hostname}{port}"]
+    if parts.hostname in ("127.0.0.1", "localhost"):
+        other = "localhost" if parts.hostname == "127.0.0.1" else "127.0.0.1"
+        origins.append(f"{parts.scheme}://{other}{port}")
+    return origins
 
 
 def prefect_database_dsn(url: str) -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 
 from core.prefect_setup import HEARTBEAT_S
-from core.settings import Settings, prefect_env
+from core.settings import Settings, prefect_env, ui_temp_dir
 from trainers.registry import frameworks
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -65,6 +65,7 @@ def stack_env(settings: Settings) -> dict[str, str]:
         "YOLO_OFFLINE": "1",
         "PYTHONUNBUFFERED": "1",
         "GRADIO_ANALYTICS_ENABLED": "False",
+        "GRADIO_TEMP_DIR": str(ui_temp_dir(settings)),  # uploads and served files: the user's, mode 0700
         "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(HEARTBEAT_S),  # feeds the zombie-run automation
         "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "5",  # a new schedule's runs appear within seconds
     })
@@ -83,6 +84,8 @@ class Stack:
     def __post_init__(self) -> None:
         self.log_dir = self.settings.home / "logs"
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        # The Prefect server vtp starts requires this string; every process below sends it.
+        self.settings.prefect_auth(create=True)
         self.env = stack_env(self.settings)
 
     @property
@@ -178,6 +181,13 @@ class Stack:
         return self._spawn(f"worker-{fw}", [sys.executable, "-m", "prefect", "worker", "start", "--pool", pool,
                                             "--type", "process", "--name", f"vtp-{pool}"])
 
+    def prefect_auth_hint(self) -> str:
+        if self.settings.prefect_auth_string is not None:
+            return "VTP_PREFECT_AUTH_STRING"
+        from core.settings import PREFECT_AUTH_FILE
+
+        return str(self.settings.home / PREFECT_AUTH_FILE)
+
     @property
     def api_token_file(self) -> Path:
         return self.settings.home / "api_token"
@@ -211,45 +221,73 @@ class Stack:
         os.replace(tmp, self.api_token_file)
         return token
 
-    def start_api(self, timeout: float | None = None) -> None:
-        """`vtp api` as a child process, with the stack's environment; waits until it answers."""
+    def _start_answering(self, name: str, what: str, url: str, ok: tuple[int, ...], port_hint: str,
+                         timeout: float | None) -> None:
+        """Spawn `vtp <name>` and wait until ``url`` answers with a status in ``ok``; refuse when
+        something answers there already, fail when the process exits or the time runs out."""
         timeout = timeout or self.settings.start_timeout_s
-        url = f"{self.settings.api_url}/api/health"
         if _answers(url) is not None:
-            raise RuntimeError(f"something already answers at {self.settings.api_url}: stop it, or give vtp's API "
-                               "another port with VTP_API_PORT=8100")
-        proc = self._spawn("api", [sys.executable, "-m", "core.cli", "api"])
+            raise RuntimeError(f"something already answers at {url}: stop it, or give {what} another port with "
+                               f"{port_hint}")
+        proc = self._spawn(name, [sys.executable, "-m", "core.cli", name])
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                raise RuntimeError(f"the API exited (code {proc.returncode}); see {self.log_dir}/api.log")
-            if _answers(url) == 200:
+                raise RuntimeError(f"{what} exited (code {proc.returncode}); see {self.log_dir}/{name}.log")
+            if _answers(url) in ok:
                 return
             time.sleep(0.3)
-        raise RuntimeError(f"the API did not answer within {timeout:.0f}s; see {self.log_dir}/api.log")
+        raise RuntimeError(f"{what} did not answer within {timeout:.0f}s; see {self.log_dir}/{name}.log")
 
-    def start_ui(self) -> str:
-        """`vtp ui` as a child process (it talks to the API over HTTP); returns its URL."""
+    def start_api(self, timeout: float | None = None) -> None:
+        """`vtp api` as a child process, with the stack's environment; waits until it answers."""
+        self._start_answering("api", "vtp's API", f"{self.settings.api_url}/api/health", (200,),
+                              "VTP_API_PORT=8100", timeout)
+
+    def start_ui(self, timeout: float | None = None) -> str:
+        """`vtp ui` as a child process (it talks to the API over HTTP); waits until its page
+        answers, so "ready" is only printed once the web app can be opened. Returns its URL."""
         from ui.settings import UiSettings
 
         ui = UiSettings()
-        self._spawn("ui", [sys.executable, "-m", "core.cli", "ui"])
-        return f"http://{ui.ui_host}:{ui.ui_port}"
+        host = "127.0.0.1" if ui.ui_host in ("0.0.0.0", "::", "") else ui.ui_host
+        url = f"http://{host}:{ui.ui_port}"
+        # 401: the login page of VTP_UI_USERNAME/PASSWORD is up
+        self._start_answering("ui", "the web app", url, (200, 401), "VTP_UI_PORT=7870", timeout)
+        return url
 
-    def stop(self) -> None:
+    def stop(self, echo=None) -> None:
+        """SIGTERM to every process started, all at once; SIGKILL to what still runs after 15 s.
+        With ``echo``, says what it is waiting for every 3 s (a run's flow process may take a few
+        seconds to hand its state back to Prefect)."""
         self._stopping.set()
         if self._supervisor is not None:
             self._supervisor.join(timeout=5)
         for _, proc in reversed(self.procs):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 15
-        for _, proc in self.procs:
-            try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
+        started = time.monotonic()
+        deadline = started + 15
+        said = started
+        while time.monotonic() < deadline:
+            running = [name for name, proc in self.procs if proc.poll() is None]
+            if not running:
+                break
+            if echo is not None and time.monotonic() - said >= 3:
+                echo(f"  waiting for {', '.join(running)} to stop "
+                     f"({time.monotonic() - started:.0f}s; killed at 15s)")
+                said = time.monotonic()
+            time.sleep(0.1)
+        for name, proc in self.procs:
+            if proc.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(5)
+                if echo is not None:
+                    echo(f"  {name} did not stop within 15s: killed")
+        if echo is not None:
+            echo(f"stopped ({time.monotonic() - started:.1f}s)")
         self.procs.clear()
         if self.running_pid() == os.getpid():
             self.pid_file.unlink(missing_ok=True)
@@ -293,7 +331,8 @@ class Stack:
         self.start_api()
         web = self.start_ui()
         api = self.settings.api_url
-        echo(f"\nPrefect UI: {ui}\nPrefect API: {self.settings.prefect_api_url}\nlogs: {self.log_dir}")
+        echo(f"\nPrefect UI: {ui}  (it asks for the auth string in {self.prefect_auth_hint()})"
+             f"\nPrefect API: {self.settings.prefect_api_url}\nlogs: {self.log_dir}")
         echo(f"\nvtp web app: {web}  (chat, runs, datasets, models)")
         echo(f"vtp API: {api}\nAPI docs: {api}/docs")
         if token:

@@ -38,6 +38,42 @@ class WeightsQuery:
     local_names: list[str]
     cache: PathFinder | None = None
     download: PathFinder | None = None
+    hosts: tuple[str, ...] = ()  # where ``download`` fetches from ("huggingface.co:443"): probed first
+
+
+PROBE_TIMEOUT_S = 1.5
+_probed: dict[str, bool] = {}
+
+
+def reachable(host_port: str, timeout_s: float = PROBE_TIMEOUT_S) -> bool:
+    """Whether a TCP connection to ``host:port`` opens within ``timeout_s`` (DNS included). One
+    probe per address and process: offline, a download's own retries cost ~10 s per run (issue 14),
+    a failed probe costs at most ``timeout_s``."""
+    import socket
+
+    if host_port in _probed:
+        return _probed[host_port]
+    host, _, port = host_port.rpartition(":")
+
+    def connect() -> bool:
+        with socket.create_connection((host, int(port)), timeout=timeout_s):
+            return True
+
+    try:
+        ok = call_with_timeout(connect, timeout_s + 0.5, what=f"probe of {host_port}")
+    except (OSError, DownloadTimeout, ValueError):
+        ok = False
+    _probed[host_port] = ok
+    return ok
+
+
+def hub_host() -> str:
+    """The Hugging Face hub's address (HF_ENDPOINT, for a mirror, else huggingface.co:443)."""
+    import os
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    return f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
 
 
 @dataclass(frozen=True)
@@ -99,6 +135,14 @@ def find_weights(query: WeightsQuery, weights_dir: Path | None, timeout_s: float
         return WeightsFound(
             None,
             f"{fw} has no pretrained weights to download for {model}; training from scratch.{hint}",
+            "none",
+        )
+    offline = [h for h in query.hosts if not reachable(h)]
+    if query.hosts and len(offline) == len(query.hosts):
+        return WeightsFound(
+            None,
+            f"pretrained weights for {model} could not be downloaded ({', '.join(offline)} cannot be reached: "
+            f"offline?); training from scratch.{hint}",
             "none",
         )
     try:

@@ -14,7 +14,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, get_run_logger
+from prefect import Flow, flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.exceptions import TerminationSignal
 from prefect.runtime import flow_run
@@ -99,6 +99,17 @@ def attempt_workdir(run_id: str, attempt: int) -> Path:
 def _cleanup_hook(flow, flow_run, state) -> None:  # noqa: ARG001 - Prefect hook signature
     run_id = (flow_run.parameters or {}).get("run_id") or str(flow_run.id)
     steps.remove_workdir(attempt_workdir(run_id, max(1, int(flow_run.run_count or 1))))
+
+
+class StackFlow(Flow):
+    """A flow that, called from Python, runs against the server of a running `vtp up` (see
+    core.prefect_setup.running_stack_server); deployments and workers never go through here."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        from core.prefect_setup import running_stack_server
+
+        with running_stack_server():
+            return super().__call__(*args, **kwargs)
 
 
 @flow(
@@ -249,6 +260,10 @@ def train_flow(spec: TrainSpec, run_id: str | None = None, api_url: str | None =
             if outcome:
                 reporter.done(**outcome)
             reporter.close()
+
+
+# Prefect's @flow takes no flow class: the instance becomes a StackFlow (a Python call's behaviour only)
+train_flow.__class__ = StackFlow
 
 
 if __name__ == "__main__":

@@ -193,6 +193,7 @@ def make_summary(run_id: str, spec: TrainSpec, result: TrainResult, record: data
         "pretrained_used": result.pretrained_used,
         "notes": result.notes,
         "dataset": {"name": record.name, "uri": record.uri},
+        "num_classes": len(record.classes or []) or None,
         "dataset_cache": asdict(stats),
         "run_uri": f"{storage_uri}/runs/{run_id}",
         "checkpoint_uri": f"{storage_uri}/runs/{run_id}/{best}" if best else None,

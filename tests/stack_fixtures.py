@@ -98,13 +98,19 @@ def stack(tmp_path_factory):
     finally:
         for k, v in old.items():
             os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
-    yield {**env, "PREFECT_API_URL": stack.settings.prefect_api_url, "API_URL": stack.settings.api_url,
-           "home": Path(home)}
     from prefect.logging.handlers import APILogHandler
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
 
-    with temporary_settings(updates={PREFECT_API_URL: stack.settings.prefect_api_url}):
-        APILogHandler().flush()  # deliver this process's flow logs before the server goes away
+    # The stack's Prefect server requires its auth string (issue 13): this process's Prefect
+    # clients send it from here on, and so do the processes the tests start.
+    auth = stack.settings.prefect_auth()
+    os.environ["PREFECT_API_AUTH_STRING"] = auth
+    with temporary_settings(updates={PREFECT_API_AUTH_STRING: auth}):
+        yield {**env, "PREFECT_API_URL": stack.settings.prefect_api_url, "API_URL": stack.settings.api_url,
+               "home": Path(home), "PREFECT_AUTH": auth}
+        with temporary_settings(updates={PREFECT_API_URL: stack.settings.prefect_api_url}):
+            APILogHandler().flush()  # deliver this process's flow logs before the server goes away
+    os.environ.pop("PREFECT_API_AUTH_STRING", None)
     stack.stop()
     if pg:
         _drop_database(pg)

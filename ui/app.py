@@ -16,6 +16,7 @@ from ui.tabs import chat, datasets, models, runs
 
 CSS = """
 #chatbot table { font-size: 0.92em; }
+#runs-table th, #runs-table th * { word-break: keep-all; overflow-wrap: normal; white-space: nowrap; }
 footer { display: none !important; }
 """
 
@@ -63,7 +64,20 @@ def from_settings(ui: UiSettings | None = None, core: Settings | None = None) ->
                      cache=core.home / "ui-cache")
 
 
-def launch(demo: gr.Blocks, host: str, port: int, auth: tuple[str, str] | None = None, **kw) -> None:
-    """Serve the app; uploads through Gradio's own route are capped at VTP_MAX_UPLOAD_BYTES, like the API's."""
+def launch(demo: gr.Blocks, host: str, port: int, auth: tuple[str, str] | None = None,
+           allowed_hosts: list[str] | None = None, **kw) -> None:
+    """Serve the app behind ui.guard's Host/Origin checks; refuses (ui.guard.UiRefused) to listen
+    off loopback without a login. Uploads through Gradio's own route are capped at
+    VTP_MAX_UPLOAD_BYTES, like the API's."""
+    from starlette.middleware import Middleware
+
+    from ui.guard import HostOriginGuard, require_login_off_loopback
+    from ui.guard import allowed_hosts as hosts_for
+
+    require_login_off_loopback(host, auth)
     kw.setdefault("max_file_size", Settings().max_upload_bytes)
-    demo.launch(server_name=host, server_port=port, auth=auth, css=CSS, show_error=True, quiet=True, **kw)
+    app_kwargs = dict(kw.pop("app_kwargs", None) or {})
+    app_kwargs["middleware"] = [*app_kwargs.get("middleware", []),
+                                Middleware(HostOriginGuard, hosts=hosts_for(host, allowed_hosts or []))]
+    demo.launch(server_name=host, server_port=port, auth=auth, css=CSS, show_error=True, quiet=True,
+                app_kwargs=app_kwargs, **kw)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import html
 from datetime import UTC, datetime
 from typing import Any
 
 from core.escape import md_text
-from ui.i18n import t
+from core.metric_names import metric_name
+from ui.i18n import state_name, t
 
 MAIN_METRICS = ("metrics/mAP50-95(B)", "metrics/mAP50-95(M)", "metrics/mAP50-95(P)", "metrics/mAP50-95(OBB)",
                 "metrics/accuracy_top1", "val_top1", "val/top1", "top1", "val_acc", "accuracy")
@@ -39,18 +41,20 @@ def fmt(value: Any) -> str:
 
 def spec_card(reply: dict[str, Any], lang: str) -> str:
     """The parsed spec as a table, with assumptions, what is missing and problems."""
-    spec = reply.get("spec") or {}
+    spec = {**(reply.get("spec") or {}), **(reply.get("effective_spec") or {})}  # defaults filled in when ready
     rows = [("task", spec.get("task")), ("model", spec.get("model")), ("dataset", spec.get("dataset")),
             ("epochs", spec.get("epochs")), ("image_size", spec.get("image_size")), ("batch", spec.get("batch_size")),
             ("pretrained", spec.get("pretrained"))]
-    lines = [f"**📋 {t('spec_title', lang)}**", "", "| | |", "|---|---|"]
+    if spec.get("extends"):
+        rows.append(("extends", spec["extends"][:8]))
+    lines = [f"**{t('spec_title', lang)}**", "", f"| {t('field', lang)} | {t('value', lang)} |", "|---|---|"]
     lines += [f"| {t(k, lang)} | `{fmt(v)}` |" for k, v in rows]
     if reply.get("notes"):
         lines += ["", f"**{t('assumptions', lang)}**"] + [f"- {n}" for n in reply["notes"]]
     if reply.get("missing"):
         lines += ["", f"**{t('missing', lang)}:** " + ", ".join(reply["missing"])]
     if reply.get("errors"):
-        lines += ["", f"**⚠️ {t('problems', lang)}**"] + [f"- {e}" for e in reply["errors"]]
+        lines += ["", f"**⚠ {t('problems', lang)}**"] + [f"- {e}" for e in reply["errors"]]
     if reply.get("ready"):
         lines += ["", t("ready_hint", lang)]
     return "\n".join(lines)
@@ -88,30 +92,121 @@ def last_epoch(points: list[dict[str, Any]]) -> dict[str, float]:
 def progress_line(run: dict[str, Any], points: list[dict[str, Any]], lang: str) -> str:
     total = (run.get("spec") or {}).get("epochs") or "?"
     done = run.get("epochs_done") or 0
-    parts = [t("progress", lang, id=run["id"], state=run["state"], done=done, total=total)]
+    parts = [t("progress", lang, id=run["id"], state=state_name(run["state"], lang), done=done, total=total)]
     last = last_epoch(points)
     loss = loss_value(last)
     if loss is not None:
         parts.append(f"{t('loss', lang)} {loss:.4g}")
     name = main_metric(last)
     if name:
-        parts.append(f"{name} {last[name]:.4g}")
+        parts.append(f"{metric_label(name, lang)} {last[name]:.4g}")
     elapsed = duration(run)
     if elapsed and done and isinstance(total, int) and total > done:
         parts.append(f"{t('eta', lang)} {hms(elapsed / done * (total - done))}")
-    return "⏳ " + " · ".join(parts)
+    return " · ".join(parts)
 
 
-def result_card(run: dict[str, Any], lang: str) -> str:
-    metrics = run.get("final_metrics") or {}
-    lines = [f"**✅ {t('result_title', lang, id=run['id'])}**", "", f"**{t('final_metrics', lang)}**", "",
-             "| | |", "|---|---|"]
+def metric_label(key: str, lang: str = "en") -> str:
+    """Markdown/HTML for a metric name in a card: the readable name, the raw key on hover."""
+    name = metric_name(key, lang)
+    if name == key:
+        return f"`{key.replace('`', '')}`"
+    return f'<abbr title="{html.escape(key, quote=True)}">{html.escape(name)}</abbr>'
+
+
+def shown_metrics(metrics: dict[str, Any], num_classes: int | None) -> tuple[dict[str, float], list[str]]:
+    """The metrics worth showing, and why any were left out: top-5 accuracy is 1 by definition
+    when there are at most 5 classes."""
+    out = {k: v for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+    hidden = []
+    if num_classes is not None and num_classes <= 5:
+        for k in [k for k in out if "top5" in k]:
+            del out[k]
+            hidden.append(k)
+    return out, hidden
+
+
+def best_epoch(points: list[dict[str, Any]], name: str | None) -> tuple[int, float] | None:
+    """(epoch, value) where ``name`` was highest, from the run's per-epoch metric points."""
+    best = None
+    for p in points:
+        if (p.get("name") == name and isinstance(p.get("value"), int | float)
+                and (best is None or p["value"] > best[1])):
+            best = (int(p["epoch"]), float(p["value"]))
+    return best
+
+
+def result_card(run: dict[str, Any], lang: str, summary: dict[str, Any] | None = None,
+                points: list[dict[str, Any]] | None = None) -> str:
+    """The result in words and numbers: what happened (from scratch and why, early stop, best
+    epoch), the final metrics with readable names (raw key on hover), and what to try next.
+    ``summary`` is the run's summary.json (notes, pretrained_used, num_classes); ``points`` its
+    per-epoch metrics. Both are optional: without them the card says less, never something untrue."""
+    summary = summary or {}
+    metrics, hidden = shown_metrics(run.get("final_metrics") or {}, summary.get("num_classes"))
     main = main_metric(metrics)
+    ko = lang == "ko"
+    lines = [f"**{t('result_title', lang, id=run['id'])}**", ""]
+    happened = []
+    spec = run.get("spec") or {}
+    scratch = summary.get("pretrained_used") is False
+    if scratch:
+        why = next((n for n in summary.get("notes") or [] if "scratch" in n), None)
+        asked = spec.get("pretrained", True)
+        if asked:
+            happened.append(("사전 학습 가중치를 받을 수 없어 **처음부터(무작위 가중치로) 학습했습니다**" if ko else
+                             "**Trained from scratch** (random initial weights): the pretrained weights could not be had")
+                            + (f" — {md_text(why)}" if why else ""))
+        else:
+            happened.append("요청대로 처음부터 학습했습니다 (pretrained=False)." if ko else
+                            "Trained from scratch, as asked (pretrained=False).")
+    if summary.get("stopped_early"):
+        happened.append("개선이 멈춰 조기 종료했습니다 (patience)." if ko else "Stopped early: the metric stopped improving (patience).")
+    main_value = metrics.get(main) if main else None
+    if scratch and main_value is not None and main_value < 0.05:
+        happened.append(f"무작위 가중치에서 {run.get('epochs_done')} 에폭만 학습하면 지표가 0에 가까운 것이 정상입니다 (오류가 아닙니다)."
+                        if ko else f"From random weights, {run.get('epochs_done')} epochs give metrics near 0: "
+                                   "expected, not an error.")
+    best = best_epoch(points or [], main)
+    values = {p["value"] for p in points or [] if p.get("name") == main}
+    if best is not None and main and len(values) > 1:
+        happened.append(f"가장 좋은 에폭: {best[0]} ({metric_label(main, lang)} {best[1]:.4g}); 이 에폭의 가중치가 best.pt입니다."
+                         if ko else f"Best epoch: {best[0]} ({metric_label(main, lang)} {best[1]:.4g}); best.pt holds its weights.")
+    for note in summary.get("notes") or []:
+        if "scratch" not in note:
+            happened.append(md_text(note))
+    if happened:
+        lines += [f"**{'무슨 일이 있었나' if ko else 'What happened'}**", ""] + [f"- {h}" for h in happened] + [""]
+    lines += [f"**{t('final_metrics', lang)}**", "", f"| {'지표' if ko else 'Metric'} | {'값' if ko else 'Value'} |",
+              "|---|---|"]
     ordered = ([main] if main else []) + sorted(k for k in metrics if k != main)
-    lines += [f"| {'**' + k + '**' if k == main else k} | {fmt(metrics[k])} |" for k in ordered
-              if isinstance(metrics[k], int | float)][:12]
+    lines += [f"| {'**' + metric_label(k, lang) + '**' if k == main else metric_label(k, lang)} | {fmt(metrics[k])} |"
+              for k in ordered][:12]
+    if hidden:
+        lines += ["", (f"top-5 정확도는 표시하지 않습니다: 클래스가 {summary.get('num_classes')}개뿐이라 항상 1입니다." if ko else
+                       f"top-5 accuracy not shown: with {summary.get('num_classes')} classes it is always 1.")]
     lines += ["", f"{t('epochs', lang)}: {run.get('epochs_done')} · {hms(duration(run))}"]
+    nxt = next_steps(spec, main_value, scratch, lang)
+    if nxt:
+        lines += ["", f"**{'다음에 해 볼 것' if ko else 'What to try next'}**", ""] + [f"- {n}" for n in nxt]
     return "\n".join(lines)
+
+
+def next_steps(spec: dict[str, Any], main_value: float | None, scratch: bool, lang: str) -> list[str]:
+    """Suggestions that follow from the result: longer training when from scratch or short, the
+    weights folder when offline, a follow-up the chat understands."""
+    ko = lang == "ko"
+    epochs = spec.get("epochs") or 0
+    out = []
+    if scratch and spec.get("pretrained", True):
+        out.append("가중치 파일을 `$VTP_WEIGHTS_DIR`(기본 `~/.vtp/weights`)에 두면 사전 학습 가중치로 시작합니다."
+                   if ko else "Put the weights file in `$VTP_WEIGHTS_DIR` (default `~/.vtp/weights`) to start from "
+                              "pretrained weights.")
+    if (main_value is not None and main_value < 0.5) or scratch:
+        more = max(10, epochs * 5)
+        out.append(f"더 길게 학습해 보세요: \"이어서 {more} 에폭 더\" 또는 \"epochs만 {more}으로 다시\"." if ko else
+                   f"Train longer: \"continue {more} more epochs\" or \"again with epochs {more}\".")
+    return out
 
 
 def failed_card(run: dict[str, Any], lang: str) -> str:

@@ -30,8 +30,14 @@ def _message(resp: httpx.Response) -> str:
                            if isinstance(d, dict) else str(d) for d in detail)
     parts = [str(detail or resp.reason_phrase)]
     problems = body.get("problems") if isinstance(body, dict) else None
-    for p in (problems or [])[:10]:
-        parts.append(f"- {p.get('message', p) if isinstance(p, dict) else p}")
+    for p in (problems or [])[:10]:  # each with its file: "which file" is half of what to fix
+        if isinstance(p, dict):
+            where = p.get("file") or ""
+            parts.append(f"- {where + ': ' if where else ''}{p.get('message', p)}")
+        else:
+            parts.append(f"- {p}")
+    if len(problems or []) > 10:
+        parts.append(f"- … {len(problems) - 10} more")
     return "\n".join(parts)
 
 
@@ -94,10 +100,11 @@ class ApiClient:
     def logs(self, run_id: str, tail: int = 200) -> list[dict[str, Any]]:
         return self._call("GET", f"/api/runs/{run_id}/logs", params={"tail": tail})["lines"]
 
-    def predict(self, run_id: str, image: Path) -> dict[str, Any]:
+    def predict(self, run_id: str, image: Path, conf: float = 0.25) -> dict[str, Any]:
         mime = mimetypes.guess_type(image.name)[0] or "application/octet-stream"
         with open(image, "rb") as f:
-            return self._call("POST", f"/api/runs/{run_id}/predict", files={"file": (image.name, f, mime)})
+            return self._call("POST", f"/api/runs/{run_id}/predict", params={"conf": conf},
+                              files={"file": (image.name, f, mime)})
 
     # -- datasets ----------------------------------------------------------------------------
     def datasets(self) -> list[dict[str, Any]]:

@@ -37,7 +37,7 @@ STRINGS: dict[str, tuple[str, str]] = {  # key: (English, Korean)
     "run_failed": ("Run `{id}` ended **{state}**: {error}", "실행 `{id}`이(가) **{state}** 상태로 끝났습니다: {error}"),
     "no_start": ("There is no plan to start yet: describe the training first.",
                  "아직 시작할 계획이 없습니다. 먼저 학습 내용을 알려주세요."),
-    "error": ("⚠️ {msg}", "⚠️ {msg}"),
+    "error": ("⚠ {msg}", "⚠ {msg}"),  # U+26A0 without the emoji selector: a text glyph every font has
     "runs_table": ("Runs", "실행 목록"), "refresh": ("Refresh", "새로고침"), "run": ("Run", "실행"),
     "cancel": ("Cancel", "취소"), "retry": ("Retry", "다시 실행"), "logs": ("Log tail", "로그 (마지막 부분)"),
     "metrics_plot": ("Metrics by epoch", "에폭별 지표"), "prefect_link": ("Open in the Prefect UI", "Prefect UI에서 보기"),
@@ -61,7 +61,19 @@ STRINGS: dict[str, tuple[str, str]] = {  # key: (English, Korean)
     "need_model": ("Pick a trained model first.", "먼저 학습된 모델을 고르세요."),
     "need_image": ("Drop in an image first.", "먼저 이미지를 넣으세요."),
     "no_runs": ("No completed runs yet.", "아직 완료된 실행이 없습니다."),
+    "extends": ("Continues run", "이어서 학습할 실행"), "waiting": ("Waiting for the run to start …", "실행이 시작되기를 기다리는 중 …"),
+    "field": ("Field", "항목"), "value": ("Value", "값"),
+    "conf": ("Confidence threshold (objects below it are not shown)", "신뢰도 임계값 (이보다 낮은 객체는 표시하지 않음)"), "error_label": ("Error", "오류"),
+    "state_queued": ("queued", "대기 중"), "state_pending": ("starting", "시작 중"), "state_running": ("running", "학습 중"),
+    "state_completed": ("completed", "완료"), "state_failed": ("failed", "실패"), "state_cancelled": ("cancelled", "취소됨"),
+    "state_crashed": ("crashed", "비정상 종료"),
 }
+
+
+def state_name(state: str | None, lang: str = "en") -> str:
+    """A run state in the page's language (the API's value when it is not one vtp knows)."""
+    key = f"state_{state}"
+    return t(key, lang) if key in STRINGS else str(state or "—")
 
 
 def t(key: str, lang: str = "en", **fmt: Any) -> str:

@@ -9,6 +9,9 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402 - after choosing the headless backend
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+
+from core.metric_names import metric_name  # noqa: E402
 
 
 def metrics_figure(points: list[dict[str, Any]], title: str = "") -> Any:
@@ -23,7 +26,10 @@ def metrics_figure(points: list[dict[str, Any]], title: str = "") -> Any:
     for ax, name in zip(axes.flat, names, strict=False):
         xs, ys = zip(*sorted(series[name]), strict=True)
         ax.plot(xs, ys, marker="o", markersize=3, linewidth=1.5)
-        ax.set_title(name, fontsize=8)
+        ax.set_title(metric_name(name), fontsize=8)
+        ax.set_xlabel("epoch", fontsize=7)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
+        ax.ticklabel_format(axis="y", useOffset=False, style="plain")  # no "+6.615" offset above the axis
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(names):]:

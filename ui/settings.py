@@ -16,6 +16,9 @@ class UiSettings(BaseSettings):
     ui_port: int = Field(default=7860, ge=1, le=65535)
     ui_username: str | None = Field(default=None, description="With ui_password: a login for the page itself.")
     ui_password: SecretStr | None = None
+    ui_allowed_hosts: str = Field(
+        default="", description="Comma-separated host names the web app answers to besides loopback's (a "
+                                "reverse proxy's name); bound off loopback with a login and none given: any.")
     api_token: SecretStr | None = Field(default=None, description="Defaults to the token in $VTP_HOME/api_token.")
 
     def auth(self) -> tuple[str, str] | None:

@@ -34,6 +34,9 @@ class ChatOut(BaseModel):
     notes: list[str] = Field(description="Assumptions made (shown before anything runs) and refusals.")
     errors: list[str]
     ready: bool = Field(description="The spec can be started as it stands.")
+    effective_spec: dict[str, Any] | None = Field(
+        default=None, description="When ready: the spec exactly as a run would get it, defaults filled in "
+                                  "(what the spec card shows, so no field reads '—' while a default applies).")
     datasets: list[str] = Field(description="Registered datasets, for quick choices.")
     run: RunOut | None = Field(description="The run this turn started, if any.")
     source: str = Field(description="offline or llm: which parser read the message.")
@@ -61,7 +64,20 @@ async def chat(body: ChatIn, session: SessionDep, settings: SettingsDep) -> Chat
     r = turn.result
     return ChatOut(session_id=turn.session_id, reply=turn.reply, language=r.language, intent=r.intent, spec=r.spec,
                    missing=r.missing, question=r.question, notes=r.notes, errors=r.errors, ready=r.ready,
-                   datasets=turn.datasets, run=RunOut.model_validate(turn.run) if turn.run else None, source=r.source)
+                   datasets=turn.datasets, run=RunOut.model_validate(turn.run) if turn.run else None, source=r.source,
+                   effective_spec=effective(r.spec) if r.ready else None)
+
+
+def effective(spec: dict[str, Any] | None) -> dict[str, Any] | None:
+    """``spec`` validated as a run would be (core.spec.parse_spec), as JSON values; None when it
+    does not validate (the reply's errors say why)."""
+    from core.errors import SpecError
+    from core.spec import parse_spec
+
+    try:
+        return parse_spec(dict(spec or {})).model_dump(mode="json")
+    except SpecError:
+        return None
 
 
 @router.get("/{session_id}", response_model=ChatHistoryOut, summary="A conversation so far",

@@ -96,7 +96,7 @@ def _model(key: str, loader: Any) -> Any:
     return model
 
 
-def _predict(run: Any, data: bytes, filename: str, settings: Settings) -> PredictOut:
+def _predict(run: Any, data: bytes, filename: str, settings: Settings, conf: float = 0.25) -> PredictOut:
     from PIL import Image, ImageDraw
 
     try:
@@ -130,7 +130,8 @@ def _predict(run: Any, data: bytes, filename: str, settings: Settings) -> Predic
         return import_ultralytics().YOLO(str(path))
 
     model = _model(str(path), load)
-    result = model.predict(image, imgsz=int(spec.get("image_size") or 640), device="cpu", verbose=False)[0]
+    result = model.predict(image, imgsz=int(spec.get("image_size") or 640), device="cpu", conf=conf,
+                           verbose=False)[0]
     names = result.names
     if result.probs is not None:
         preds = [{"class": names[int(i)], "confidence": float(result.probs.data[int(i)])} for i in result.probs.top5]
@@ -150,14 +151,19 @@ def _predict(run: Any, data: bytes, filename: str, settings: Settings) -> Predic
                                                         "one vtp does not load (not weights_only-safe)."},
                         422: {"model": ErrorOut, "description": "The upload is not an image."}})
 async def predict_image(run_id: str, session: SessionDep, settings: SettingsDep,
-                        file: Annotated[UploadFile, File(description="An image")]) -> PredictOut:
+                        file: Annotated[UploadFile, File(description="An image")],
+                        conf: Annotated[float, Query(ge=0.0, le=1.0, allow_inf_nan=False,
+                                                     description="Confidence threshold (0–1) for boxes, masks and "
+                                                                 "keypoints: objects below it are left out. "
+                                                                 "Classification ignores it (top-5).")] = 0.25,
+                        ) -> PredictOut:
     """Boxes, masks or keypoints (YOLO) or the top-5 classes, with an image of them drawn. The
     run's best checkpoint is fetched from storage once and the loaded model kept in a small LRU."""
     run = crud.get_run(session, run_id=run_id)
     data = await file.read(MAX_IMAGE_BYTES + 1)
     if len(data) > MAX_IMAGE_BYTES:
         raise Unprocessable(f"the image is over {MAX_IMAGE_BYTES // 1024**2} MiB")
-    return await run_in_threadpool(_predict, run, data, file.filename or "", settings)
+    return await run_in_threadpool(_predict, run, data, file.filename or "", settings, conf)
 
 
 def _read_logs(flow_run_id: str, tail: int, settings: Settings) -> list[LogLine]:

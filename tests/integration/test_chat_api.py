@@ -1,5 +1,6 @@
 """A conversation through the real API and Prefect: request → question → answer → confirm → a run;
-then an edit ("epochs만 … 다시") creates a second run differing only in epochs."""
+then an edit ("epochs만 … 다시") shows the changed spec and, once confirmed, creates a second run
+differing only in epochs. Nothing starts without a confirmation, in the API and in `vtp chat`."""
 
 from __future__ import annotations
 
@@ -36,13 +37,15 @@ def test_conversation_creates_runs(stack_env):
     assert run1 is not None and run1["spec"]["model"] == "yolo11n" and run1["spec"]["epochs"] == 1
 
     again = say("같은 설정으로 epochs만 3으로 다시", sid)
-    run2 = again["run"]
+    assert again["run"] is None and again["ready"], "an edit after a run asks first, like the first request"
+    assert again["spec"]["epochs"] == 3 and "시작할까요?" in again["reply"] and "시작했습니다" not in again["reply"]
+    run2 = say("응, 시작해", sid)["run"]
     assert run2 is not None and run2["id"] != run1["id"]
     differing = {k for k in run1["spec"] if run1["spec"][k] != run2["spec"].get(k)}
     assert differing == {"epochs"} and run2["spec"]["epochs"] == 3
 
     log = httpx.get(f"{api}/api/chat/{sid}", headers=auth, timeout=30).json()["messages"]
-    assert [m["role"] for m in log].count("user") == 4 and sum(m["role"] == "system" for m in log) == 2
+    assert [m["role"] for m in log].count("user") == 5 and sum(m["role"] == "system" for m in log) == 2
     for run in (run1, run2):  # they need not finish here: free the workers for the other tests
         httpx.post(f"{api}/api/runs/{run['id']}/cancel", headers=auth, timeout=30)
 
@@ -105,9 +108,44 @@ def test_chat_continue_a_finished_run(stack_env):
     assert finished(run1["id"])["state"] == "completed"
 
     more = say("이어서 2 에폭 더", sid)
-    run2 = more["run"]
+    assert more["run"] is None and more["spec"]["extends"] == run1["id"], "asks before it continues"
+    run2 = say("응, 시작해", sid)["run"]
     assert run2 is not None and run2["id"] != run1["id"], more["reply"]
     assert run2["spec"]["extends"] == run1["id"] and run2["spec"]["epochs"] == 2
     assert run2["spec"]["model"] == "resnet18" and run2["spec"]["dataset"] == "shapes-classify"
     done = finished(run2["id"])
     assert done["state"] == "completed" and done["epochs_done"] == 2, done
+
+
+def test_terminal_chat_never_starts_without_a_confirmation(stack_env):
+    """`vtp chat`: after a run, an edit, a retry and a continue each only show the new spec; a run
+    starts on "yes, go" alone (issue 14: an edit started at once)."""
+    from chat.terminal import chat_loop
+    from core.settings import get_settings
+
+    api = stack_env["API_URL"]
+    auth = {"Authorization": f"Bearer {(Path(stack_env['VTP_HOME']) / 'api_token').read_text().strip()}"}
+    follow_ups = ["같은 설정으로 epochs만 2로 다시", "retry that run", "이어서 1 에폭 더", "run it again with batch 4"]
+    said = iter(["shapes-classify로 resnet18 분류, 1 에폭, 이미지 크기 32, 처음부터", "yes, go", *follow_ups])
+    shown: list[str] = []
+    marks: list[int] = []
+
+    def read(_prompt: str) -> str:
+        marks.append(len(shown))
+        try:
+            return next(said)
+        except StopIteration:
+            raise EOFError from None
+
+    def total() -> int:
+        return httpx.get(f"{api}/api/runs", params={"limit": 1}, headers=auth, timeout=30).json()["total"]
+
+    before = total()
+    assert chat_loop(get_settings(), read=read, echo=shown.append) == 0
+    text = "\n".join(shown)
+    assert total() - before == 1, f"only the confirmed run may start:\n{text}"
+    assert "[completed]" in text, text
+    for n, follow_up in enumerate(follow_ups):  # what was shown between this message and the next
+        answer = "\n".join(shown[marks[2 + n]:marks[3 + n]])
+        assert "Start it?" in answer or "시작할까요?" in answer, (follow_up, answer)
+        assert "Started run" not in answer and "시작했습니다" not in answer and "epoch " not in answer, (follow_up, answer)

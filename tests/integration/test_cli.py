@@ -3,8 +3,10 @@ and `vtp datasets add` for folders, archives, COCO and storage URIs."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -19,6 +21,11 @@ import pytest
 from tests.integration.conftest import free_port, vtp
 
 pytestmark = pytest.mark.integration
+
+
+def _basic(auth_string: str) -> dict[str, str]:
+    """The header Prefect's server takes for PREFECT_SERVER_API_AUTH_STRING."""
+    return {"Authorization": "Basic " + base64.b64encode(auth_string.encode()).decode()}
 
 
 def _descendants(pid: int) -> list[psutil.Process]:
@@ -41,8 +48,16 @@ def test_vtp_up_starts_refuses_second_and_stops_cleanly(tmp_path):
             time.sleep(0.5)
         text = (tmp_path / "up.log").read_text()
         assert "Prefect UI: http://127.0.0.1:" in text and "sample datasets registered: shapes-detect" in text
+        # "ready" means every service answers: checked at once, no waiting (issue 14)
         assert httpx.get(f"{api}/health", timeout=5).status_code == 200
-        names = httpx.post(f"{api}/deployments/filter", json={}, timeout=5).json()
+        assert httpx.get(f"http://127.0.0.1:{env['VTP_API_PORT']}/api/health", timeout=5).status_code == 200
+        assert httpx.get(f"http://127.0.0.1:{env['VTP_UI_PORT']}/", timeout=5).status_code == 200
+        # the Prefect server requires the auth string vtp up generated (issue 13)
+        auth_file = tmp_path / "home" / "prefect_auth"
+        assert oct(auth_file.stat().st_mode & 0o777) == "0o600" and str(auth_file) in text
+        assert httpx.post(f"{api}/deployments/filter", json={}, timeout=5).status_code == 401
+        names = httpx.post(f"{api}/deployments/filter", json={}, timeout=5,
+                           headers=_basic(auth_file.read_text().strip())).json()
         assert {d["name"] for d in names} >= {"train-ultralytics", "train-timm"}
 
         second = subprocess.run([str(exe), "up"], env=env, capture_output=True, text=True, timeout=60)
@@ -52,11 +67,18 @@ def test_vtp_up_starts_refuses_second_and_stops_cleanly(tmp_path):
         assert len(children) >= 4  # the server, the launcher and a worker per pool at least
         proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
         assert proc.wait(timeout=60) == 0
+        said = (tmp_path / "up.log").read_text()
+        assert "stopping the web app, the API, the workers and the Prefect server" in said
+        assert re.search(r"stopped \(\d+\.\ds\)", said), said[-500:]
         gone, alive = psutil.wait_procs(children, timeout=10)
         assert alive == [], f"still running after Ctrl-C: {[p.cmdline() for p in alive]}"
         with pytest.raises(httpx.HTTPError):
             httpx.get(f"{api}/health", timeout=2)
         assert not (tmp_path / "home" / "up.pid").exists()
+        # this stack's Prefect server ran on SQLite (the zero-configuration default): its transactions
+        # begin IMMEDIATE (core/prefect_server.py), so no "database is locked" (issue 12, 14)
+        server_log = (tmp_path / "home" / "logs" / "prefect-server.log").read_text(errors="replace")
+        assert "database is locked" not in server_log, server_log[-3000:]
     finally:
         if proc.poll() is None:
             for child in _descendants(proc.pid):

@@ -6,6 +6,7 @@ invocation (`train_flow(spec)`) for the other ultralytics tasks and for S3 stora
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 from pathlib import Path
 from urllib.parse import urlparse
@@ -66,6 +67,10 @@ def test_cli_yolo_detect_through_deployment(stack_env):
 
     listed = vtp("runs", "--json")
     assert listed.returncode == 0 and run_id in listed.stdout and '"state": "Completed"' in listed.stdout
+    table = vtp("runs").stdout.splitlines()
+    assert table[0].split()[:3] == ["RUN", "STATE", "MODEL"], table[:2]  # a header row (issue 14)
+    row = next(ln for ln in table if ln.startswith(run_id[:8]))
+    assert "mAP50-95" in row and "metrics/" not in row, row  # the metric, by its readable name
 
     # what the Prefect UI shows: the report and progress artifacts, and the trainer's own log lines
     from prefect.client.schemas.filters import (
@@ -239,3 +244,43 @@ def test_cancel_stops_run_and_removes_workdir(stack_env):
         time.sleep(0.2)
     assert not workdir.exists(), "the workdir is removed on cancellation"
     assert not Storage().exists("runs", str(run_id), MANIFEST)
+
+
+README_SNIPPET = """
+import json
+from flows.train import train_flow
+summary = train_flow({"model": "test_resnet", "dataset": "shapes-classify", "epochs": 1, "image_size": 32,
+                      "pretrained": False, "workers": 0})
+print("SUMMARY " + json.dumps(summary, default=str))
+"""
+
+
+def test_readme_python_snippet_uses_the_running_stack_and_logs_once(stack, tmp_path):
+    """The README's `train_flow({...})` with `vtp up` running: the flow run is on the stack's
+    Prefect server (auth string included), not on a temporary server of Prefect's own, and each
+    log line is printed once (issue 14)."""
+    import base64
+    import json
+    import subprocess
+    import sys
+    from collections import Counter
+
+    import httpx
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "PYTEST_"))}
+    env.update({"VTP_HOME": stack["VTP_HOME"], "VTP_PREFECT_PORT": stack["VTP_PREFECT_PORT"],
+                "VTP_API_PORT": stack["VTP_API_PORT"], "PREFECT_HOME": str(tmp_path / "prefect-home")})
+    env.pop("VTP_STORAGE_URL", None)
+    out = subprocess.run([sys.executable, "-c", README_SNIPPET], capture_output=True, text=True, env=env,
+                         timeout=300, cwd=Path(__file__).parents[2])
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-4000:]
+    summary = json.loads(next(ln for ln in reversed(out.stdout.splitlines()) if ln.startswith("SUMMARY "))[8:])
+    printed = out.stdout + out.stderr
+    assert "temporary server" not in printed.lower(), printed[-3000:]
+    auth = {"Authorization": "Basic " + base64.b64encode(stack["PREFECT_AUTH"].encode()).decode()}
+    r = httpx.get(f"{stack['PREFECT_API_URL']}/flow_runs/{summary['run_id']}", headers=auth, timeout=30)
+    assert r.status_code == 200 and r.json()["state"]["type"] == "COMPLETED", r.text[:300]
+    lines = [ln for ln in printed.splitlines() if " | " in ln and ("INFO" in ln or "WARNING" in ln)]
+    assert lines, printed[-2000:]
+    twice = [ln for ln, n in Counter(lines).items() if n > 1]
+    assert not twice, f"log lines printed more than once: {twice[:5]}"

@@ -58,6 +58,7 @@ def hanging_download(monkeypatch):
 
     monkeypatch.setattr(ultralytics.utils.downloads, "safe_download", hang)
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", hang)
+    monkeypatch.setattr("core.weights.reachable", lambda *_a, **_k: True)  # connects, then hangs
     yield
     release.set()
 
@@ -208,6 +209,13 @@ def test_timm_trains_and_checkpoint_predicts(datasets, tmp_path):
     ckpt = torch.load(result.last_checkpoint, map_location="cpu", weights_only=True)
     assert {"model", "optimizer", "scheduler", "epoch", "spec", "classes", "pretrained_cfg"} <= set(ckpt)
     assert ckpt["epoch"] == 2
+    # best.pt is published: weights and what loading needs, no optimizer/scheduler/resume state (issue 14)
+    best = torch.load(result.best_checkpoint, map_location="cpu", weights_only=True)
+    assert not {"optimizer", "scheduler", "resume"} & set(best) and {"model", "classes", "data_config"} <= set(best)
+    weight_bytes = sum(t.numel() * t.element_size() for t in best["model"].values())
+    assert result.best_checkpoint.stat().st_size < weight_bytes * 1.05 + 200_000, (
+        result.best_checkpoint.stat().st_size, weight_bytes)
+    assert result.last_checkpoint.stat().st_size > weight_bytes * 1.5  # AdamW's two moments live in last.pt
 
     model, classes = load_checkpoint(result.best_checkpoint)
     assert classes == ["circle", "square", "triangle"]

@@ -31,7 +31,8 @@ def api(stack):  # noqa: F811 - the imported fixture
 def ui_url(stack, tmp_path_factory):  # noqa: F811
     port = free_port()
     env = {**os.environ, "VTP_HOME": stack["VTP_HOME"], "VTP_PREFECT_PORT": stack["VTP_PREFECT_PORT"],
-           "VTP_API_PORT": stack["VTP_API_PORT"], "VTP_UI_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False"}
+           "VTP_API_PORT": stack["VTP_API_PORT"], "VTP_UI_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False",
+           "VTP_MAX_UPLOAD_BYTES": str(64 * 1024**2)}  # the web app's upload cap, tested in test_ui_ports.py
     env.pop("VTP_STORAGE_URL", None)
     log = open(tmp_path_factory.mktemp("ui") / "ui.log", "wb")  # noqa: SIM115 - the child writes it
     proc = subprocess.Popen([sys.executable, "-m", "ui.cli"], env=env, stdout=log, stderr=subprocess.STDOUT)

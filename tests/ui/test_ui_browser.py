@@ -53,9 +53,11 @@ def test_chat_to_trained_model_in_korean(page_for, api):
     assert run["state"] == "completed" and run["spec"]["epochs"] == 2 and run["spec"]["image_size"] == 64
 
     open_run(page, "실행", run["id"])
-    expect(page.locator("#run-status")).to_contain_text("completed")
+    expect(page.locator("#run-status")).to_contain_text("완료")  # run states in the page's language
     expect(page.locator("#run-plot img, #run-plot svg, #run-plot canvas").first).to_be_visible(timeout=30_000)
-    expect(page.locator("#runs-table")).to_contain_text("completed")
+    expect(page.locator("#runs-table")).to_contain_text("완료")
+    expect(page.locator("#run-cancel")).to_be_disabled()  # a finished run has nothing to cancel
+    expect(page.locator("#run-retry")).to_be_enabled()
     shot(page, "04-runs-tab")
 
 
@@ -84,6 +86,7 @@ def test_cancel_from_runs_tab(page_for, api):
     page = page_for("en-US")
     open_run(page, "Runs", run_id)
     expect(page.locator("#run-status")).to_contain_text("running")
+    expect(page.locator("#run-retry")).to_be_disabled()  # still running: nothing to retry yet
     page.locator("#run-cancel").click()
     clicked = time.monotonic()
     while (run := api.get(f"/api/runs/{run_id}").json())["state"] != "cancelled":
@@ -91,6 +94,10 @@ def test_cancel_from_runs_tab(page_for, api):
         time.sleep(0.5)
     cancelled_after = time.monotonic() - clicked
     expect(page.locator("#run-status")).to_contain_text("cancelled", timeout=15_000)
+    expect(page.locator("#run-notice")).to_contain_text("Cancel requested")
+    page.wait_for_timeout(4_000)  # two auto-refreshes later the notice is still there
+    expect(page.locator("#run-notice")).to_contain_text("Cancel requested")
+    expect(page.locator("#run-cancel")).to_be_disabled()
     shot(page, "07-cancelled")
     assert cancelled_after < 15, f"cancel took {cancelled_after:.1f}s"
 
@@ -109,13 +116,20 @@ def test_bad_input_shows_clear_messages(page_for, api, tmp_path):
     shot(page, "08-absurd-epochs")
 
     page.get_by_role("tab", name="Datasets").click()
+    page.locator("#ds-pick input").click()  # a dataset shown first: a failed upload must not leave it up
+    page.get_by_role("option", name="shapes-detect (detect)").click()
+    expect(page.locator("#ds-info")).to_contain_text("shapes-detect", timeout=60_000)
+    expect(page.locator("#ds-info")).to_contain_text("ready to train")  # the report in words, not JSON
+    expect(page.locator("#ds-info")).not_to_contain_text('"problems"')
     bad = tmp_path / "not-a-dataset.zip"
     with zipfile.ZipFile(bad, "w") as z:
         z.writestr("notes/readme.txt", "just text")
     page.locator("#ds-archive input[type=file]").set_input_files(str(bad))
     page.locator("#ds-name textarea, #ds-name input").first.fill("junk")
     page.locator("#ds-upload").click()
-    expect(page.locator("#ds-message")).to_contain_text("⚠️", timeout=60_000)
+    expect(page.locator("#ds-message")).to_contain_text("⚠", timeout=60_000)
+    expect(page.locator("#ds-info")).not_to_contain_text("shapes-detect")
+    expect(page.locator("#ds-gallery img")).to_have_count(0)
     shot(page, "09-bad-archive")
 
     if not api.get("/api/runs", params={"state": "completed"}).json()["items"]:  # a model to predict with
@@ -127,6 +141,7 @@ def test_bad_input_shows_clear_messages(page_for, api, tmp_path):
             time.sleep(1)
         page.reload()
     page.get_by_role("tab", name="Models").click()
+    expect(page.locator("#model-list")).to_contain_text("trained model")  # listed before the dropdown opens
     page.locator("#model-pick input").click()
     page.get_by_role("option").first.click()
     text = tmp_path / "not-an-image.png"
@@ -144,6 +159,76 @@ def test_bad_input_shows_clear_messages(page_for, api, tmp_path):
     page.locator("#model-image").get_by_label("Clear").first.click()  # a loaded File hides its file input
     page.locator("#model-image input[type=file]").set_input_files(str(good))
     page.wait_for_timeout(500)
+    expect(page.locator("#model-preview img")).to_be_visible(timeout=30_000)  # the image it predicts on
     page.locator("#model-predict").click()
     expect(page.locator("#model-preds")).to_contain_text("objects", timeout=90_000)
+    conf = page.locator("#model-conf input[type=number]")
+    conf.fill("1")
+    conf.press("Enter")
+    page.locator("#model-predict").click()
+    expect(page.locator("#model-preds")).to_contain_text("0 objects", timeout=90_000)  # nothing is that sure
     shot(page, "10-models")
+
+
+def no_error_toast(page) -> None:
+    """Gradio shows a failed event as a toast (the chat's 'FileData() argument after ** must be a
+    mapping' was one): there must be none."""
+    toasts = page.locator(".toast-body.error")
+    assert toasts.count() == 0, toasts.first.inner_text()
+
+
+def wait_result(page, n: int, title: str) -> None:
+    """The n-th result card of the conversation has arrived."""
+    expect(page.locator("#chatbot strong", has_text=title)).to_have_count(n, timeout=TRAIN_S)
+
+
+@pytest.mark.parametrize(("lang", "first", "edit", "more", "title", "start_word"), [
+    ("en-US", "train resnet18 on shapes-classify for 1 epoch, image size 32, batch 4, from scratch",
+     "again with epochs 2", "continue 2 more epochs", "Result of run", "Start it?"),
+    ("ko-KR", "shapes-classify로 resnet18 분류 1에폭, 이미지 크기 32, 배치 4, 처음부터",
+     "같은 설정으로 epochs만 2로 다시", "이어서 2 에폭 더", "결과", "시작할까요?"),
+])
+def test_conversation_across_three_runs(page_for, api, lang, first, edit, more, title, start_word):
+    """request → Start → result → edit → Start → result → "continue 2 more epochs" → Start → result,
+    in one conversation, with no error toast (issue 14: every message after a result failed)."""
+    page = page_for(lang)
+    bot = page.locator("#chatbot")
+    start = page.locator("#chat-start")
+    before = api.get("/api/runs", params={"limit": 1}).json()["total"]
+
+    chat(page, first)
+    expect(start).to_be_enabled()
+    start.click()
+    wait_result(page, 1, title)
+    no_error_toast(page)
+    shot(page, f"10-{lang}-first-result")
+
+    chat(page, edit)  # after a result card: this used to wipe the conversation
+    expect(bot).to_contain_text(start_word, timeout=60_000)
+    no_error_toast(page)
+    assert api.get("/api/runs", params={"limit": 1}).json()["total"] == before + 1, "an edit must not start a run"
+    expect(start).to_be_enabled()
+    start.click()
+    wait_result(page, 2, title)
+    no_error_toast(page)
+    shot(page, f"11-{lang}-second-result")
+
+    chat(page, more)
+    expect(start).to_be_enabled(timeout=60_000)
+    no_error_toast(page)
+    start.click()
+    wait_result(page, 3, title)
+    no_error_toast(page)
+    page.wait_for_timeout(1500)
+    shot(page, f"12-{lang}-third-result")
+
+    runs = api.get("/api/runs", params={"limit": 3}).json()["items"]
+    assert api.get("/api/runs", params={"limit": 1}).json()["total"] == before + 3
+    third, second, first_run = runs
+    assert all(r["state"] == "completed" for r in runs), [r["state"] for r in runs]
+    assert first_run["spec"]["epochs"] == 1 and second["spec"]["epochs"] == 2
+    assert {k for k in first_run["spec"] if first_run["spec"][k] != second["spec"].get(k)} == {"epochs"}
+    assert third["spec"]["extends"] == second["id"] and third["spec"]["epochs"] == 2
+    # the conversation is all there: three user requests, three result cards
+    for text in (first, edit, more):
+        expect(bot).to_contain_text(text)

@@ -454,3 +454,15 @@ def test_random_text_never_breaks_the_parser():
         json.dumps(result.model_dump(), allow_nan=False)
         dataset = (result.spec or {}).get("dataset")
         assert dataset is None or (not dataset.startswith(("http", "/", "ftp")) and ".." not in dataset)
+
+
+@pytest.mark.parametrize(("text", "epochs"), [
+    ("continue 2 more epochs", 2), ("continue for another 3 more epochs", 3), ("continue with 4 more epochs", 4),
+    ("continue two more epochs", 2), ("continue 2 more epochs please", 2), ("keep training for 5 more epochs", 5),
+    ("이어서 2 에폭 더", 2), ("이어서 10 에폭 더 학습해줘", 10),
+])
+def test_continue_n_more_epochs_resumes_from_the_last_run(text, epochs):
+    """"continue N more epochs" trains N more from the last run's weights (resume), in English as
+    in Korean; "N more epochs" alone stays an edit of the epoch count (the test above)."""
+    result = parse(text, previous=PREV)
+    assert result.intent == "resume" and result.spec["epochs"] == epochs, (result.intent, result.spec)

@@ -16,7 +16,7 @@ from typing import Any
 
 from core.contracts import TrainContext
 from core.errors import TrainerError
-from core.weights import DownloadTimeout, WeightsQuery, call_with_timeout, find_pretrained
+from core.weights import DownloadTimeout, WeightsQuery, call_with_timeout, find_pretrained, hub_host
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 CONFIG_FILES = ("config.json", "preprocessor_config.json")
@@ -56,7 +56,7 @@ def hub_query(model: str) -> WeightsQuery:
         return next((folder / n for n in WEIGHT_FILES if (folder / n).is_file()), None)
 
     names = [f"huggingface/{model}/{n}" for n in WEIGHT_FILES]
-    return WeightsQuery(model, "huggingface", names, cached, download)
+    return WeightsQuery(model, "huggingface", names, cached, download, (hub_host(),))
 
 
 def _config(source: str, timeout_s: float) -> Any:

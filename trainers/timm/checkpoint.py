@@ -2,7 +2,10 @@
 
 A checkpoint is a plain dict of tensors and basic values, so ``torch.load(weights_only=True)`` reads
 it: {"model", "optimizer", "scheduler", "epoch", "spec", "classes", "pretrained_cfg", "data_config",
-"metrics", "timm_version"}.
+"metrics", "timm_version", "resume"}. ``last.pt`` holds all of it (a retried run resumes from it);
+``best.pt`` is published: it holds the weights and what loading them needs, without the optimizer,
+scheduler and resume state (:data:`TRAINING_STATE`; for resnet18 the optimizer alone was ~90 of
+128 MB).
 """
 
 from __future__ import annotations
@@ -65,6 +68,15 @@ def build_checkpoint(
     }
 
 
+TRAINING_STATE = ("optimizer", "scheduler", "resume")
+
+
+def published(ckpt: dict[str, Any]) -> dict[str, Any]:
+    """The checkpoint without what only resuming needs (:data:`TRAINING_STATE`): what ``best.pt``
+    holds. Loads with :func:`read_checkpoint` / ``load_checkpoint`` like the full one."""
+    return {k: v for k, v in ckpt.items() if k not in TRAINING_STATE}
+
+
 def _plain_keep_tensors(value: Any) -> Any:
     if isinstance(value, torch.Tensor):
         return value
@@ -88,8 +100,8 @@ def _snapshot(value: Any) -> Any:
 
 class CheckpointWriter:
     """Saves ``last.pt`` in a background thread while the next epoch trains (one save in flight),
-    then hard-links it as ``best.pt`` when the epoch improved. Writes stay atomic; errors surface
-    on the next :meth:`submit` or on :meth:`close`."""
+    then writes ``best.pt`` (the weights, :func:`published`) when the epoch improved. Writes stay
+    atomic; errors surface on the next :meth:`submit` or on :meth:`close`."""
 
     def __init__(self, on_saved: Any = None) -> None:
         self._thread: threading.Thread | None = None
@@ -105,7 +117,7 @@ class CheckpointWriter:
         try:
             save_atomic(ckpt, last)
             if best is not None:
-                link_atomic(last, best)
+                save_atomic(published(ckpt), best)
             if self.on_saved is not None:
                 self.on_saved(ckpt, last)
         except BaseException as e:  # re-raised on the training thread by wait()

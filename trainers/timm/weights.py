@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from core.contracts import TrainContext
-from core.weights import WeightsQuery, find_pretrained
+from core.weights import WeightsQuery, find_pretrained, hub_host
 
 _EXTENSIONS = (".safetensors", ".pth", ".bin")
 _HUB_FILES = ("model.safetensors", "pytorch_model.bin")
@@ -80,7 +80,15 @@ def timm_query(model: str) -> WeightsQuery:
         return None
 
     has_source = bool(hub_id or url)
-    return WeightsQuery(model, "timm", local_names(model, cfg), cached, download if has_source else None)
+    hosts = (hub_host(),) if hub_id else (_url_host(url),) if url else ()
+    return WeightsQuery(model, "timm", local_names(model, cfg), cached, download if has_source else None, hosts)
+
+
+def _url_host(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
 
 
 def find_timm_weights(model: str, ctx: TrainContext) -> tuple[Path | None, str]:

@@ -33,7 +33,8 @@ def yolo_query(model: str) -> WeightsQuery:
             raise FileNotFoundError(f"no {name} among ultralytics' release assets")
         return path
 
-    return WeightsQuery(model, "ultralytics", [name, f"ultralytics/{name}"], cached, download)
+    # ultralytics' release assets live on GitHub (github.com redirects to its asset host)
+    return WeightsQuery(model, "ultralytics", [name, f"ultralytics/{name}"], cached, download, ("github.com:443",))
 
 
 def find_yolo_weights(model: str, ctx: TrainContext) -> tuple[Path | None, str]:

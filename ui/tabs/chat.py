@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -33,11 +34,12 @@ def result_turns(ctx: Ctx, run: dict[str, Any], lang: str) -> list[Any]:
     """The result card, the checkpoint to download, the plots and a few validation predictions."""
     if run["state"] != "completed":
         return [cards.failed_card(run, lang)]
-    turns: list[Any] = [cards.result_card(run, lang)]
     try:
         files = [f["path"] for f in ctx.api.artifacts(run["id"])]
     except ApiError as e:
-        return [*turns, error_text(e, lang)]
+        return [cards.result_card(run, lang), error_text(e, lang)]
+    turns: list[Any] = [cards.result_card(run, lang, summary=run_summary(ctx, run["id"], files),
+                                          points=_points(ctx, run["id"]))]
     if "checkpoints/best.pt" in files:
         turns.append(gr.File(value=str(ctx.run_file(run["id"], "checkpoints/best.pt")), label=t("checkpoint", lang)))
     names = {f.rsplit("/", 1)[-1]: f for f in files}
@@ -48,10 +50,27 @@ def result_turns(ctx: Ctx, run: dict[str, Any], lang: str) -> list[Any]:
     return turns
 
 
+def run_summary(ctx: Ctx, run_id: str, files: list[str]) -> dict[str, Any] | None:
+    """The run's summary.json (notes, pretrained_used, num_classes), or None when it cannot be read."""
+    if "summary.json" not in files:
+        return None
+    try:
+        data = json.loads(ctx.run_file(run_id, "summary.json").read_text())
+    except (ApiError, OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _points(ctx: Ctx, run_id: str) -> list[dict[str, Any]]:
+    try:
+        return ctx.api.metrics(run_id)
+    except ApiError:
+        return []
+
+
 def follow(ctx: Ctx, history: list[dict[str, Any]], run: dict[str, Any], lang: str) -> Iterator[list[dict[str, Any]]]:
     """Progress as a chat turn updated in place until the run ends, then the result turns."""
-    history = _say(history, t("started", lang, id=run["id"]))
-    history = _say(history, "⏳")
+    history = _say(history, t("waiting", lang))  # the reply before this one already said which run started
     while True:
         try:
             run = ctx.api.run(run["id"])
@@ -71,6 +90,10 @@ def follow(ctx: Ctx, history: list[dict[str, Any]], run: dict[str, Any], lang: s
 def build(ctx: Ctx) -> None:
     L = ctx.labels
     session = gr.State(None)
+    # The conversation lives here, on the server; the Chatbot only shows it. Sent back from the
+    # browser, the result card's file and image turns do not survive Gradio's preprocessing
+    # ("FileData() argument after ** must be a mapping"), which broke every message after a result.
+    turns = gr.State([])
     chatbot = L(gr.Chatbot(height=520, elem_id="chatbot"), "chat")
     choices = L(gr.Radio(choices=[], visible=False, elem_id="dataset-choices", interactive=True), "choices")
     with gr.Row():
@@ -112,18 +135,27 @@ def build(ctx: Ctx) -> None:
             for shown in follow(ctx, history, reply["run"], lang):
                 yield shown, reply["session_id"], gr.update(), gr.update(interactive=False), gr.update(), ""
 
-    outputs = [chatbot, session, choices, start, edit, msg]
-    send.click(converse, [msg, chatbot, session, ctx.lang], outputs)
-    msg.submit(converse, [msg, chatbot, session, ctx.lang], outputs)
-    choices.input(converse, [choices, chatbot, session, ctx.lang], outputs)
+    def shown_and_kept(fn):
+        """Each yield of ``fn`` goes to the Chatbot and to the conversation state alike."""
+        def wrapped(*args):
+            for history, *rest in fn(*args):
+                yield (history, history, *rest)
+        return wrapped
 
+    outputs = [chatbot, turns, session, choices, start, edit, msg]
+    talk = shown_and_kept(converse)
+    send.click(talk, [msg, turns, session, ctx.lang], outputs)
+    msg.submit(talk, [msg, turns, session, ctx.lang], outputs)
+    choices.input(talk, [choices, turns, session, ctx.lang], outputs)
+
+    @shown_and_kept
     def confirm(history, sid, lang):
         yield from converse("", history, sid, lang, confirm=True)
 
     start.click(lambda: gr.update(interactive=False), None, start).then(
-        confirm, [chatbot, session, ctx.lang], outputs)
+        confirm, [turns, session, ctx.lang], outputs)
     edit.click(lambda lang: gr.update(value=t("edit_hint", lang)), ctx.lang, msg, js=None).then(
         None, None, None, js="() => { const el = document.querySelector('#chat-input textarea'); "
                               "if (el) { el.focus(); el.setSelectionRange(el.value.length, el.value.length); } }")
-    new.click(lambda: ([], None, gr.update(visible=False, choices=[]), gr.update(interactive=False),
+    new.click(lambda: ([], [], None, gr.update(visible=False, choices=[]), gr.update(interactive=False),
                        gr.update(interactive=False), ""), None, outputs)

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 from PIL import Image
 
+from core.escape import md_text
 from ui.client import ApiError
 from ui.context import Ctx, error_text
 from ui.i18n import t
@@ -28,7 +28,29 @@ def describe(d: dict[str, Any], lang: str) -> str:
         lines.append("**counts:** " + ", ".join(f"{k}: {v}" for k, v in counts.items()))
     report = d.get("report")
     if report:
-        lines += ["", f"**{t('report', lang)}**", "```json", json.dumps(report, indent=1, ensure_ascii=False)[:3000], "```"]
+        lines += ["", f"**{t('report', lang)}**", "", report_markdown(report, lang)]
+    return "\n".join(lines)
+
+
+def report_markdown(report: dict[str, Any], lang: str, limit: int = 30) -> str:
+    """The validation report in words: a verdict, then each problem with its file (escaped)."""
+    problems = [p for p in report.get("problems") or [] if isinstance(p, dict)]
+    errors = [p for p in problems if p.get("severity") == "error"]
+    warnings = [p for p in problems if p.get("severity") != "error"]
+    ko = lang == "ko"
+    if errors:
+        verdict = f"오류 {len(errors)}개, 경고 {len(warnings)}개" if ko else f"{len(errors)} error(s), {len(warnings)} warning(s)"
+    elif warnings:
+        verdict = (f"학습할 수 있습니다. 경고 {len(warnings)}개" if ko else
+                   f"{len(warnings)} warning(s), no errors: ready to train")
+    else:
+        verdict = "문제없음: 학습할 수 있습니다" if ko else "No problems: ready to train"
+    lines = [verdict, ""]
+    for p in (errors + warnings)[:limit]:
+        kind = ("오류" if ko else "error") if p.get("severity") == "error" else ("경고" if ko else "warning")
+        lines.append(f"- **{kind}** `{str(p.get('file') or '—').replace('`', '')}`: {md_text(str(p.get('message') or ''))}")
+    if len(problems) > limit:
+        lines.append(f"- … {len(problems) - limit} " + ("개 더" if ko else "more"))
     return "\n".join(lines)
 
 
@@ -83,36 +105,41 @@ def build(ctx: Ctx) -> None:
     def done(created: dict[str, Any], lang: str):
         msg = t("imported", lang, name=created["name"], n=len(created.get("classes") or []))
         found = listing() or [(created["name"], created["id"])]
-        return msg, gr.update(choices=found, value=created["id"])
+        return msg, gr.update(choices=found, value=created["id"]), gr.update(), gr.update()
+
+    def failed(message: str):
+        """A refusal replaces what the panel showed: no earlier dataset's report next to the error."""
+        return message, gr.update(value=None), "", []
 
     def do_upload(file: str | None, name: str, lang: str, progress=gr.Progress()):  # noqa: B008 - gradio's idiom
         if not file:
-            return t("need_file", lang), gr.update()
+            return failed(t("need_file", lang))
         name = (name or "").strip() or Path(file).name.split(".")[0]
         progress(0.2, desc=f"{Path(file).name} → API")
         try:
             created = ctx.api.upload_dataset(name, Path(file))
         except ApiError as e:
-            return error_text(e, lang), gr.update()
+            return failed(error_text(e, lang))
         return done(created, lang)
 
     def do_register(name: str, uri: str, lang: str):
         if not (name or "").strip():
-            return t("need_name", lang), gr.update()
+            return failed(t("need_name", lang))
         try:
             return done(ctx.api.register_dataset(name.strip(), (uri or "").strip()), lang)
         except ApiError as e:
-            return error_text(e, lang), gr.update()
+            return failed(error_text(e, lang))
 
     def do_sample(kind: str, lang: str):
         try:
             return done(ctx.api.make_sample(kind), lang)
         except ApiError as e:
-            return error_text(e, lang), gr.update()
+            return failed(error_text(e, lang))
 
-    upload.click(do_upload, [archive, up_name, ctx.lang], [message, pick])
-    register.click(do_register, [reg_name, reg_uri, ctx.lang], [message, pick])
-    generate.click(do_sample, [sample, ctx.lang], [message, pick])
+    outs = [message, pick, info, gallery]
+    upload.click(do_upload, [archive, up_name, ctx.lang], outs)
+    register.click(do_register, [reg_name, reg_uri, ctx.lang], outs)
+    generate.click(do_sample, [sample, ctx.lang], outs)
     pick.change(show, [pick, ctx.lang], [info, gallery])
     pick.focus(names, ctx.lang, pick)
     ctx.on_load.append((names, [ctx.lang], [pick]))

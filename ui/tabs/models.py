@@ -10,6 +10,7 @@ from typing import Any
 import gradio as gr
 from PIL import Image
 
+from core.escape import md_text
 from ui import cards
 from ui.client import ApiError
 from ui.context import Ctx, error_text
@@ -23,7 +24,8 @@ def choices(runs: list[dict[str, Any]]) -> list[tuple[str, str]]:
             continue
         spec, final = r.get("spec") or {}, r.get("final_metrics") or {}
         name = cards.main_metric(final)
-        metric = f" · {name.split('/')[-1]}={final[name]:.3f}" if name and isinstance(final.get(name), int | float) else ""
+        metric = (f" · {cards.metric_name(name)} {final[name]:.3f}" if name and isinstance(final.get(name), int | float)
+                  else "")
         out.append((f"{spec.get('model')} · {spec.get('dataset')} · {r['id'][:8]}{metric}", r["id"]))
     return out
 
@@ -41,9 +43,13 @@ def build(ctx: Ctx) -> None:
     with gr.Row():
         with gr.Column(scale=1):
             pick = L(gr.Dropdown(choices=[], elem_id="model-pick"), "models")
+            listed = gr.Markdown(elem_id="model-list")  # what there is, without opening the dropdown
             info = gr.Markdown(elem_id="model-info")
             ckpt = L(gr.File(elem_id="model-ckpt", interactive=False), "download")
             image = L(gr.File(elem_id="model-image", file_count="single"), "image")
+            preview = gr.Image(elem_id="model-preview", interactive=False, type="filepath", height=200,
+                               show_label=False)
+            conf = L(gr.Slider(0.0, 1.0, value=0.25, step=0.05, elem_id="model-conf"), "conf")
             predict = L(gr.Button(variant="primary", elem_id="model-predict"), "predict", "value")
         with gr.Column(scale=2):
             message = gr.Markdown(elem_id="model-message")
@@ -52,9 +58,16 @@ def build(ctx: Ctx) -> None:
 
     def load(lang: str):
         try:
-            return gr.update(choices=choices(ctx.api.runs(limit=200)))
+            found = choices(ctx.api.runs(limit=200))
         except ApiError as e:
-            return gr.update(info=error_text(e, lang))
+            return gr.update(), error_text(e, lang)
+        if not found:
+            return gr.update(choices=[]), t("no_runs", lang)
+        head = f"**{len(found)}** " + ("개의 학습된 모델 (위에서 고르세요):" if lang == "ko" else
+                                      "trained model(s) — pick one above:")
+        rows = [f"- {md_text(label)}" for label, _ in found[:10]]
+        more = [f"- … {len(found) - 10}" + (" 개 더" if lang == "ko" else " more")] if len(found) > 10 else []
+        return gr.update(choices=found), "\n".join([head, *rows, *more])
 
     def show(run_id: str | None, lang: str):
         if not run_id:
@@ -64,22 +77,36 @@ def build(ctx: Ctx) -> None:
             path = ctx.run_file(run_id, "checkpoints/best.pt")
         except ApiError as e:
             return error_text(e, lang), None
-        rows = [f"| {k} | {cards.fmt(v)} |" for k, v in sorted((run.get("final_metrics") or {}).items())][:14]
-        return "\n".join([f"`{run['id']}` · {run['spec'].get('task')}", "", "| | |", "|---|---|", *rows]), str(path)
+        rows = [f"| {cards.metric_label(k, lang)} | {cards.fmt(v)} |"
+                for k, v in sorted((run.get("final_metrics") or {}).items())][:14]
+        head = "| 지표 | 값 |" if lang == "ko" else "| Metric | Value |"
+        return "\n".join([f"`{run['id']}` · {run['spec'].get('task')}", "", head, "|---|---|", *rows]), str(path)
 
-    def do_predict(run_id: str | None, file: str | None, lang: str):
+    def show_image(file: str | None):
+        """The uploaded image itself, so the person sees what they are predicting on (None if not an image)."""
+        if not file:
+            return None
+        try:
+            with Image.open(file) as im:
+                im.verify()
+        except Exception:  # noqa: BLE001 - anything PIL cannot read is simply not previewed
+            return None
+        return file
+
+    def do_predict(run_id: str | None, file: str | None, threshold: float, lang: str):
         if not run_id:
             return t("need_model", lang), None, ""
         if not file:
             return t("need_image", lang), None, ""
         try:
-            result = ctx.api.predict(run_id, Path(file))
+            result = ctx.api.predict(run_id, Path(file), conf=float(threshold))
         except ApiError as e:
             return error_text(e, lang), None, ""
         img = Image.open(io.BytesIO(base64.b64decode(result["png_base64"])))
         return "", img, predictions_text(result)
 
-    pick.focus(load, ctx.lang, pick)
+    pick.focus(load, ctx.lang, [pick, listed])
     pick.change(show, [pick, ctx.lang], [info, ckpt])
-    predict.click(do_predict, [pick, image, ctx.lang], [message, drawn, preds])
-    ctx.on_load.append((load, [ctx.lang], [pick]))
+    predict.click(do_predict, [pick, image, conf, ctx.lang], [message, drawn, preds])
+    image.change(show_image, image, preview, show_progress="hidden")
+    ctx.on_load.append((load, [ctx.lang], [pick, listed]))

@@ -8,23 +8,24 @@ import gradio as gr
 
 from core.escape import md_text
 from ui import cards
-from ui.client import ApiError
+from ui.client import ACTIVE, ApiError
 from ui.context import Ctx, error_text
-from ui.i18n import t
+from ui.i18n import state_name, t
 from ui.plots import metrics_figure
 
 REFRESH_S = 2.0
 
 
-def table_rows(runs: list[dict[str, Any]]) -> list[list[Any]]:
+def table_rows(runs: list[dict[str, Any]], lang: str = "en") -> list[list[Any]]:
     rows = []
     for r in runs:
         spec = r.get("spec") or {}
         final = r.get("final_metrics") or {}
         name = cards.main_metric(final)
-        metric = f"{name.split('/')[-1]} {final[name]:.4g}" if name and isinstance(final.get(name), int | float) else ""
+        metric = (f"{cards.metric_name(name)} {final[name]:.4g}" if name and isinstance(final.get(name), int | float)
+                  else "")
         started = (r.get("started") or r.get("created") or "")[:19].replace("T", " ")
-        rows.append([r["id"], r["state"], spec.get("model", ""), spec.get("dataset", ""),
+        rows.append([r["id"], state_name(r["state"], lang), spec.get("model", ""), spec.get("dataset", ""),
                      f"{r.get('epochs_done') or 0}/{spec.get('epochs', '?')}", metric, started,
                      cards.hms(cards.duration(r))])
     return rows
@@ -39,6 +40,7 @@ def build(ctx: Ctx) -> None:
         pick = L(gr.Dropdown(choices=[], elem_id="run-pick", allow_custom_value=True, scale=3), "run")
         cancel = L(gr.Button(variant="stop", elem_id="run-cancel", scale=1), "cancel", "value")
         retry = L(gr.Button(elem_id="run-retry", scale=1), "retry", "value")
+    notice = gr.Markdown(elem_id="run-notice")  # what Cancel/Retry did: the auto-refresh leaves it alone
     status = gr.Markdown(elem_id="run-status")
     plot = L(gr.Plot(elem_id="run-plot"), "metrics_plot")
     logs = L(gr.Textbox(lines=10, max_lines=14, elem_id="run-logs", autoscroll=True), "logs")
@@ -47,33 +49,41 @@ def build(ctx: Ctx) -> None:
         try:
             runs = ctx.api.runs()
         except ApiError as e:
-            return gr.update(), gr.update(), error_text(e, lang), gr.update(), gr.update()
+            return gr.update(), gr.update(), error_text(e, lang), gr.update(), gr.update(), gr.update(), gr.update()
         ids = [r["id"] for r in runs]
-        detail = details(selected, lang) if selected else (gr.update(), gr.update(), gr.update())
-        return table_rows(runs), gr.update(choices=ids), *detail
+        detail = details(selected, lang) if selected else (gr.update(),) * 5
+        return table_rows(runs, lang), gr.update(choices=ids), *detail
+
+    def actions(state: str | None):
+        """Cancel only while a run can still be stopped, Retry only once it has ended."""
+        live = state in ACTIVE
+        return (gr.update(interactive=live, variant="stop" if live else "secondary"),
+                gr.update(interactive=state is not None and not live))
 
     def details(run_id: str | None, lang: str):
         if not run_id:
-            return "", None, ""
+            return ("", None, "", *actions(None))
         try:
             run = ctx.api.run(run_id)
             points = ctx.api.metrics(run_id)
         except ApiError as e:
-            return error_text(e, lang), None, ""
+            return (error_text(e, lang), None, "", *actions(None))
         try:
             lines = ctx.api.logs(run_id)
             log_text = "\n".join(f"{ln.get('timestamp', '')[11:19]} {ln.get('level', '')} {ln.get('message', '')}"
                                  for ln in lines)
         except ApiError as e:
             log_text = str(e)
-        head = f"**{run['id']}** · `{run['state']}` · {cards.progress_line(run, points, lang).removeprefix('⏳ ')}"
+        head = cards.progress_line(run, points, lang)
         if run.get("error"):
-            head += f"\n\n⚠️ {md_text(run['error'])}"
+            head += f"\n\n**{t('error_label', lang)}:** {md_text(run['error'])}"
         link = ctx.prefect_link(run, lang)
-        return head + (f"\n\n{link}" if link else ""), metrics_figure(points, run["id"]), log_text
+        return (head + (f"\n\n{link}" if link else ""), metrics_figure(points, run["id"]), log_text,
+                *actions(run["state"]))
 
-    timer.tick(refresh, [pick, ctx.lang], [table, pick, status, plot, logs], show_progress="hidden")
-    pick.change(details, [pick, ctx.lang], [status, plot, logs], show_progress="hidden")
+    timer.tick(refresh, [pick, ctx.lang], [table, pick, status, plot, logs, cancel, retry], show_progress="hidden")
+    pick.change(details, [pick, ctx.lang], [status, plot, logs, cancel, retry], show_progress="hidden")
+    pick.input(lambda: "", None, notice, show_progress="hidden")  # another run picked by hand: its notice goes
 
     def on_select(evt: gr.SelectData):
         return gr.update(value=evt.row_value[0]) if evt.row_value else gr.update()
@@ -98,5 +108,5 @@ def build(ctx: Ctx) -> None:
         except ApiError as e:
             return gr.update(), error_text(e, lang)
 
-    cancel.click(do_cancel, [pick, ctx.lang], status)
-    retry.click(do_retry, [pick, ctx.lang], [pick, status])
+    cancel.click(do_cancel, [pick, ctx.lang], notice)
+    retry.click(do_retry, [pick, ctx.lang], [pick, notice])
