@@ -23,6 +23,8 @@ footer { display: none !important; }
 
 def build_app(api_url: str, token: str, *, prefect_ui: str = "", cache: Path | None = None) -> gr.Blocks:
     cache = cache or Path(tempfile.mkdtemp(prefix="vtp-ui-"))
+    cache.mkdir(parents=True, exist_ok=True)
+    cache.chmod(0o700)  # downloaded checkpoints and plots: the user's alone, like GRADIO_TEMP_DIR
     ctx = Ctx(api=ApiClient(api_url, token), cache=cache, prefect_ui=prefect_ui.rstrip("/"))
     L = ctx.labels
     # Gradio keeps every upload and file it serves in its cache: drop what is older than an hour
@@ -48,7 +50,9 @@ def build_app(api_url: str, token: str, *, prefect_ui: str = "", cache: Path | N
 
         outputs = [ctx.lang, switch, *L.components]
         loaded = demo.load(relabel, browser_lang, outputs, js=BROWSER_LANG_JS)
-        switch.input(relabel, switch, outputs)
+        switched = switch.input(relabel, switch, outputs)
+        for fn, inputs, outs in ctx.on_lang:
+            switched = switched.then(fn, inputs, outs)
         # after the relabel, not beside it: both update the dropdowns, and in parallel the
         # relabel's update could land last and leave them without their choices
         for fn, inputs, outs in ctx.on_load:

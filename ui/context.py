@@ -18,6 +18,7 @@ class Ctx:
     labels: Labels = field(default_factory=Labels)
     lang: Any = None  # the gr.State holding "en" or "ko"
     on_load: list[tuple[Any, list[Any], list[Any]]] = field(default_factory=list)  # (fn, inputs, outputs)
+    on_lang: list[tuple[Any, list[Any], list[Any]]] = field(default_factory=list)  # run after a language switch
 
     def run_file(self, run_id: str, path: str) -> Path:
         return self.api.download(run_id, path, self.cache / "runs" / run_id / path)

@@ -202,6 +202,13 @@ def test_conversation_across_three_runs(page_for, api, lang, first, edit, more, 
     wait_result(page, 1, title)
     no_error_toast(page)
     shot(page, f"10-{lang}-first-result")
+    if lang == "en-US":  # the conversation so far follows a language switch, cards and run states included
+        page.locator("#lang-switch").get_by_text("한국어").click()
+        expect(page.locator("#chatbot strong", has_text="결과")).to_have_count(1)
+        expect(bot).to_contain_text("학습 계획")
+        shot(page, "10-en-US-switched-to-korean")
+        page.locator("#lang-switch").get_by_text("English").click()
+        expect(page.locator("#chatbot strong", has_text=title)).to_have_count(1)
 
     chat(page, edit)  # after a result card: this used to wipe the conversation
     expect(bot).to_contain_text(start_word, timeout=60_000)

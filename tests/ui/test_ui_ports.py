@@ -25,6 +25,8 @@ def test_uploads_stay_in_a_private_folder_under_vtp_home(ui_url, stack):
     tmp = Path(stack["VTP_HOME"]) / "ui-tmp"
     assert tmp.is_dir()
     assert stat.S_IMODE(tmp.stat().st_mode) == 0o700
+    downloads = Path(stack["VTP_HOME"]) / "ui-cache"  # checkpoints the web app fetched for download
+    assert stat.S_IMODE(downloads.stat().st_mode) == 0o700
     r = httpx.post(f"{ui_url}/gradio_api/upload", files={"files": ("probe.txt", b"vtp upload probe")},
                    headers={"Origin": ui_url}, timeout=30)
     assert r.status_code == 200, r.text

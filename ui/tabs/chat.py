@@ -18,35 +18,50 @@ POLL_S = 1.5
 PLOTS = ("results.png", "confusion_matrix_normalized.png", "confusion_matrix.png", "PR_curve.png", "curves.png")
 
 
-def _say(history: list[dict[str, Any]], content: Any) -> list[dict[str, Any]]:
+# A turn's content is text, or a function of the page's language that makes it (cards, components):
+# the conversation is kept as such and rendered for each language, so switching to Korean turns
+# every card of the conversation so far into Korean too.
+Content = Any  # str | Callable[[str], str | gr.Component]
+
+
+def _say(history: list[dict[str, Any]], content: Content) -> list[dict[str, Any]]:
     return [*history, {"role": "assistant", "content": content}]
 
 
-def reply_turns(reply: dict[str, Any], lang: str) -> list[Any]:
-    """What the assistant says for one API reply: its text, then the spec card when there is one."""
-    turns: list[Any] = [reply["reply"]] if reply.get("reply") else []
+def render(history: list[dict[str, Any]], lang: str) -> list[dict[str, Any]]:
+    """The conversation as the Chatbot shows it in ``lang``."""
+    return [{"role": m["role"], "content": m["content"](lang) if callable(m["content"]) else m["content"]}
+            for m in history]
+
+
+def reply_turns(reply: dict[str, Any]) -> list[Content]:
+    """What the assistant says for one API reply: its text, then the spec card when there is one.
+    The reply's text is in the language the person wrote in (the API's choice); the card follows the page."""
+    turns: list[Content] = [reply["reply"]] if reply.get("reply") else []
     if reply.get("spec") and not reply.get("run"):
-        turns.append(cards.spec_card(reply, lang))
+        turns.append(lambda lang, r=reply: cards.spec_card(r, lang))
     return turns
 
 
-def result_turns(ctx: Ctx, run: dict[str, Any], lang: str) -> list[Any]:
+def result_turns(ctx: Ctx, run: dict[str, Any]) -> list[Content]:
     """The result card, the checkpoint to download, the plots and a few validation predictions."""
     if run["state"] != "completed":
-        return [cards.failed_card(run, lang)]
+        return [lambda lang, r=run: cards.failed_card(r, lang)]
     try:
         files = [f["path"] for f in ctx.api.artifacts(run["id"])]
     except ApiError as e:
-        return [cards.result_card(run, lang), error_text(e, lang)]
-    turns: list[Any] = [cards.result_card(run, lang, summary=run_summary(ctx, run["id"], files),
-                                          points=_points(ctx, run["id"]))]
+        return [lambda lang, r=run: cards.result_card(r, lang), lambda lang, e=e: error_text(e, lang)]
+    summary, points = run_summary(ctx, run["id"], files), _points(ctx, run["id"])
+    turns: list[Content] = [lambda lang, r=run: cards.result_card(r, lang, summary=summary, points=points)]
     if "checkpoints/best.pt" in files:
-        turns.append(gr.File(value=str(ctx.run_file(run["id"], "checkpoints/best.pt")), label=t("checkpoint", lang)))
+        best = str(ctx.run_file(run["id"], "checkpoints/best.pt"))
+        turns.append(lambda lang, p=best: gr.File(value=p, label=t("checkpoint", lang)))
     names = {f.rsplit("/", 1)[-1]: f for f in files}
     plots = [names[p] for p in PLOTS if p in names][:2]
     preds = sorted(f for f in files if ("val_batch" in f and "pred" in f) or f.endswith("val_pred_grid.jpg"))[:2]
     for path in plots + preds:
-        turns.append(gr.Image(value=str(ctx.run_file(run["id"], path)), label=path.rsplit("/", 1)[-1]))
+        local, name = str(ctx.run_file(run["id"], path)), path.rsplit("/", 1)[-1]
+        turns.append(lambda lang, p=local, n=name: gr.Image(value=p, label=n))
     return turns
 
 
@@ -68,21 +83,22 @@ def _points(ctx: Ctx, run_id: str) -> list[dict[str, Any]]:
         return []
 
 
-def follow(ctx: Ctx, history: list[dict[str, Any]], run: dict[str, Any], lang: str) -> Iterator[list[dict[str, Any]]]:
+def follow(ctx: Ctx, history: list[dict[str, Any]], run: dict[str, Any]) -> Iterator[list[dict[str, Any]]]:
     """Progress as a chat turn updated in place until the run ends, then the result turns."""
-    history = _say(history, t("waiting", lang))  # the reply before this one already said which run started
+    history = _say(history, lambda lang: t("waiting", lang))  # the reply before this one named the run started
     while True:
         try:
             run = ctx.api.run(run["id"])
             points = ctx.api.metrics(run["id"])
-            history[-1] = {"role": "assistant", "content": cards.progress_line(run, points, lang)}
+            history[-1] = {"role": "assistant",
+                           "content": lambda lang, r=run, p=points: cards.progress_line(r, p, lang)}
         except ApiError as e:
-            history[-1] = {"role": "assistant", "content": error_text(e, lang)}
+            history[-1] = {"role": "assistant", "content": lambda lang, e=e: error_text(e, lang)}
         yield history
         if run["state"] not in ACTIVE:
             break
         time.sleep(POLL_S)
-    for turn in result_turns(ctx, run, lang):
+    for turn in result_turns(ctx, run):
         history = _say(history, turn)
     yield history
 
@@ -115,15 +131,15 @@ def build(ctx: Ctx) -> None:
         if message:
             history.append({"role": "user", "content": message})
         if confirm and sid is None:
-            yield _say(history, t("no_start", lang)), sid, gr.update(), gr.update(), gr.update(), ""
+            yield _say(history, lambda lang: t("no_start", lang)), sid, gr.update(), gr.update(), gr.update(), ""
             return
         try:
             reply = ctx.api.chat(message or ("yes, go" if lang == "en" else "응, 시작해"), session_id=sid,
                                  confirm=confirm)
         except ApiError as e:
-            yield _say(history, error_text(e, lang)), sid, gr.update(), gr.update(), gr.update(), ""
+            yield _say(history, lambda lang, e=e: error_text(e, lang)), sid, gr.update(), gr.update(), gr.update(), ""
             return
-        for turn in reply_turns(reply, lang):
+        for turn in reply_turns(reply):
             history = _say(history, turn)
         asking = bool(reply.get("question") or reply.get("missing")) and not reply.get("run")
         offer = gr.update(choices=reply.get("datasets") or [], value=None,
@@ -132,14 +148,15 @@ def build(ctx: Ctx) -> None:
         has_spec = bool(reply.get("spec"))
         yield (history, reply["session_id"], offer, gr.update(interactive=ready), gr.update(interactive=has_spec), "")
         if reply.get("run"):
-            for shown in follow(ctx, history, reply["run"], lang):
+            for shown in follow(ctx, history, reply["run"]):
                 yield shown, reply["session_id"], gr.update(), gr.update(interactive=False), gr.update(), ""
 
     def shown_and_kept(fn):
-        """Each yield of ``fn`` goes to the Chatbot and to the conversation state alike."""
+        """Each yield of ``fn``: the conversation rendered in the page's language (its last argument)
+        to the Chatbot, and as it is to the conversation state."""
         def wrapped(*args):
             for history, *rest in fn(*args):
-                yield (history, history, *rest)
+                yield (render(history, args[-1]), history, *rest)
         return wrapped
 
     outputs = [chatbot, turns, session, choices, start, edit, msg]
@@ -157,5 +174,6 @@ def build(ctx: Ctx) -> None:
     edit.click(lambda lang: gr.update(value=t("edit_hint", lang)), ctx.lang, msg, js=None).then(
         None, None, None, js="() => { const el = document.querySelector('#chat-input textarea'); "
                               "if (el) { el.focus(); el.setSelectionRange(el.value.length, el.value.length); } }")
+    ctx.on_lang.append((render, [turns, ctx.lang], [chatbot]))  # the whole conversation follows a switch
     new.click(lambda: ([], [], None, gr.update(visible=False, choices=[]), gr.update(interactive=False),
                        gr.update(interactive=False), ""), None, outputs)
