@@ -47,14 +47,15 @@ class ApiClient:
         self.http = httpx.Client(base_url=self.base_url, headers={"Authorization": f"Bearer {token}"},
                                  timeout=timeout, transport=transport)
 
-    def _call(self, method: str, path: str, **kw: Any) -> Any:
+    def _call(self, method: str, path: str, *, raw: bool = False, **kw: Any) -> Any:
+        """The response's JSON (or bytes when it is not JSON, or always with ``raw``); ApiError otherwise."""
         try:
             resp = self.http.request(method, path, **kw)
         except httpx.HTTPError as e:
             raise ApiError(0, f"the vtp API at {self.base_url} did not answer ({e}): is `vtp up` running?") from e
         if resp.status_code >= 400:
             raise ApiError(resp.status_code, _message(resp))
-        if resp.headers.get("content-type", "").startswith("application/json"):
+        if not raw and resp.headers.get("content-type", "").startswith("application/json"):
             return resp.json()
         return resp.content
 
@@ -85,7 +86,7 @@ class ApiClient:
         """Save one file of the run's outputs to ``dest`` (kept when it is already there)."""
         if not dest.exists():
             dest.parent.mkdir(parents=True, exist_ok=True)
-            data = self._call("GET", f"/api/runs/{run_id}/artifacts/{path}")
+            data = self._call("GET", f"/api/runs/{run_id}/artifacts/{path}", raw=True)  # a .json file is a file too
             tmp = dest.with_name(dest.name + ".part")
             tmp.write_bytes(data)
             tmp.replace(dest)

@@ -116,11 +116,21 @@ def test_bad_input_shows_clear_messages(page_for, api, tmp_path):
     shot(page, "08-absurd-epochs")
 
     page.get_by_role("tab", name="Datasets").click()
-    page.locator("#ds-pick input").click()  # a dataset shown first: a failed upload must not leave it up
-    page.get_by_role("option", name="shapes-detect (detect)").click()
-    expect(page.locator("#ds-info")).to_contain_text("shapes-detect", timeout=60_000)
-    expect(page.locator("#ds-info")).to_contain_text("ready to train")  # the report in words, not JSON
+    # a good upload first: its report in words (not JSON); then a failed upload must not leave it up
+    from tasks.samples import make_sample
+
+    folder = make_sample("shapes-detect", tmp_path / "good", n_train=4, n_val=2, image_size=64)
+    good_zip = tmp_path / "good-shapes.zip"
+    with zipfile.ZipFile(good_zip, "w") as z:
+        for f in sorted(p for p in folder.rglob("*") if p.is_file()):
+            z.write(f, f.relative_to(folder))
+    page.locator("#ds-archive input[type=file]").set_input_files(str(good_zip))
+    page.locator("#ds-name textarea, #ds-name input").first.fill(f"good-{tmp_path.name[-6:]}")
+    page.locator("#ds-upload").click()
+    expect(page.locator("#ds-message")).to_contain_text("imported", timeout=60_000)
+    expect(page.locator("#ds-info")).to_contain_text("ready to train", timeout=30_000)
     expect(page.locator("#ds-info")).not_to_contain_text('"problems"')
+    page.locator("#ds-archive").get_by_label("Clear").first.click()
     bad = tmp_path / "not-a-dataset.zip"
     with zipfile.ZipFile(bad, "w") as z:
         z.writestr("notes/readme.txt", "just text")
@@ -128,7 +138,7 @@ def test_bad_input_shows_clear_messages(page_for, api, tmp_path):
     page.locator("#ds-name textarea, #ds-name input").first.fill("junk")
     page.locator("#ds-upload").click()
     expect(page.locator("#ds-message")).to_contain_text("⚠", timeout=60_000)
-    expect(page.locator("#ds-info")).not_to_contain_text("shapes-detect")
+    expect(page.locator("#ds-info")).not_to_contain_text("ready to train")
     expect(page.locator("#ds-gallery img")).to_have_count(0)
     shot(page, "09-bad-archive")
 
@@ -178,8 +188,10 @@ def no_error_toast(page) -> None:
 
 
 def wait_result(page, n: int, title: str) -> None:
-    """The n-th result card of the conversation has arrived."""
-    expect(page.locator("#chatbot strong", has_text=title)).to_have_count(n, timeout=TRAIN_S)
+    """The n-th result card of the conversation has arrived; scrolled into view for the screenshot."""
+    cards = page.locator("#chatbot strong", has_text=title)
+    expect(cards).to_have_count(n, timeout=TRAIN_S)
+    cards.last.scroll_into_view_if_needed()
 
 
 @pytest.mark.parametrize(("lang", "first", "edit", "more", "title", "start_word"), [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -14,6 +15,7 @@ from ui.client import ACTIVE, ApiError
 from ui.context import Ctx, error_text
 from ui.i18n import t
 
+log = logging.getLogger(__name__)
 POLL_S = 1.5
 PLOTS = ("results.png", "confusion_matrix_normalized.png", "confusion_matrix.png", "PR_curve.png", "curves.png")
 
@@ -98,7 +100,13 @@ def follow(ctx: Ctx, history: list[dict[str, Any]], run: dict[str, Any]) -> Iter
         if run["state"] not in ACTIVE:
             break
         time.sleep(POLL_S)
-    for turn in result_turns(ctx, run):
+    try:
+        shown = result_turns(ctx, run)
+    except Exception as e:  # noqa: BLE001 - the run's outcome is known; a card that cannot be made must not hide it
+        log.exception("the result card of run %s could not be made", run["id"])
+        shown = [lambda lang, r=run: cards.progress_line(r, [], lang),
+                 lambda lang, e=e: error_text(e, lang)]
+    for turn in shown:
         history = _say(history, turn)
     yield history
 
