@@ -6,7 +6,7 @@ import html
 from datetime import UTC, datetime
 from typing import Any
 
-from core.escape import md_text
+from core.escape import md_code, md_text
 from core.metric_names import metric_name
 from ui.i18n import state_name, t
 
@@ -48,13 +48,13 @@ def spec_card(reply: dict[str, Any], lang: str) -> str:
     if spec.get("extends"):
         rows.append(("extends", spec["extends"][:8]))
     lines = [f"**{t('spec_title', lang)}**", "", f"| {t('field', lang)} | {t('value', lang)} |", "|---|---|"]
-    lines += [f"| {t(k, lang)} | `{fmt(v)}` |" for k, v in rows]
+    lines += [f"| {t(k, lang)} | {md_code(fmt(v))} |" for k, v in rows]
     if reply.get("notes"):
-        lines += ["", f"**{t('assumptions', lang)}**"] + [f"- {n}" for n in reply["notes"]]
+        lines += ["", f"**{t('assumptions', lang)}**"] + [f"- {md_text(n)}" for n in reply["notes"]]
     if reply.get("missing"):
-        lines += ["", f"**{t('missing', lang)}:** " + ", ".join(reply["missing"])]
+        lines += ["", f"**{t('missing', lang)}:** " + ", ".join(md_text(m) for m in reply["missing"])]
     if reply.get("errors"):
-        lines += ["", f"**⚠ {t('problems', lang)}**"] + [f"- {e}" for e in reply["errors"]]
+        lines += ["", f"**⚠ {t('problems', lang)}**"] + [f"- {md_text(e)}" for e in reply["errors"]]
     if reply.get("ready"):
         lines += ["", t("ready_hint", lang)]
     return "\n".join(lines)

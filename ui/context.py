@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.escape import md_text
 from ui.client import ApiClient, ApiError
 from ui.i18n import Labels, t
 
@@ -29,4 +30,8 @@ class Ctx:
 
 
 def error_text(e: Exception, lang: str) -> str:
-    return t("error", lang, msg=str(e) if isinstance(e, ApiError) else f"{type(e).__name__}: {e}")
+    """An error as Markdown that shows its text as it is: paths like ``images/<split>/`` are not
+    read as HTML tags and dropped, and the API's "- file: problem" lines stay a list."""
+    raw = str(e) if isinstance(e, ApiError) else f"{type(e).__name__}: {e}"
+    lines = [f"- {md_text(ln[2:])}" if ln.startswith("- ") else md_text(ln) for ln in raw.splitlines() if ln.strip()]
+    return t("error", lang, msg="\n".join(lines))

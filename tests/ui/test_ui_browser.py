@@ -138,6 +138,8 @@ def test_bad_input_shows_clear_messages(page_for, api, tmp_path):
     page.locator("#ds-name textarea, #ds-name input").first.fill("junk")
     page.locator("#ds-upload").click()
     expect(page.locator("#ds-message")).to_contain_text("⚠", timeout=60_000)
+    expect(page.locator("#ds-message")).to_contain_text("readme.txt")  # the file named, and the message whole:
+    expect(page.locator("#ds-message")).to_contain_text("<split>")     # no "<…>" eaten as an HTML tag
     expect(page.locator("#ds-info")).not_to_contain_text("ready to train")
     expect(page.locator("#ds-gallery img")).to_have_count(0)
     shot(page, "09-bad-archive")
