@@ -178,8 +178,9 @@ class Stack:
 
     def start_worker(self, fw: str) -> subprocess.Popen:
         pool = self.settings.pool_name(fw)
-        return self._spawn(f"worker-{fw}", [sys.executable, "-m", "prefect", "worker", "start", "--pool", pool,
-                                            "--type", "process", "--name", f"vtp-{pool}"])
+        # Prefect's CLI, reporting each crash once (core/prefect_worker.py: no second retry for one kill)
+        return self._spawn(f"worker-{fw}", [sys.executable, "-m", "core.prefect_worker", "worker", "start",
+                                            "--pool", pool, "--type", "process", "--name", f"vtp-{pool}"])
 
     def prefect_auth_hint(self) -> str:
         if self.settings.prefect_auth_string is not None:

@@ -8,14 +8,17 @@ the order tests run in."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 
 def run_async(coro_fn: Callable[..., Awaitable[Any]], *args: Any, timeout_s: float = 300) -> Any:
-    """``asyncio.run(coro_fn(*args))`` in its own thread; returns its result, re-raises its error.
+    """``asyncio.run(coro_fn(*args))`` in its own thread, in a copy of the caller's context
+    variables; returns its result, re-raises its error.
 
     Raises ``concurrent.futures.TimeoutError`` after ``timeout_s`` seconds."""
+    context = contextvars.copy_context()  # the caller's settings (e.g. Prefect's temporary_settings) go along
     with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(lambda: asyncio.run(coro_fn(*args))).result(timeout=timeout_s)
+        return pool.submit(context.run, lambda: asyncio.run(coro_fn(*args))).result(timeout=timeout_s)

@@ -151,3 +151,51 @@ def test_worker_lost_with_its_run_is_detected_and_retried_to_completion(stack_en
     kinds = [e["kind"] for e in run["events"]]
     assert kinds.index("stale") < kinds.index("resumed"), run["events"]
     assert _worker_pid("ultralytics-process", stack_env["VTP_HOME"]) != worker, "`vtp up` started a new worker"
+
+
+def test_a_crash_is_reported_once(stack_env):
+    """Prefect 3.8's process worker reports one exit as Crashed twice (its run executor, then
+    BaseWorker); the second report crashed the retried attempt. With core/prefect_worker.py's patch
+    a crash already recorded since the worker picked the run up is not proposed again, and a crash
+    nobody reported still is. Against the stack's real Prefect server, with Prefect's own worker class."""
+    from prefect import flow
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.objects import StateType
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.states import Crashed, Pending, Running, Scheduled
+    from prefect.workers.process import ProcessWorker
+
+    from core.prefect_worker import report_each_crash_once
+    from tests.aio import run_async
+
+    report_each_crash_once()
+
+    @flow(name="vtp-crash-report-probe")
+    def probe() -> None:  # never run: only its flow runs' states are set
+        pass
+
+    async def scenario() -> tuple[StateType, int, StateType]:
+        async with get_client() as client:
+            worker = ProcessWorker(work_pool_name="vtp-crash-report-probe")
+            # a run picked up, crashed and already reported by the executor, then retried and running again
+            fr = await client.create_flow_run(probe, state=Scheduled())
+            picked_up = await client.read_flow_run(fr.id)
+            for state in (Pending(), Running(), Crashed(message="Process exited with status code: 137")):
+                await client.set_flow_run_state(fr.id, state, force=True)
+            for state in (Scheduled(name="AwaitingRetry"), Pending(), Running()):
+                await client.set_flow_run_state(fr.id, state, force=True)
+            await worker._propose_crashed_state(picked_up, "infrastructure exited with 137", client=client)
+            retried = await client.read_flow_run(fr.id)
+            # a crash the executor did not report: the worker still reports it
+            other = await client.create_flow_run(probe, state=Scheduled())
+            other_picked = await client.read_flow_run(other.id)
+            for state in (Pending(), Running()):
+                await client.set_flow_run_state(other.id, state, force=True)
+            await worker._propose_crashed_state(other_picked, "infrastructure exited with 137", client=client)
+            unreported = await client.read_flow_run(other.id)
+            return retried.state.type, retried.run_count, unreported.state.type
+
+    with temporary_settings(updates={PREFECT_API_URL: stack_env["PREFECT_API_URL"]}):
+        retried_state, run_count, unreported_state = run_async(scenario)
+    assert retried_state == StateType.RUNNING and run_count == 2, "the retried attempt must keep running"
+    assert unreported_state == StateType.CRASHED
