@@ -158,6 +158,8 @@ def test_a_crash_is_reported_once(stack_env):
     BaseWorker); the second report crashed the retried attempt. With core/prefect_worker.py's patch
     a crash already recorded since the worker picked the run up is not proposed again, and a crash
     nobody reported still is. Against the stack's real Prefect server, with Prefect's own worker class."""
+    from datetime import UTC, datetime
+
     from prefect import flow
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.objects import StateType
@@ -165,7 +167,7 @@ def test_a_crash_is_reported_once(stack_env):
     from prefect.states import Crashed, Pending, Running, Scheduled
     from prefect.workers.process import ProcessWorker
 
-    from core.prefect_worker import report_each_crash_once
+    from core.prefect_worker import _picked_up, report_each_crash_once
     from tests.aio import run_async
 
     report_each_crash_once()
@@ -180,8 +182,12 @@ def test_a_crash_is_reported_once(stack_env):
             # a run picked up, crashed and already reported by the executor, then retried and running again
             fr = await client.create_flow_run(probe, state=Scheduled())
             picked_up = await client.read_flow_run(fr.id)
+            _picked_up.set(datetime.now(UTC))  # what the patched submission records when it begins
             for state in (Pending(), Running(), Crashed(message="Process exited with status code: 137")):
                 await client.set_flow_run_state(fr.id, state, force=True)
+            # the submission's flow-run object may carry the crash it saw itself: the decision must not
+            # depend on it (the first version of the patch compared against it, and reported twice)
+            picked_up.state = (await client.read_flow_run(fr.id)).state
             for state in (Scheduled(name="AwaitingRetry"), Pending(), Running()):
                 await client.set_flow_run_state(fr.id, state, force=True)
             await worker._propose_crashed_state(picked_up, "infrastructure exited with 137", client=client)
@@ -189,6 +195,7 @@ def test_a_crash_is_reported_once(stack_env):
             # a crash the executor did not report: the worker still reports it
             other = await client.create_flow_run(probe, state=Scheduled())
             other_picked = await client.read_flow_run(other.id)
+            _picked_up.set(datetime.now(UTC))
             for state in (Pending(), Running()):
                 await client.set_flow_run_state(other.id, state, force=True)
             await worker._propose_crashed_state(other_picked, "infrastructure exited with 137", client=client)
