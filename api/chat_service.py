@@ -4,7 +4,8 @@ far, and — once the person confirms — a run.
 A run is never started without a confirmation: the spec card, with the assumptions made, is
 shown first — for a first request and for an edit, a retry or a "continue" after a run
 ("epochs만 100으로 다시", "retry that run", "이어서 2 에폭 더") alike. It starts when the person
-confirms (``confirm: true`` or "응, 시작해" / "yes, go"). Every turn is stored: the person's
+confirms (``confirm: true`` or "응, 시작해" / "yes, go"). "Compare the last two" / "어느 게 더 나아?"
+answers with the conversation's last two runs side by side (api.compare). Every turn is stored: the person's
 message, the assistant's reply with the spec, and a system message naming each run started.
 """
 
@@ -25,8 +26,8 @@ from tasks.dataset_store import list_datasets
 from tasks.storage import Storage
 
 RUN_PREFIX = "run "
-STARTED = {"ko": "학습을 시작했습니다: 실행 {id} ({model}, {dataset}, {epochs} 에폭).",
-           "en": "Started run {id} ({model} on {dataset}, {epochs} epochs)."}
+STARTED = {"ko": "학습을 시작했습니다: 실행 {name} (`{id}`; {model}, {dataset}, {epochs} 에폭).",
+           "en": "Started run {name} (`{id}`; {model} on {dataset}, {epochs} epochs)."}
 NOT_STARTED = {"ko": "시작하지 못했습니다: {error}", "en": "Could not start it: {error}"}
 CANCELLED = {"ko": "실행 {id}을(를) 취소했습니다.", "en": "Cancelled run {id}."}
 
@@ -48,11 +49,49 @@ def get_chat(session: Session, *, session_id: str) -> ChatSession:
     return chat
 
 
-def _last_run(chat: ChatSession, session: Session) -> Run | None:
-    for message in reversed(chat.messages):
+def _session_runs(chat: ChatSession, session: Session) -> list[Run]:
+    """The runs this conversation started, oldest first."""
+    runs = []
+    for message in chat.messages:
         if message.role == "system" and message.content.startswith(RUN_PREFIX):
-            return session.get(Run, message.content[len(RUN_PREFIX):].split()[0])
-    return None
+            run = session.get(Run, message.content[len(RUN_PREFIX):].split()[0])
+            if run is not None:
+                runs.append(run)
+    return runs
+
+
+def _last_run(chat: ChatSession, session: Session) -> Run | None:
+    runs = _session_runs(chat, session)
+    return runs[-1] if runs else None
+
+
+def _comparison(session: Session, chat: ChatSession, refs: list[str], lang: str) -> str:
+    """The reply to "compare the last two" / "compare A and B": the runs named, else this
+    conversation's last two, filled up from the newest runs in the ledger when it has fewer."""
+    from api import compare
+
+    if refs:
+        try:
+            runs = [compare.find_run(session, ref, lang) for ref in refs]
+        except ApiError as e:
+            return str(e)
+        if len(runs) == 1:  # "compare 3f2a9c1e with the last one"
+            last = next((r for r in reversed(_session_runs(chat, session)) if r.id != runs[0].id), None)
+            runs = [*runs, last] if last is not None else runs
+    else:
+        runs = _session_runs(chat, session)[-2:]
+    note = ""
+    if len(runs) < 2 and not refs:
+        own = len(runs)
+        newest = session.scalars(select(Run).order_by(Run.created.desc()).limit(4))
+        runs = [*runs, *(r for r in newest if r.id not in {x.id for x in runs})][:2]
+        runs.sort(key=lambda r: r.created)
+        if len(runs) == 2:
+            note = compare.say(lang, "from_ledger", n=own)
+    if len(runs) < 2:
+        return compare.need_two(runs, lang)
+    text = compare.compare(session, runs, lang).markdown
+    return f"{note}\n\n{text}" if note else text
 
 
 def _pending_spec(chat: ChatSession) -> dict[str, Any] | None:
@@ -84,7 +123,9 @@ def chat_turn(session: Session, *, settings: Settings, session_id: str | None, m
     lang = result.language
     lines = [result.reply] if result.reply else []
     run = None
-    if result.intent == "cancel" and last_run is not None and not last_run.terminal:
+    if result.intent == "compare":
+        lines.append(_comparison(session, chat, result.runs, lang))
+    elif result.intent == "cancel" and last_run is not None and not last_run.terminal:
         runs_service.cancel_run(session, run=last_run, settings=settings)
         lines.append(CANCELLED[lang].format(id=last_run.id[:8]))
     elif result.ready and _should_start(result, confirm=confirm):
@@ -94,7 +135,7 @@ def chat_turn(session: Session, *, settings: Settings, session_id: str | None, m
         except (VtpError, ApiError) as e:
             lines.append(NOT_STARTED[lang].format(error=getattr(e, "message", None) or str(e)))
         else:
-            lines.append(STARTED[lang].format(id=run.id[:8], model=run.spec.get("model"),
+            lines.append(STARTED[lang].format(id=run.id[:8], name=run.name, model=run.spec.get("model"),
                                               dataset=run.spec.get("dataset"), epochs=run.spec.get("epochs")))
     reply = "\n\n".join(lines)
     session.add(ChatMessage(session_id=chat.id, role="assistant", content=reply, spec=result.spec))

@@ -3,6 +3,7 @@ never build queries themselves."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -11,8 +12,10 @@ from sqlalchemy import case, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from api import run_states
 from api.errors import Conflict, NotFound, Unprocessable
-from api.models import RUN_STATES, TERMINAL_STATES, Dataset, MetricPoint, Project, Run, utcnow
+from api.models import NAME_MAX, Dataset, MetricPoint, Project, Run, utcnow
+from api.run_states import RUN_STATES, SETTLED_STATES, Actor
 from tasks.dataset_store import DatasetRecord
 
 # -- projects -----------------------------------------------------------------------------------
@@ -105,25 +108,82 @@ def adopt_registry(session: Session, *, records: Mapping[str, DatasetRecord]) ->
 # -- runs ---------------------------------------------------------------------------------------
 
 
+NAME_BASE_MAX = 60  # <model>-<dataset> is cut here, leaving room for "-<n>" within NAME_MAX
+NAME_TRIES = 5
+
+
+def _slug(text: str) -> str:
+    text = text.rstrip("/").rsplit("/", 1)[-1] if "://" in text else text  # a URI: its last segment
+    return re.sub(r"-{2,}", "-", re.sub(r"[^a-z0-9.-]+", "-", text.lower())).strip("-.")
+
+
+def run_name_base(spec: Mapping[str, Any]) -> str:
+    """``<model>-<dataset>`` in lower case, characters outside ``[a-z0-9.-]`` replaced by ``-``,
+    at most NAME_BASE_MAX characters; a dataset URI, a hub id or a local model folder contributes its
+    last path segment (``yolo11n``, ``s3://b/shapes-detect`` -> ``yolo11n-shapes-detect``;
+    ``facebook/detr-resnet-50`` -> ``detr-resnet-50``; ``/models/vit`` -> ``vit``)."""
+    model = _slug(_last_segment(str(spec.get("model") or "run")))
+    dataset = _slug(str(spec.get("dataset") or "data"))
+    return f"{model or 'run'}-{dataset or 'data'}"[:NAME_BASE_MAX].rstrip("-.")
+
+
+def _last_segment(value: str) -> str:
+    return value.rstrip("/\\").replace("\\", "/").rsplit("/", 1)[-1] or value
+
+
+def next_run_name(session: Session, spec: Mapping[str, Any]) -> str:
+    """The next free name ``<model>-<dataset>-<n>``: n is one more than the highest n among runs with
+    this model and dataset (1 for the first). At most NAME_MAX characters, unique (the column is)."""
+    base = run_name_base(spec)
+    pattern = re.compile(rf"{re.escape(base)}-(\d{{1,9}})")
+    # base has only [a-z0-9.-]: nothing in it is a LIKE wildcard
+    taken = [m.group(1) for name in session.scalars(select(Run.name).where(Run.name.like(f"{base}-%")))
+             if name and (m := pattern.fullmatch(name))]
+    return f"{base}-{max(map(int, taken), default=0) + 1}"[:NAME_MAX]  # base is short enough: never cut
+
+
 def create_run(session: Session, *, spec: dict[str, Any], project_id: int | None = None,
-               client_request_id: str | None = None, retry_of: str | None = None) -> Run:
-    """Store a queued run. A ``client_request_id`` that exists already raises IntegrityError
-    (after rollback), so the caller can return the existing run."""
-    run = Run(spec=spec, project_id=project_id, client_request_id=client_request_id, retry_of=retry_of,
-              state="queued", cancel_requested=False)
-    session.add(run)
-    try:
-        session.commit()
-    except IntegrityError:
-        session.rollback()
-        raise
-    return run
+               client_request_id: str | None = None, retry_of: str | None = None, run_id: str | None = None,
+               origin: str = "api", state: str = "queued", **fields: Any) -> Run:
+    """Store a run (by default queued, from the API) under the next free name (:func:`next_run_name`).
+
+    ``run_id`` defaults to a new UUID; ``fields`` are other columns (the ledger's adopted runs bring
+    their flow run, times and results). A ``client_request_id`` or ``run_id`` that exists already
+    raises IntegrityError (after rollback), so the caller can return the existing run; two runs
+    named at the same moment are told apart by trying the next name."""
+    if state not in RUN_STATES:
+        raise ValueError(f"{state!r} is not a run state")
+    for try_no in range(NAME_TRIES):
+        run = Run(spec=spec, project_id=project_id, client_request_id=client_request_id, retry_of=retry_of,
+                  state=state, cancel_requested=False, origin=origin, name=next_run_name(session, spec), **fields)
+        if run_id is not None:
+            run.id = run_id
+        session.add(run)
+        try:
+            session.commit()
+            return run
+        except IntegrityError:
+            session.rollback()
+            if (try_no == NAME_TRIES - 1
+                    or (client_request_id is not None and get_run_by_client_request_id(
+                        session, client_request_id=client_request_id) is not None)
+                    or (run_id is not None and session.get(Run, run_id) is not None)):
+                raise
+    raise AssertionError("unreachable")
 
 
 def get_run(session: Session, *, run_id: str) -> Run:
     run = session.get(Run, run_id)
     if run is None:
         raise NotFound(f"run {run_id} does not exist: list runs with GET /api/runs")
+    return run
+
+
+def find_run(session: Session, *, key: str) -> Run:
+    """A run by its id or its name (``yolo11n-shapes-detect-7``); 404 when neither matches."""
+    run = session.get(Run, key) or session.scalar(select(Run).where(Run.name == key))
+    if run is None:
+        raise NotFound(f"no run has the id or name {key!r}: list runs with GET /api/runs")
     return run
 
 
@@ -145,7 +205,7 @@ def list_runs(session: Session, *, state: str | None = None, project_id: int | N
 
 def active_runs(session: Session, *, limit: int = 500) -> list[Run]:
     """Runs whose state may still change in Prefect (newest first)."""
-    query = (select(Run).where(Run.state.in_(("queued", "pending", "running")), Run.prefect_flow_run_id.is_not(None))
+    query = (select(Run).where(Run.state.in_(sorted(run_states.ACTIVE_STATES)), Run.prefect_flow_run_id.is_not(None))
              .order_by(Run.created.desc()).limit(limit))
     return list(session.scalars(query))
 
@@ -174,11 +234,6 @@ def add_run_event(session: Session, *, run: Run, kind: str, message: str, commit
     return run
 
 
-# Crashed is where Prefect retries a run from (vtp's crash-retry automation), so a crashed run's
-# trainer may come back: its heartbeat turns it running again. Every other end state is final.
-FINAL_STATES = TERMINAL_STATES - {"crashed"}
-
-
 class LiveRun(NamedTuple):
     state: str
     just_started: bool
@@ -194,13 +249,14 @@ def touch_live_run(session: Session, *, run_id: str, epoch: int | None = None,
     now = utcnow()
     values: dict[str, Any] = {
         "last_heartbeat": now,
-        "state": case((Run.state.in_(("queued", "pending", "crashed")), "running"), else_=Run.state),
+        "state": run_states.to_running_sql(Actor.TRAINER, Run.state),
         "started": func.coalesce(Run.started, now),
-        "finished": case((Run.state == "crashed", None), else_=Run.finished),
+        "finished": case((Run.state == "crashed", None), else_=Run.finished),  # as run_states.transition does
+        "error": case((Run.state == "crashed", None), else_=Run.error),
     }
     if epoch is not None:
         values["epochs_done"] = case((Run.epochs_done < epoch, epoch), else_=Run.epochs_done)
-    live = [Run.id == run_id, Run.state.not_in(FINAL_STATES)]
+    live = [Run.id == run_id, Run.state.not_in(sorted(SETTLED_STATES))]
     if attempt is not None:
         values["attempt"] = attempt
         live += [Run.attempt <= attempt, ~((Run.state == "crashed") & (Run.attempt == attempt))]
@@ -221,9 +277,14 @@ def attempt_superseded(run: Run, attempt: int | None) -> bool:
     return attempt < (run.attempt or 0) or (run.state == "crashed" and attempt == run.attempt)
 
 
-def finish_run(session: Session, *, run: Run, state: str, error: str | None = None,
-               when: datetime | None = None) -> Run:
-    return update_run(session, run=run, state=state, error=error, finished=run.finished or when or utcnow())
+def finish_run(session: Session, *, run: Run, state: str, by: Actor, error: str | None = None,
+               when: datetime | None = None, commit: bool = True) -> Run:
+    """End ``run`` in ``state`` through :func:`api.run_states.transition` (refused: IllegalTransition,
+    409; a repeat changes nothing) and commit."""
+    run_states.transition(run, state, by=by, error=error, when=when)
+    if commit:
+        session.commit()
+    return run
 
 
 def runs_by_state(session: Session) -> dict[str, int]:
@@ -268,6 +329,10 @@ def record_metrics(session: Session, *, run_id: str, epoch: int, metrics: Mappin
 
 def record_metric(session: Session, *, run_id: str, epoch: int, name: str, value: float) -> None:
     record_metrics(session, run_id=run_id, epoch=epoch, metrics={name: value})
+
+
+def has_metrics(session: Session, *, run_id: str) -> bool:
+    return session.scalar(select(MetricPoint.id).where(MetricPoint.run_id == run_id).limit(1)) is not None
 
 
 def list_metrics(session: Session, *, run_id: str, after_epoch: int = 0) -> list[MetricPoint]:

@@ -13,39 +13,31 @@ from typing import Any
 
 from PIL import Image, ImageDraw
 
+from core.dataset_layout import SPLITS, VAL_DIRS, find_data_yaml, is_image, read_data_yaml
 from core.settings import Settings
 from tasks import dataset_store
 from tasks.storage import Storage
 
-IMAGE_EXT = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 THUMB = 256
+PREVIEW_SPLITS = (*VAL_DIRS, *(s for s in SPLITS if s not in VAL_DIRS))  # a val split first, train last
 MAX_PIXELS = 50_000_000  # as tasks.validation: larger images are refused there and skipped here
 PALETTE = [(255, 56, 56), (72, 249, 10), (0, 194, 255), (255, 178, 29), (207, 210, 49), (146, 204, 23),
            (61, 219, 134), (26, 147, 52), (0, 212, 187), (44, 153, 168), (132, 56, 255), (255, 149, 200)]
 
 
 def _images(folder: Path, n: int) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXT)[:n] if folder.is_dir() else []
+    return sorted(p for p in folder.rglob("*") if is_image(p))[:n] if folder.is_dir() else []
 
 
 def _names(root: Path, classes: list[str]) -> list[str]:
     from core.errors import DatasetError
-    from tasks.dataset_formats import MAX_CLASSES, load_yaml
 
-    data = root / "data.yaml"
-    if data.exists():
-        try:
-            loaded = load_yaml(data)  # size-capped, no aliases
-        except (OSError, DatasetError):
-            return classes
-        names = loaded.get("names") if isinstance(loaded, dict) else None
-        if isinstance(names, (dict, list)) and len(names) > MAX_CLASSES:
-            return classes
-        if isinstance(names, dict):
-            return [str(names[k]) for k in sorted(names)]
-        if isinstance(names, list):
-            return [str(x) for x in names]
-    return classes
+    if find_data_yaml(root) is None:
+        return classes
+    try:
+        return read_data_yaml(root).names or classes  # size-capped, no aliases, ids checked
+    except (OSError, DatasetError):
+        return classes
 
 
 def _draw_yolo(image: Image.Image, label: Path, names: list[str], task: str | None) -> str:
@@ -102,7 +94,7 @@ def thumbnails(ref: str, *, settings: Settings, n: int = 8, classes: list[str] |
     out: list[tuple[str, str, Image.Image]] = []
     if (root / "images").is_dir():
         names = _names(root, classes or [])
-        split = next((s for s in ("val", "valid", "test", "train") if _images(root / "images" / s, 1)), "")
+        split = next((s for s in PREVIEW_SPLITS if _images(root / "images" / s, 1)), "")
         for img in _images(root / "images" / split, n):
             rel = img.relative_to(root / "images")
             label = (root / "labels" / rel).with_suffix(".txt")
@@ -111,7 +103,7 @@ def thumbnails(ref: str, *, settings: Settings, n: int = 8, classes: list[str] |
                 continue
             out.append((str(Path("images") / rel), _draw_yolo(image, label, names, task), image))
         return out
-    split = next((s for s in ("val", "valid", "test", "train") if _images(root / s, 1)), "")
+    split = next((s for s in PREVIEW_SPLITS if _images(root / s, 1)), "")
     per_class = sorted(p for p in (root / split).iterdir() if p.is_dir()) if split else []
     picks: list[Path] = []
     for i in range(n):  # round-robin over the classes

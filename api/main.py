@@ -23,7 +23,19 @@ from api.deps import get_current_token
 from api.errors import install_handlers
 from api.events import make_bus
 from api.metrics import ApiMetrics, RequestMetricsMiddleware
-from api.routes import chat, datasets, export, health, internal, live, predict, projects, prometheus, runs
+from api.routes import (
+    chat,
+    compare,
+    datasets,
+    export,
+    health,
+    internal,
+    live,
+    predict,
+    projects,
+    prometheus,
+    runs,
+)
 from api.schemas import TRAIN_SPEC_SCHEMA, ErrorOut, ValidationErrorOut
 from core.settings import Settings, get_settings
 
@@ -59,7 +71,7 @@ def include_routes(app: FastAPI) -> None:
     they are included without ``person``."""
     person = [Depends(get_current_token)]
     app.include_router(health.router)
-    for module in (projects, datasets, runs, chat, export):
+    for module in (projects, datasets, runs, chat, compare, export):
         app.include_router(module.router, dependencies=person, responses=NEEDS_TOKEN)
     # UI helpers: predict, logs, dataset previews
     app.include_router(predict.router, dependencies=person, responses=NEEDS_TOKEN)
@@ -84,12 +96,15 @@ def create_app(settings: Settings | None = None, *, migrate_on_start: bool = Tru
         gc.set_threshold(50_000, 50, 100)
         log.info("vtp API at %s (database %s, storage %s, Prefect %s)", settings.api_url,
                  engine.url.render_as_string(hide_password=True), settings.storage_url, settings.prefect_api_url)
+        from api.ledger import Reconciler
         from api.stale import StaleMonitor
 
         monitor = StaleMonitor(sessions, settings).start()
+        reconciler = Reconciler(sessions, settings).start()  # runs started outside the API (api/ledger.py)
         try:
             yield
         finally:
+            reconciler.stop()
             monitor.stop()
             await app.state.events.close()
             engine.dispose()

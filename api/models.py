@@ -24,8 +24,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-RUN_STATES: tuple[str, ...] = ("queued", "pending", "running", "completed", "failed", "cancelled", "crashed")
-TERMINAL_STATES: frozenset[str] = frozenset({"completed", "failed", "cancelled", "crashed"})
+from api.run_states import RUN_STATES, TERMINAL_STATES
+
+RUN_ORIGINS: tuple[str, ...] = ("api", "prefect", "register")
 CHAT_ROLES: tuple[str, ...] = ("system", "user", "assistant")
 
 # Named constraints, so migrations can drop and alter them by name on every database.
@@ -97,14 +98,25 @@ class Dataset(Base):
     created: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+NAME_MAX = 80
+
+
 class Run(Base):
-    """One training request. ``id`` is vtp's run id (storage ``runs/<id>/``, the run token's
-    subject); the Prefect flow run that executes it has its own id."""
+    """One training run, however it was started. ``id`` is vtp's run id (storage ``runs/<id>/``,
+    the run token's subject); the Prefect flow run that executes it has its own id, except for runs
+    started outside the API, whose run id is their flow-run id. ``name`` is the readable unique
+    name (``yolo11n-shapes-detect-7``, see crud.run_name); ``origin`` says where it was started:
+    ``api`` (REST, chat, UI), ``prefect`` (adopted from Prefect by the ledger: `vtp train`,
+    schedules, the Prefect UI) or ``register`` (reported by its flow, POST /api/runs/register).
+    State changes go through api.run_states."""
 
     __tablename__ = "runs"
-    __table_args__ = (CheckConstraint(f"state IN {RUN_STATES!r}", name="state"),)
+    __table_args__ = (CheckConstraint(f"state IN {RUN_STATES!r}", name="state"),
+                      CheckConstraint(f"origin IN {RUN_ORIGINS!r}", name="origin"))
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str | None] = mapped_column(String(NAME_MAX), unique=True)
+    origin: Mapped[str] = mapped_column(String(16), default="api", server_default="api")
     project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id", ondelete="SET NULL"), index=True)
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)
     state: Mapped[str] = mapped_column(String(16), default="queued", index=True)

@@ -17,13 +17,15 @@ from uuid import UUID
 import httpx
 from sqlalchemy.orm import Session
 
-from api import crud
+from api import crud, run_states
 from api.errors import ServiceUnavailable
 from api.models import Run, utcnow
+from api.run_states import SETTLED_STATES, Actor
 from core.errors import StorageError
+from core.prefect_api import deployment_name
 from core.settings import Settings
 from core.spec import TrainSpec
-from core.submit import deployment_name, read_summary
+from tasks.storage import read_summary
 
 log = logging.getLogger("vtp.api")
 READ_TIMEOUT_S = 3.0
@@ -67,7 +69,7 @@ def _client(settings: Settings, *, timeout: float = READ_TIMEOUT_S) -> Any:
 
 def reachable(settings: Settings) -> bool:
     """A look first: a refused connection fails at once; a busy server gets 5 s to answer its health check."""
-    from core.stack import server_healthy
+    from core.prefect_api import server_healthy
 
     return server_healthy(settings.prefect_api_url, timeout=5.0)
 
@@ -75,12 +77,14 @@ def reachable(settings: Settings) -> bool:
 def submit(run: Run, spec: TrainSpec, *, settings: Settings, run_token: str) -> str:
     """Create the flow run of ``train-<framework>`` for ``run``; returns the flow-run id.
 
-    The run id is the idempotency key, so a repeated submission of one run makes one flow run.
+    The run id is the idempotency key, so a repeated submission of one run makes one flow run. The
+    flow run is named after the run (``run.name``, e.g. ``yolo11n-shapes-detect-7``), so the Prefect
+    UI and vtp show one name. A retry through the API is a new run with its own name and flow run.
     """
     from prefect.deployments import run_deployment
     from prefect.exceptions import ObjectNotFound
 
-    from core.prefect_setup import prefect_api
+    from core.prefect_api import prefect_api
 
     if not reachable(settings):
         raise ServiceUnavailable(_down_message(settings, "submitted"), run_id=run.id)
@@ -89,7 +93,8 @@ def submit(run: Run, spec: TrainSpec, *, settings: Settings, run_token: str) -> 
     try:
         with prefect_api(settings):
             flow_run = run_deployment(deployment_name(spec), parameters=parameters, timeout=0, as_subflow=False,
-                                      idempotency_key=run.id, tags=["vtp", f"vtp-run:{run.id}"])
+                                      flow_run_name=run.name, idempotency_key=run.id,
+                                      tags=["vtp", f"vtp-run:{run.id}"])
     except ObjectNotFound:
         raise ServiceUnavailable(
             f"the deployment {deployment_name(spec)} does not exist in Prefect at {settings.prefect_api_url}: "
@@ -154,8 +159,11 @@ def flow_runs(ids: Sequence[str], *, settings: Settings) -> dict[str, Any] | Non
     return {str(fr.id): fr for fr in found}
 
 
-def apply_flow_run(session: Session, run: Run, flow_run: Any, *, settings: Settings) -> bool:
-    """Mirror one flow run's state onto ``run``; True when something changed."""
+def apply_flow_run(session: Session, run: Run, flow_run: Any, *, settings: Settings,
+                   by: Actor = Actor.PREFECT) -> bool:
+    """Mirror one flow run's state onto ``run`` (through api.run_states, as ``by``); True when
+    something changed. A change the table refuses (e.g. a settled run that Prefect shows running
+    again after a manual retry there) is logged and left out."""
     state = flow_run.state
     if state is None:
         return False
@@ -164,21 +172,26 @@ def apply_flow_run(session: Session, run: Run, flow_run: Any, *, settings: Setti
         target = _finish_cancellation(flow_run, settings)
     if target is None or target == run.state:
         return False
-    changes: dict[str, Any] = {"state": target}
-    if run.state == "crashed" and target in ("queued", "pending", "running"):  # Prefect retries it
-        changes.update(finished=None, error=None)
+    if not run_states.allowed(run.state, target, by):
+        log.warning("run %s: Prefect shows its flow run %s as %s, but a %s run does not become %s; kept %s",
+                    run.id, flow_run.id, state.name, run.state, target, run.state)
+        return False
+    if run.state == "crashed" and target in run_states.ACTIVE_STATES:  # Prefect retries it
         crud.add_run_event(session, run=run, kind="retrying", commit=False,
                            message=f"retried after a crash ({state.name}); it resumes from its last checkpoint",
                            attempt=(flow_run.run_count or 0) + 1)
     if run.started is None and flow_run.start_time is not None:
-        changes["started"] = flow_run.start_time
-    if target in ("completed", "failed", "cancelled", "crashed"):
-        changes["finished"] = run.finished or flow_run.end_time or utcnow()
-        if target in ("failed", "crashed") and not run.error:
-            changes["error"] = state.message or f"the flow run {state.name.lower()}"
-        if target == "completed":
-            changes.update(_summary_fields(run, settings))
-    crud.update_run(session, run=run, **changes)
+        run.started = flow_run.start_time
+    error = None
+    if target in ("failed", "crashed") and not run.error:
+        error = state.message or f"the flow run {state.name.lower()}"
+    if target == "completed":
+        crud.update_run(session, run=run, commit=False, **summary_fields(run, settings))
+        if not crud.has_metrics(session, run_id=run.id):  # a run without callbacks: its results.csv has them
+            for epoch, values in stored_epoch_metrics(run.id, settings).items():
+                crud.record_metrics(session, run_id=run.id, epoch=epoch, metrics=values, commit=False)
+    run_states.transition(run, target, by=by, error=error, when=flow_run.end_time or utcnow())
+    session.commit()
     return True
 
 
@@ -202,8 +215,9 @@ def _finish_cancellation(flow_run: Any, settings: Settings) -> str | None:
     return "cancelled"
 
 
-def _summary_fields(run: Run, settings: Settings) -> dict[str, Any]:
-    """Final metrics and checkpoint from the run's summary.json, when callbacks did not bring them."""
+def summary_fields(run: Run, settings: Settings) -> dict[str, Any]:
+    """Final metrics, checkpoint and epochs done from the run's ``runs/<id>/summary.json`` (written
+    by the flow with its outputs), where callbacks did not bring them; {} when there is none."""
     if run.final_metrics is not None and run.checkpoint_uri is not None:
         return {}
     try:
@@ -218,9 +232,51 @@ def _summary_fields(run: Run, settings: Settings) -> dict[str, Any]:
             "epochs_done": max(run.epochs_done, int(summary.get("epochs_completed") or 0))}
 
 
+MAX_EPOCH_ROWS = 10_000
+RESULTS_CSV = ("artifacts", "results.csv")
+
+
+def stored_epoch_metrics(run_id: str, settings: Settings) -> dict[int, dict[str, float]]:
+    """Per-epoch metrics from ``runs/<run_id>/artifacts/results.csv`` (one row per epoch, an
+    ``epoch`` column counted from 1, one numeric column per metric, as every vtp trainer writes it);
+    {} when the file is missing or unreadable. At most MAX_EPOCH_ROWS epochs and 500 names each;
+    empty and non-finite cells are left out."""
+    import csv
+    import io
+    import math
+
+    from tasks.storage import Storage
+
+    try:
+        storage = Storage(settings=settings)
+        with storage.fs.open(storage.path("runs", run_id, *RESULTS_CSV), "r") as f:
+            text = f.read(16 << 20)
+    except (StorageError, OSError) as e:
+        log.info("no per-epoch metrics for run %s in storage (%s)", run_id, e)
+        return {}
+    epochs: dict[int, dict[str, float]] = {}
+    for row in list(csv.DictReader(io.StringIO(text)))[:MAX_EPOCH_ROWS]:
+        row = {(k or "").strip(): (v or "").strip() for k, v in row.items()}
+        try:
+            epoch = int(float(row.pop("epoch")))
+        except (KeyError, ValueError):
+            continue
+        values: dict[str, float] = {}
+        for name, cell in list(row.items())[:500]:
+            try:
+                value = float(cell)
+            except ValueError:
+                continue
+            if name and len(name) <= 200 and math.isfinite(value):
+                values[name] = value
+        if epoch >= 1 and values:
+            epochs[epoch] = values
+    return epochs
+
+
 def sync_runs(session: Session, runs: Sequence[Run], *, settings: Settings) -> None:
     """Refresh the runs that may still change (not finished, or crashed and maybe retried) from Prefect, in one read."""
-    active = [r for r in runs if r.state not in crud.FINAL_STATES and r.prefect_flow_run_id]
+    active = [r for r in runs if r.state not in SETTLED_STATES and r.prefect_flow_run_id]
     if not active:
         return
     found = flow_runs([r.prefect_flow_run_id for r in active], settings=settings)

@@ -19,9 +19,10 @@ from sqlalchemy import case, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from api import crud, prefect_runs
+from api import crud, prefect_runs, run_states
 from api.errors import Conflict, ServiceUnavailable, Unprocessable
 from api.models import MetricPoint, Run, utcnow
+from api.run_states import SETTLED_STATES, Actor
 from api.security import RunTokenForbidden, mint_run_ticket, mint_run_token, verify_run_ticket
 from core.settings import Settings
 from core.spec import TrainSpec, parse_spec
@@ -68,7 +69,7 @@ def submit_run(session: Session, *, run: Run, spec: TrainSpec, settings: Setting
     try:
         flow_run_id = prefect_runs.submit(run, spec, settings=settings, run_token=ticket)
     except ServiceUnavailable as e:
-        crud.finish_run(session, run=run, state="failed", error=f"not submitted: {e}")
+        crud.finish_run(session, run=run, state="failed", by=Actor.USER, error=f"not submitted: {e}")
         raise
     return crud.update_run(session, run=run, prefect_flow_run_id=flow_run_id)
 
@@ -79,18 +80,20 @@ def cancel_run(session: Session, *, run: Run, settings: Settings) -> Run:
         raise Conflict(f"run {run.id} is already {run.state}; there is nothing to cancel")
     crud.update_run(session, run=run, cancel_requested=True)
     if run.prefect_flow_run_id is None:  # never reached Prefect: nothing runs anywhere
-        return crud.finish_run(session, run=run, state="cancelled")
+        return crud.finish_run(session, run=run, state="cancelled", by=Actor.USER)
     try:
         prefect_runs.cancel(run, settings=settings)
     except prefect_runs.FlowRunGone as e:
-        return crud.finish_run(session, run=run, state="cancelled", error=str(e))
+        return crud.finish_run(session, run=run, state="cancelled", by=Actor.USER, error=str(e))
     except ServiceUnavailable as e:
         raise ServiceUnavailable(f"{e}. The trainer is still told to stop at its next heartbeat.", run_id=run.id) from None
     return prefect_runs.sync_run_state(session, run, settings=settings)
 
 
 def retry_run(session: Session, *, run: Run, settings: Settings) -> Run:
-    """A new run with the same spec and project, linked to the original by ``retry_of``."""
+    """A new run with the same spec and project, linked to the original by ``retry_of``: its own
+    id, name (the next ``<model>-<dataset>-<n>``) and flow run. Prefect's own crash retries are not
+    new runs: they are attempts of the same run (``Run.attempt``) and keep its name."""
     prefect_runs.sync_run_state(session, run, settings=settings)
     if not run.terminal:
         raise Conflict(f"run {run.id} is still {run.state}: wait for it to end, or cancel it first")
@@ -134,7 +137,7 @@ def claim_run_token(session: Session, *, run_id: str, ticket: str, attempt: int,
     """
     verify_run_ticket(ticket, run_id, settings)  # 401 / 403
     run = crud.get_run(session, run_id=run_id)  # 404
-    if run.state in crud.FINAL_STATES:
+    if run.state in SETTLED_STATES:
         raise Conflict(f"run {run_id} already ended ({run.state}); its ticket is no longer exchanged")
     if run.prefect_flow_run_id is None:
         raise ServiceUnavailable(f"run {run_id} has no flow run on record yet: retry shortly")
@@ -149,11 +152,12 @@ def claim_run_token(session: Session, *, run_id: str, ticket: str, attempt: int,
                        "a ticket is exchanged only by the attempt Prefect is running")
     now = utcnow()
     stmt = (update(Run)
-            .where(Run.id == run_id, Run.state.not_in(crud.FINAL_STATES), Run.attempt < attempt)
+            .where(Run.id == run_id, Run.state.not_in(sorted(SETTLED_STATES)), Run.attempt < attempt)
             .values(attempt=attempt, last_heartbeat=now,
-                    state=case((Run.state.in_(("queued", "pending", "crashed")), "running"), else_=Run.state),
+                    state=run_states.to_running_sql(Actor.TRAINER, Run.state),
                     started=func.coalesce(Run.started, now),
-                    finished=case((Run.state == "crashed", None), else_=Run.finished))
+                    finished=case((Run.state == "crashed", None), else_=Run.finished),
+                    error=case((Run.state == "crashed", None), else_=Run.error))
             .returning(Run.started).execution_options(synchronize_session=False))
     row = session.execute(stmt).first()
     if row is None:  # a concurrent claim of the same attempt won the UPDATE
@@ -166,7 +170,7 @@ def claim_run_token(session: Session, *, run_id: str, ticket: str, attempt: int,
 
 
 def _claimed_twice(session: Session, run: Run, attempt: int) -> None:
-    if run.state in crud.FINAL_STATES:
+    if run.state in SETTLED_STATES:
         raise Conflict(f"run {run.id} already ended ({run.state}); its ticket is no longer exchanged")
     if attempt < (run.attempt or 0):
         raise Conflict(f"superseded: attempt {attempt} of run {run.id} was replaced by attempt {run.attempt}")
@@ -174,7 +178,7 @@ def _claimed_twice(session: Session, run: Run, attempt: int) -> None:
                "(read from Prefect's flow-run parameters?), so the run is failed and its results are refused. "
                "Restrict who can reach the Prefect API (docs/security.md) and start the run again.")
     log.warning("run %s: %s", run.id, message)
-    crud.finish_run(session, run=run, state="failed", error=message)
+    crud.finish_run(session, run=run, state="failed", by=Actor.USER, error=message)
     raise Conflict(message)
 
 

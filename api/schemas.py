@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from core.spec import TrainSpec
 
@@ -151,6 +151,12 @@ class RunOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: str
+    name: str | None = Field(default=None, description="Readable unique name, `<model>-<dataset>-<n>` (e.g. "
+                             "`yolo11n-shapes-detect-7`); also the Prefect flow run's name. "
+                             "`GET /api/runs/{name}` finds the run by it.")
+    origin: Literal["api", "prefect", "register"] = Field(
+        default="api", description="Where the run was started: `api` (REST, chat, UI), `prefect` (found in "
+        "Prefect: `vtp train`, schedules, the Prefect UI) or `register` (reported by its flow afterwards).")
     project_id: int | None
     spec: dict[str, Any]
     state: RunState
@@ -175,6 +181,27 @@ class RunOut(BaseModel):
     @classmethod
     def _events(cls, v: Any) -> Any:
         return v or []
+
+
+RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,35}$"
+MetricName = Annotated[str, StringConstraints(min_length=1, max_length=200)]  # metric_points.name is VARCHAR(200)
+
+
+class RunRegister(ApiIn):
+    """A run that ran where the API's Prefect server could not see it (``vtp train --local``, python
+    ``train_flow`` without a stack), reported by its flow. Idempotent on ``run_id``."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    run_id: str = Field(pattern=RUN_ID_PATTERN, description="The run's id (its storage folder runs/<run_id>/).")
+    spec: dict[str, Any] = Field(description="The run's TrainSpec; validated like POST /api/runs.")
+    state: RunState = Field(description="Its state now, normally the end state.")
+    final_metrics: dict[MetricName, float] | None = Field(default=None, max_length=500,
+                                                          description="Finite numbers only (no NaN or inf).")
+    checkpoint_uri: str | None = Field(default=None, max_length=2000, description="file:///... or s3://...")
+    epochs_done: int = Field(default=0, ge=0, le=1_000_000)
+    prefect_flow_run_id: str | None = Field(default=None, min_length=1, max_length=36)
+    error: str | None = Field(default=None, max_length=20_000, description="Plain text; never rendered as HTML.")
 
 
 class RunList(Page):

@@ -25,6 +25,7 @@ from typing import Any
 
 import jwt
 
+from core.contracts import RUN_TICKET_PREFIX, is_run_ticket
 from core.settings import Settings
 
 API_TOKEN_PREFIX = "vtp_"
@@ -32,7 +33,6 @@ RUN_TOKEN_ALGORITHM = "HS256"
 RUN_TOKEN_ISSUER = "vtp"
 RUN_TOKEN_SCOPE = "run"
 RUN_TICKET_SCOPE = "claim"
-RUN_TICKET_PREFIX = "vtpclaim."  # never a valid JWT, so a ticket can never pass as a run token
 _LEEWAY_S = 5  # clock skew between the API and a worker machine
 
 
@@ -97,10 +97,6 @@ def verify_run_token(token: str, run_id: str, settings: Settings) -> dict[str, A
     """
     return _verify(token, run_id, settings, scope=RUN_TOKEN_SCOPE, what="run token",
                    expired="renew it with a heartbeat before it runs out", invalid=": use the token vtp gave this run")
-
-
-def is_run_ticket(value: str | None) -> bool:
-    return bool(value) and str(value).startswith(RUN_TICKET_PREFIX)
 
 
 def mint_run_ticket(run_id: str, settings: Settings, *, ttl_s: int | None = None) -> str:

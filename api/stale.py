@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from api import crud
 from api.models import Run, utcnow
 from api.prefect_runs import UNREACHABLE, _client
+from api.run_states import Actor
 from core.settings import Settings
 
 log = logging.getLogger("vtp.api.stale")
@@ -61,7 +62,7 @@ def check_stale(session: Session, settings: Settings) -> list[str]:
         if run.prefect_flow_run_id and not crash_flow_run(run.prefect_flow_run_id, message, settings):
             continue  # keep it running here until Prefect can be told, so the two stay in step
         crud.add_run_event(session, run=run, kind="stale", message=message, epoch=run.epochs_done, commit=False)
-        crud.finish_run(session, run=run, state="crashed", error=message)  # commits
+        crud.finish_run(session, run=run, state="crashed", by=Actor.REAPER, error=message)  # commits
         log.warning("run %s: %s", run.id, message)
         marked.append(run.id)
     return marked

@@ -124,7 +124,7 @@ def main() -> None:
            "VTP_PREFECT_PORT": str(free_port()), "VTP_API_WORKERS": str(opts.api_workers),
            "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
     os.environ.update({k: env[k] for k in ("VTP_HOME", "VTP_DATABASE_URL", "VTP_API_PORT")})
-    server = subprocess.Popen([sys.executable, "-m", "core.cli", "api"], env=env, cwd=ROOT,
+    server = subprocess.Popen([sys.executable, "-m", "cli.main", "api"], env=env, cwd=ROOT,
                               stdout=open(home / "api.log", "wb"), stderr=subprocess.STDOUT)  # noqa: SIM115
     base = f"http://127.0.0.1:{port}"
     try:

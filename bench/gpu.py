@@ -76,8 +76,8 @@ def plain_timm(data: Path, opts, device: str) -> list[float]:
 
 def adapter(framework: str, spec_data: dict, info, workdir: Path) -> list[float]:
     from core.contracts import Callbacks, TrainContext
+    from core.frameworks import get_trainer
     from core.spec import parse_spec
-    from trainers.registry import get_trainer
 
     callbacks = Callbacks()
     ctx = TrainContext(workdir=workdir, dataset=info, callbacks=callbacks, download_timeout_s=1)

@@ -62,8 +62,8 @@ def run_plain(args: dict, env: dict) -> dict:
 def run_vtp(spec) -> dict:
     from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 
-    from core.prefect_setup import prefect_client
-    from core.submit import TERMINAL, submit
+    from cli.submit import TERMINAL, submit
+    from core.prefect_api import prefect_client
 
     t0 = time.time()
     run_id = submit(spec)
@@ -98,9 +98,9 @@ def main() -> None:
     os.environ.update({"VTP_HOME": str(home), "VTP_PREFECT_PORT": str(free_port()), "VTP_API_PORT": str(free_port()), "VTP_UI_PORT": str(free_port()),
                        "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1", "YOLO_OFFLINE": "1"})
     os.environ.pop("VTP_STORAGE_URL", None)
+    from cli.stack import Stack
     from core.settings import apply_prefect_env, get_settings
     from core.spec import parse_spec
-    from core.stack import Stack
     from tasks.dataset_formats import prepare_local
     from tasks.dataset_ingest import ingest_sample
     from tasks.dataset_store import download

@@ -250,8 +250,8 @@ def submit_all(api: Api, specs: list[dict], notes: list[str]) -> list[str]:
 
 
 def soak(opts, home: Path, t0: float) -> dict:
+    from cli.stack import Stack
     from core.settings import apply_prefect_env, get_settings
-    from core.stack import Stack
     from tasks.dataset_ingest import ingest_sample
     from tasks.storage import Storage
 

@@ -14,8 +14,8 @@ from pydantic import ValidationError
 from chat import replies
 from chat.model_names import YOLO_FAMILIES, ModelMention
 from chat.result import SPEC_ORDER, Context, Extraction, ParseResult
+from core import frameworks as registry
 from core.spec import TrainSpec, explain
-from trainers import registry
 
 PLACEHOLDER_DATASET = "vtp-placeholder"
 DEFERRED = "\0"  # a note to be written once the final model is known
@@ -28,6 +28,8 @@ _ULTRA_OPTIMIZERS = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW", "nadam": "N
 
 def decide_intent(ex: Extraction, prev: dict[str, Any] | None) -> str:
     says = ex.says_something()
+    if ex.intent == "compare":
+        return "compare"
     if ex.intent == "cancel" and not says:
         return "cancel"
     if ex.intent == "confirm" and not says:
@@ -61,6 +63,14 @@ def assemble(ex: Extraction, ctx: Context) -> ParseResult:
     intent = decide_intent(ex, prev)
     result = ParseResult(intent=intent, language=lang, source=ex.source, start=ex.start)  # type: ignore[arg-type]
 
+    if intent == "compare":
+        # the API compares the runs (api.compare); the pending spec stays as it was
+        result.spec, result.runs = (_ordered(prev) if prev else None), list(ex.runs)
+        if ex.says_something():
+            notes.append(replies.say(lang, "compare_new_models"))
+        result.notes = notes
+        result.reply = "\n".join(notes)
+        return result
     if intent in ("confirm", "cancel", "retry") or (intent == "resume" and not ex.says_something()):
         if prev is None:
             result.spec = None
@@ -290,7 +300,7 @@ def _check(result: ParseResult, ctx: Context, lang: str) -> None:
 
 def _not_installed(spec: dict) -> bool:
     """A framework the person named that has no trainer plugin here (asked about, never submitted)."""
-    from trainers.registry import frameworks
+    from core.frameworks import frameworks
 
     return bool(spec.get("framework")) and spec["framework"] not in frameworks()
 

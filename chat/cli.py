@@ -1,6 +1,6 @@
 """`vtp parse TEXT`: print what vtp understood, as one JSON object per request.
 
-Plain functions, registered as a command in core/cli.py:
+Plain functions, registered as a command in cli/main.py:
 
     @app.command("parse")
     def parse_cmd(text: Annotated[str | None, typer.Argument()] = None,

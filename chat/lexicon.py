@@ -69,6 +69,14 @@ RETRY = (r"\bretry\b|re-?run|run\s+(?:it|that)\s+again|try\s+(?:it\s+|that\s+)?a
 RESUME = (r"\bresume\b|continue\s+(?:the\s+)?(?:training|run|from)|continue(?:\s+(?:with|for))?(?:\s+another)?(?:\s+(?:please|pls))?[\s.!]*$|continue\s+(?:with\s+|for\s+)?(?:another\s+)?(?:\S+\s+)?more\b|"
           r"keep\s+(?:training|going)|pick\s+up\s+where|from\s+(?:the\s+)?(?:last\s+)?checkpoint|"
           r"이어서|이어\s*(?:학습|하기|서)|재개|계속\s*(?:학습|훈련|이어)|중단된\s*(?:학습|곳)|멈춘\s*(?:곳|데)")
+# Comparing finished runs ("compare the last two", "어느 게 더 나아?"). Checked before retry/resume.
+COMPARE = (r"\bcompar(?:e|ed|ing|ison)\b|\bvs\.?(?![A-Za-z])|\bversus\b|side\s+by\s+side|"
+           r"which\s+(?:one\s+|run\s+|model\s+)?(?:is|was|did|does|performed|works?)\s+(?:better|best|worse)|"
+           r"which\s+(?:one\s+|run\s+|model\s+)?(?:won|wins)|(?:difference|diff)\s+between|how\s+do\s+they\s+compare|"
+           r"비교|(?:어느|어떤|무슨)\s*(?:게|것이|거|쪽이?|모델이?|실행이?|결과가?)\s*(?:더\s*)?(?:나아|낫|좋|우수|잘)|"
+           r"뭐가\s*(?:더\s*)?(?:나아|낫|좋)|차이(?:가|는|점)?\s*(?:뭐|어때|있|알려|보여)|어느\s*쪽")
+# A run named in a message: an 8+ hex id prefix or a readable run name (model-dataset-n).
+RUN_REF = r"(?<![A-Za-z0-9_-])(?:[0-9a-f]{8}(?:-[0-9a-f]{4}){0,3}(?:-[0-9a-f]{12})?|[a-z0-9][a-z0-9.]*(?:-[a-z0-9.]+)+-\d+)(?![A-Za-z0-9_-])"
 # Words that mark a message as a change to the previous spec rather than a new request.
 EDIT_MARKERS = (r"같은\s*(?:설정|조건|걸로|데이터|모델|스펙)|동일한?\s*(?:설정|조건)|그대로|만\s*(?:바꿔|변경|늘려|줄여)|"
                 r"바꿔|바꾸|변경|대신|이번엔|이번에는|이번엔|말고|늘려|줄여|올려|낮춰|높여|"

@@ -11,7 +11,7 @@ import functools
 import re
 from dataclasses import dataclass
 
-from trainers import registry
+from core import frameworks as registry
 
 YOLO_FAMILIES = ("yolo11", "yolov8", "yolo26")
 

@@ -45,6 +45,7 @@ def extract(message: str, ctx: Context) -> Extraction:
     text, clipped = clip(message or "")
     text = text.translate(_WIDE).replace("\u200b", "")
     ex = Extraction(lang=language_of(text), clipped=clipped)
+    text = _take_run_refs(text, ex)
     work = _take_uris(text, ex, ctx)
     work = _take_key_values(work, ex, ctx)
     work = dataset_names.take_registered(work, ex, ctx)
@@ -55,6 +56,21 @@ def extract(message: str, ctx: Context) -> Extraction:
     _take_words(work, ex)
     return ex
 
+
+
+def _take_run_refs(text: str, ex: Extraction) -> str:
+    """In a comparison ("compare 3f2a9c1e and yolo11n-shapes-detect-2"), the runs it names: ids
+    (8 or more hex digits) and readable run names, blanked so they are not read as a model or a
+    dataset. Outside a comparison nothing is taken."""
+    if not re.search(L.COMPARE, text, IC):
+        return text
+    work = text
+    for m in re.finditer(L.RUN_REF, text.lower()):
+        ref = m.group(0)
+        if re.search(r"\d", ref) and ref not in ex.runs:
+            ex.runs.append(ref)
+            work = blank(work, m.start(), m.end())
+    return work
 
 
 def _take_uris(text: str, ex: Extraction, ctx: Context) -> str:
@@ -224,7 +240,9 @@ def _take_size_words(low: str, ex: Extraction) -> None:
 
 def _take_intent_words(low: str, ex: Extraction) -> None:
     stripped = low.strip().strip(".!~ ")
-    if re.search(L.RESUME, low, IC):
+    if re.search(L.COMPARE, low, IC):
+        ex.intent = "compare"
+    elif re.search(L.RESUME, low, IC):
         ex.intent = "resume"
     elif re.search(L.RETRY, low, IC):
         ex.intent = "retry"

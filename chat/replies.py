@@ -80,6 +80,11 @@ TEXT: dict[str, dict[str, str]] = {
     "ask_confirm": {"en": "Ready: {summary}. Start it?", "ko": "준비됐습니다: {summary}. 시작할까요?"},
     "cancelled": {"en": "Cancelled. Nothing will run.", "ko": "취소했습니다. 아무것도 실행하지 않습니다."},
     "retrying": {"en": "Run it again: {summary}. Start it?", "ko": "같은 설정으로 다시 학습할 준비가 됐습니다: {summary}. 시작할까요?"},
+    "compare_new_models": {
+        "en": "Training several models to compare them is not available yet: below are the runs you already have. "
+              "To compare a new model, start it, and ask again when it has finished.",
+        "ko": "여러 모델을 새로 학습해 비교하는 기능은 아직 없습니다: 아래는 이미 끝난 실행들의 비교입니다. "
+              "새 모델과 비교하려면 먼저 학습을 시작하고, 끝난 뒤 다시 물어봐 주세요."},
     "resuming": {"en": "Continue from the last run's weights: {summary}. Start it?",
                  "ko": "이전 학습의 가중치에서 이어서 학습할 준비가 됐습니다: {summary}. 시작할까요?"},
 }

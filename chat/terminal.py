@@ -7,21 +7,12 @@ that starts is followed live (epoch lines from its WebSocket) until it ends or C
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from typing import Any
 
 import httpx
 
-from core.settings import Settings
-
-
-def api_token(settings: Settings) -> str | None:
-    token = os.environ.get("VTP_API_TOKEN")
-    if token:
-        return token
-    path = settings.home / "api_token"
-    return path.read_text().strip() if path.exists() else None
+from core.settings import Settings, saved_api_token
 
 
 def follow_run(settings: Settings, token: str, run_id: str, echo: Callable[[str], None]) -> None:
@@ -44,7 +35,7 @@ def follow_run(settings: Settings, token: str, run_id: str, echo: Callable[[str]
 
 
 def chat_loop(settings: Settings, read: Callable[[str], str] = input, echo: Callable[[str], None] = print) -> int:
-    token = api_token(settings)
+    token = saved_api_token(settings)
     if token is None:
         echo(f"vtp: no API token: start the stack with `vtp up` (it saves one to {settings.home}/api_token) "
              "or set VTP_API_TOKEN")

@@ -27,7 +27,7 @@ def blank(work: str, start: int, end: int) -> str:
 
 @functools.cache
 def _all_override_keys() -> frozenset[str]:
-    from trainers import registry
+    from core import frameworks as registry
 
     return frozenset(k for caps in registry.all_capabilities() for k in caps.overrides)
 

@@ -15,6 +15,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+RUN_TICKET_PREFIX = "vtpclaim."  # a claim ticket (API → flow), never a valid JWT: it cannot pass as a run token
+
+
+def is_run_ticket(value: str | None) -> bool:
+    """Whether ``value`` is a claim ticket (exchanged once per attempt for a run token), not a token."""
+    return bool(value) and str(value).startswith(RUN_TICKET_PREFIX)
+
+
+PER_CLASS = "per_class.json"  # a trainer's per-class metrics table (outputs/artifacts/), read by tasks.report
 EVENTS = ("on_train_start", "on_epoch_end", "on_checkpoint", "on_heartbeat", "on_log", "on_train_end")
 log = logging.getLogger("vtp")
 

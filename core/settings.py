@@ -221,6 +221,19 @@ def _load_or_create_secret(path: Path) -> str:
     return path.read_text().strip()
 
 
+def saved_api_token(settings: Settings | None = None) -> str | None:
+    """A person's API token for this machine: ``VTP_API_TOKEN``, else the one `vtp up` saved to
+    ``$VTP_HOME/api_token`` (mode 0600); None when there is neither."""
+    token = os.environ.get("VTP_API_TOKEN", "").strip()
+    if token:
+        return token
+    path = (settings or get_settings()).home / "api_token"
+    try:
+        return path.read_text().strip() or None
+    except OSError:
+        return None
+
+
 def ui_temp_dir(settings: Settings | None = None) -> Path:
     """Gradio's temporary folder (GRADIO_TEMP_DIR) for the web app: $VTP_HOME/ui-tmp, made mode
     0700. Gradio's default, /tmp/gradio, is readable by every local user and held copies of

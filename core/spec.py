@@ -13,10 +13,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from trainers import registry
+from core import frameworks as registry
 
 Task = Literal["detect", "segment", "classify", "pose", "obb"]
-Framework = Literal["ultralytics", "timm", "huggingface"]
+# A framework is any installed trainer plugin (core.frameworks: the ``vtp.trainers`` entry points), so
+# the type is a name, checked against the installed ones when a spec is made.
+Framework = str
 TASKS: tuple[str, ...] = ("detect", "segment", "classify", "pose", "obb")
 MAX_EPOCHS = 10_000
 MAX_BATCH = 4096
@@ -168,6 +170,18 @@ class TrainSpec(BaseModel):
             raise ValueError(f"extends={v!r} is not a run id: give the id of a finished run (see `vtp runs`)")
         return v.strip() if v else None
 
+    @field_validator("framework")
+    @classmethod
+    def _framework(cls, v: str | None) -> str | None:
+        installed = registry.frameworks()
+        if v is not None and v not in installed:
+            raise ValueError(
+                f"framework={v!r} is not installed: the installed frameworks are {', '.join(installed) or 'none'}"
+                f" (trainer plugins register in the {registry.ENTRY_POINT_GROUP!r} entry-point group)."
+                + suggest(v, installed)
+            )
+        return v
+
     @field_validator("model", mode="before")
     @classmethod
     def _model(cls, v: Any) -> Any:
@@ -192,10 +206,6 @@ class TrainSpec(BaseModel):
             self.framework = fw
         caps = None
         if self.framework is not None:
-            if self.framework not in registry.frameworks():
-                raise ValueError(
-                    f"framework={self.framework!r} is not installed yet: use one of {', '.join(registry.frameworks())}"
-                )
             caps = registry.capabilities(self.framework)
         if self.model is not None and caps is not None:
             implied = caps.task_of(self.model)

@@ -24,6 +24,7 @@ WORKDIR /opt/vtp
 COPY pyproject.toml uv.lock README.md ./
 RUN uv sync --frozen --no-dev --no-install-project
 COPY core ./core
+COPY cli ./cli
 COPY flows ./flows
 COPY tasks ./tasks
 COPY trainers ./trainers

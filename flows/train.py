@@ -103,10 +103,10 @@ def _cleanup_hook(flow, flow_run, state) -> None:  # noqa: ARG001 - Prefect hook
 
 class StackFlow(Flow):
     """A flow that, called from Python, runs against the server of a running `vtp up` (see
-    core.prefect_setup.running_stack_server); deployments and workers never go through here."""
+    core.prefect_api.running_stack_server); deployments and workers never go through here."""
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        from core.prefect_setup import running_stack_server
+        from core.prefect_api import running_stack_server
 
         with running_stack_server():
             return super().__call__(*args, **kwargs)
@@ -128,7 +128,9 @@ def train_flow(spec: TrainSpec, run_id: str | None = None, api_url: str | None =
     logger = get_run_logger()
     install_fork_guard()  # data-loader workers forked from here exit cleanly (trainers/loader_workers.py)
     started = time.time()
-    spec = parse_spec(spec.model_dump() if isinstance(spec, TrainSpec) else dict(spec))
+    # validated once per boundary: a TrainSpec given by python is used as it is; a deployment's
+    # parameters arrive as JSON (validate_parameters=False above) and are parsed here, once
+    spec = spec if isinstance(spec, TrainSpec) else parse_spec(dict(spec))
     run_id = run_id or _run_id()
     # The API passes a claim ticket, exchanged once per attempt for the run token (tasks/run_token.py);
     # Kubernetes pools may pass a token from a Secret as VTP_RUN_TOKEN
@@ -260,6 +262,27 @@ def train_flow(spec: TrainSpec, run_id: str | None = None, api_url: str | None =
             if outcome:
                 reporter.done(**outcome)
             reporter.close()
+        elif outcome:
+            _register(run_id, spec, outcome, settings, logger)
+
+
+def _register(run_id: str, spec: TrainSpec, outcome: dict[str, Any], settings: Any, logger: Any) -> None:
+    """A run the API did not start (python ``train_flow``, ``vtp train --local``, a schedule or the
+    Prefect UI) reports its outcome to the API's ledger when this machine holds an API token and the
+    API answers (tasks/ledger.py; never raises). Runs on the API's own Prefect server are adopted by
+    the API anyway (api/ledger.py); this also covers a temporary Prefect server the API cannot see."""
+    from core.settings import saved_api_token
+    from tasks.ledger import register_run
+
+    token = saved_api_token(settings)
+    if not token:
+        return
+    summary = {"run_id": run_id, "state": outcome.get("state"), "metrics": outcome.get("metrics"),
+               "checkpoint_uri": outcome.get("checkpoint_uri"), "epochs_completed": outcome.get("epochs_done"),
+               "error": outcome.get("error")}
+    if register_run(settings.api_url, token, summary, spec.model_dump(mode="json"),
+                    prefect_flow_run_id=str(flow_run.get_id()) if flow_run.get_id() else None, timeout_s=3.0):
+        logger.info("run %s is in the vtp API's run list at %s", run_id, settings.api_url)
 
 
 # Prefect's @flow takes no flow class: the instance becomes a StackFlow (a Python call's behaviour only)

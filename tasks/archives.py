@@ -18,8 +18,8 @@ import tarfile
 import zipfile
 from pathlib import Path, PurePosixPath
 
+from core.dataset_layout import IMAGE_SUFFIXES
 from core.errors import DatasetError
-from tasks.dataset_formats import IMAGE_SUFFIXES
 
 MAX_ENTRIES = 50_000
 MAX_BYTES = 20 * 1024**3

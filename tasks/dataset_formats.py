@@ -17,6 +17,9 @@ whether the named file exists. YAML is read with anchors and aliases refused and
 :func:`prepare_local` builds a fresh *view* of it in the run's work folder (real folders, one symlink
 per image and label file), so the label caches Ultralytics writes next to ``labels/<split>`` (pickles,
 loaded with ``allow_pickle``) are written, and read back, only inside this run's work folder.
+
+What a layout is (image suffixes, split names, val-folder aliases, the data.yaml parser, the
+closed-world path check) lives in :mod:`core.dataset_layout`; its names are re-exported here.
 """
 
 from __future__ import annotations
@@ -25,7 +28,6 @@ import json
 import logging
 import os
 import shutil
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,17 +35,31 @@ import yaml
 from PIL import Image
 
 from core.contracts import DatasetInfo
+from core.dataset_layout import (  # noqa: F401 - re-exported: the layout names other modules know from here
+    IMAGE_SUFFIXES,
+    MAX_CLASSES,
+    MAX_YAML_BYTES,
+    OUTSIDE,
+    SPLITS,
+    VAL_DIRS,
+    YAML_NAMES,
+    DataYaml,
+    class_dirs,
+    find_data_yaml,
+    find_val_dir,
+    is_image,
+    label_path,
+    list_images,
+    load_yaml,
+    read_data_yaml,
+    read_list,
+    split_of,
+    within,
+)
 from core.errors import DatasetError
 
 log = logging.getLogger("vtp")
 
-IMAGE_SUFFIXES = frozenset({".bmp", ".dng", ".jpeg", ".jpg", ".mpo", ".png", ".tif", ".tiff", ".webp", ".pfm", ".heic"})
-VAL_DIRS = ("val", "valid", "validation", "test")  # first found is the validation split
-YAML_NAMES = ("data.yaml", "data.yml")
-MAX_YAML_BYTES = 1_000_000  # a data.yaml is a few hundred bytes; 1 MB holds 10,000 long class names
-MAX_CLASSES = 10_000
-MAX_LISTED_OUTSIDE = 20
-OUTSIDE = "leads outside the dataset folder (an absolute path, '..' or a link out); name files relative to the dataset folder"
 TASK_FORMATS = {"detect": "yolo", "segment": "yolo", "pose": "yolo", "obb": "yolo", "classify": "imagefolder"}
 LAYOUTS = (
     "yolo: data.yaml (or data.yml) at the top, with images/<split>/*.jpg and labels/<split>/*.txt; "
@@ -54,112 +70,6 @@ _EXPECTED = {
     "yolo": "a YOLO dataset (data.yaml with images/<split>/ and labels/<split>/) or a COCO dataset",
     "imagefolder": "an ImageFolder dataset (train/<class>/*.jpg and val/<class>/*.jpg)",
 }
-
-
-def is_image(p: Path) -> bool:
-    return p.suffix.lower() in IMAGE_SUFFIXES
-
-
-def within(root: Path, entry: str | Path, base: Path | None = None) -> Path | None:
-    """The path ``entry`` names (relative to ``base``, default ``root``) when it stays inside ``root``
-    with symlinks followed, else None. Absolute entries, ``~`` and ``..`` that climb out are refused
-    before the file system is asked anything, so the answer never depends on what exists outside."""
-    text = str(entry).strip()
-    if not text or text.startswith("~") or os.path.isabs(text) or "\0" in text:
-        return None
-    root = Path(root)
-    lexical = Path(os.path.normpath((base or root) / text))
-    if not _inside(lexical, root):
-        return None
-    try:
-        real = Path(os.path.realpath(lexical))
-        real_root = Path(os.path.realpath(root))
-    except (OSError, ValueError):
-        return None
-    return lexical if _inside(real, real_root) else None
-
-
-def read_list(entry: Path, root: Path) -> tuple[list[Path], list[tuple[int, str]]]:
-    """A ``.txt`` split list of dataset ``root``: (image paths inside ``root``, [(line number, line)]
-    refused as leading outside). Lines are relative to the list's folder (``./`` optional)."""
-    images: list[Path] = []
-    refused: list[tuple[int, str]] = []
-    try:
-        lines = entry.read_text(encoding="utf-8-sig", errors="replace").splitlines()
-    except OSError:
-        return [], []
-    for n, line in enumerate(lines, start=1):
-        line = line.strip()
-        if not line:
-            continue
-        p = within(root, line.removeprefix("./"), entry.parent)
-        if p is None:
-            refused.append((n, line))
-        else:
-            images.append(p)
-    return images, refused
-
-
-def list_images(entry: Path, root: Path | None = None) -> list[Path]:
-    """Images of one split entry: a folder (searched recursively) or a .txt list of image paths.
-
-    With ``root`` (a dataset from a user) only files inside ``root``, symlinks followed, are
-    returned; without it (a view vtp wrote, see :func:`prepare_local`) the entry is taken as is."""
-    if entry.is_dir():
-        found = sorted(p for p in entry.rglob("*") if is_image(p) and p.is_file())
-        if root is None:
-            return found
-        if within(root, os.path.relpath(entry, root)) is None:
-            return []
-        real_root = Path(os.path.realpath(root))  # found lie inside entry, itself inside: only links can lead out
-        return [p for p in found if _inside(Path(os.path.realpath(p)), real_root)]
-    if entry.is_file() and entry.suffix == ".txt":
-        if root is not None:
-            return read_list(entry, root)[0]
-        lines = [ln.strip() for ln in entry.read_text().splitlines() if ln.strip()]
-        return [Path(os.path.normpath(entry.parent / ln.removeprefix("./"))) for ln in lines]
-    return []
-
-
-class _NoAliasLoader(yaml.SafeLoader):
-    """yaml.SafeLoader that refuses anchors and aliases: no alias bomb can expand."""
-
-    def compose_node(self, parent: Any, index: Any) -> Any:  # noqa: ANN401 - PyYAML's own signature
-        event = self.peek_event()
-        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
-            raise yaml.YAMLError("anchors and aliases (&name, *name, <<: *name) are not accepted in dataset files")
-        return super().compose_node(parent, index)
-
-
-def load_yaml(path: Path) -> Any:  # noqa: ANN401 - whatever the YAML holds
-    """Read a dataset's YAML file: at most MAX_YAML_BYTES, no anchors or aliases, safe tags only.
-    Raises DatasetError (naming the file as given) when it is too large or not acceptable YAML."""
-    path = Path(path)
-    with open(path, "rb") as f:
-        raw = f.read(MAX_YAML_BYTES + 1)
-    if len(raw) > MAX_YAML_BYTES:
-        raise DatasetError(f"{path} is larger than {MAX_YAML_BYTES} bytes; a dataset yaml holds paths and class names only")
-    try:
-        return yaml.load(raw.decode("utf-8-sig", errors="replace"), Loader=_NoAliasLoader)  # noqa: S506 - safe subclass
-    except yaml.YAMLError as e:
-        raise DatasetError(f"{path} cannot be read as YAML ({e}); fix its syntax") from None
-
-
-def label_path(image: Path) -> Path:
-    """Ultralytics' rule: the last ``/images/`` in the path becomes ``/labels/``, suffix ``.txt``."""
-    sa, sb = f"{os.sep}images{os.sep}", f"{os.sep}labels{os.sep}"
-    s = str(image)
-    if sa in s:
-        s = sb.join(s.rsplit(sa, 1))
-    return Path(s).with_suffix(".txt")
-
-
-def find_val_dir(root: Path) -> Path | None:
-    return next((root / d for d in VAL_DIRS if (root / d).is_dir()), None)
-
-
-def class_dirs(split_dir: Path) -> list[Path]:
-    return sorted(p for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
 def _is_coco_json(p: Path) -> bool:
@@ -186,7 +96,7 @@ def detect_format(root: Path) -> str:
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"dataset folder {root} does not exist: check the path or download the dataset first")
-    if any((root / n).is_file() for n in YAML_NAMES):
+    if find_data_yaml(root) is not None:
         return "yolo"
     if coco_jsons(root):
         return "coco"
@@ -199,103 +109,13 @@ def detect_format(root: Path) -> str:
 # --------------------------------------------------------------------------------------------- YOLO
 
 
-@dataclass
-class YoloLayout:
-    """A YOLO ``data.yaml`` read safely; split entries resolved (they may not exist)."""
-
-    yaml_file: Path
-    data: dict[str, Any]
-    splits: dict[str, list[Path]]
-    names: list[str]
-    notes: list[str] = field(default_factory=list)
-    outside: list[tuple[str, str]] = field(default_factory=list)  # (split, entry) refused as outside
+YoloLayout = DataYaml  # the name the rest of vtp knew it by
 
 
-def _names(data: dict[str, Any], where: Path) -> list[str]:
-    names = data.get("names")
-    nc = data.get("nc")
-    too_many = (len(names) if isinstance(names, (dict, list)) else 0) > MAX_CLASSES or (
-        isinstance(nc, int) and not isinstance(names, (dict, list)) and nc > MAX_CLASSES)
-    if too_many:
-        raise DatasetError(f"{where}: more than {MAX_CLASSES} classes; vtp trains at most {MAX_CLASSES} classes")
-    if isinstance(names, dict):
-        try:
-            ordered = sorted((int(k), str(v)) for k, v in names.items())
-        except (TypeError, ValueError) as e:
-            raise DatasetError(f"{where}: names keys must be class ids 0..N-1 ({e}); fix the names mapping") from e
-        if [k for k, _ in ordered] != list(range(len(ordered))):
-            raise DatasetError(f"{where}: names ids must run 0..{len(ordered) - 1} without gaps; renumber them")
-        return [v for _, v in ordered]
-    if isinstance(names, list):
-        return [str(n) for n in names]
-    if isinstance(data.get("nc"), int):
-        return [f"class_{i}" for i in range(data["nc"])]
-    raise DatasetError(f"{where}: no class names: add `names: {{0: cat, 1: dog}}` (or a list) to it")
-
-
-def read_yolo(root: Path) -> YoloLayout:
-    """Read ``root``'s data.yaml without executing or fetching anything.
-
-    A relative ``path`` is taken relative to the yaml's folder; when the splits are not found
-    there (e.g. ``path: ../datasets/x`` written for another machine) the yaml's folder is used.
-    Entries starting with ``../`` that lead outside or do not exist are retried without it, as
-    Ultralytics does (Roboflow exports write ``train: ../train/images``). Entries that still lead
-    outside the dataset are listed in ``outside`` (and left out of ``splits``).
-    """
-    root = Path(root).resolve()
-    yaml_file = next((root / n for n in YAML_NAMES if (root / n).is_file()), root / YAML_NAMES[0])
-    try:
-        data = load_yaml(yaml_file)
-    except OSError as e:
-        raise DatasetError(f"{yaml_file} cannot be read as YAML ({e}); fix its syntax") from e
-    if not isinstance(data, dict):
-        raise DatasetError(f"{yaml_file} should be a mapping with train, val and names keys")
-    notes: list[str] = []
-    if "download" in data:
-        data.pop("download")
-        notes.append(f"{yaml_file.name}: ignored its `download:` key (vtp never runs or fetches it)")
-    declared = data.get("path")
-    candidates = [root]
-    if isinstance(declared, str) and declared.strip() and declared.strip() != ".":
-        inner = within(root, declared)
-        if inner is None:
-            notes.append(f"{yaml_file.name}: ignored `path: {declared}`: it {OUTSIDE.split(';')[0]}; "
-                         "read the splits relative to the dataset folder")
-        elif inner != root:
-            candidates.insert(0, inner)
-
-    def resolve(base: Path, entry: str) -> Path | None:
-        p = within(root, entry, base)
-        if entry.startswith("../") and (p is None or not p.exists()):
-            q = within(root, entry[3:], base)
-            if q is not None:
-                return q
-        return p
-
-    splits: dict[str, list[Path]] = {}
-    outside: list[tuple[str, str]] = []
-    for base in candidates:
-        splits, outside = {}, []
-        for key in ("train", "val", "test"):
-            entry = data.get(key)
-            entries = entry if isinstance(entry, list) else [entry] if entry else []
-            if entries:
-                splits[key] = []
-                for e in entries:
-                    p = resolve(base, str(e))
-                    if p is None:
-                        outside.append((key, str(e)))
-                    else:
-                        splits[key].append(p)
-        if all(p.exists() for p in splits.get("train", [])):
-            if base != candidates[0]:
-                notes.append(f"{yaml_file.name}: path {declared!r} not found; read the splits relative to {root}")
-            break
-    return YoloLayout(yaml_file, data, splits, _names(data, yaml_file), notes, outside)
-
-
-def _inside(p: Path, root: Path) -> bool:
-    return p == root or root in p.parents
+def read_yolo(root: Path) -> DataYaml:
+    """Read ``root``'s data.yaml without executing or fetching anything (see
+    :func:`core.dataset_layout.read_data_yaml`)."""
+    return read_data_yaml(root)
 
 
 VIEW = "dataset"  # the trainers' view of the dataset, under the run's work folder
@@ -436,10 +256,7 @@ def prepare_local(root: Path, task: str, workdir: Path) -> DatasetInfo:
 
 def _split_name(p: Path) -> str:
     stem = p.parent.name if p.name == "_annotations.coco.json" else p.stem.lower().removeprefix("instances_")
-    for split, keys in (("train", ("train",)), ("val", ("val", "valid", "validation")), ("test", ("test",))):
-        if any(k in stem for k in keys):
-            return split
-    return stem
+    return split_of(stem) or stem
 
 
 def _polygon(seg: list, w: float, h: float) -> list[float] | None:
@@ -483,7 +300,7 @@ def coco_to_yolo(src: Path, dest: Path, task: str = "detect") -> Path:
             f"{src}: COCO needs a train and a val JSON (e.g. annotations/instances_train.json and "
             f"annotations/instances_val.json); found {', '.join(f.name for f in files) or 'none'}"
         )
-    splits = {s: json.loads(by_split[s].read_text()) for s in ("train", "val", "test") if s in by_split}
+    splits = {s: json.loads(by_split[s].read_text()) for s in SPLITS if s in by_split}
     if max(len(d["categories"]) for d in splits.values()) > MAX_CLASSES:
         raise DatasetError(f"{src}: more than {MAX_CLASSES} categories; vtp trains at most {MAX_CLASSES} classes")
     cats: dict[int, str] = {}

@@ -100,9 +100,9 @@ def guess_task(root: Path, fmt: str) -> str:
     """imagefolder -> classify; YOLO -> pose (kpt_shape), obb (9 values), segment (polygons) or detect."""
     if fmt == "imagefolder":
         return "classify"
-    from tasks.dataset_formats import load_yaml
+    from core.dataset_layout import find_data_yaml, load_yaml
 
-    data_yaml = next((p for p in (root / "data.yaml", root / "data.yml") if p.exists()), None)
+    data_yaml = find_data_yaml(root)
     try:
         data = load_yaml(data_yaml) if data_yaml else None
     except (OSError, DatasetError):

@@ -1,19 +1,21 @@
 """Export a finished run's best checkpoint to ONNX or TorchScript, stored beside it.
 
-ultralytics exports through its own exporter; timm and Hugging Face models through ``torch.onnx``
-(the TorchScript-based exporter, ``dynamo=False``: it needs no extra packages and handles these
-models) or ``torch.jit.trace``. The file goes to ``runs/<id>/exports/model.<ext>`` and the run's
-manifest is rewritten with it listed (removed first, written last, as in :func:`upload_folder`).
+The framework's plugin does the export (``export_model``: ultralytics through its own exporter,
+timm and Hugging Face through :mod:`trainers.common.export`) and names the checkpoint it published
+(``CHECKPOINT``: ``checkpoints/best.pt``, or the ``checkpoints/best`` folder). The file goes to
+``runs/<id>/exports/model.<ext>`` and the run's manifest is rewritten with it listed (removed first,
+written last, as in :func:`upload_folder`).
 """
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 import time
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
+from core import frameworks
 from core.errors import TrainerError
 from core.settings import Settings, get_settings
 from tasks.storage import MANIFEST, Storage, download_files, sha256_file
@@ -21,79 +23,41 @@ from tasks.storage import MANIFEST, Storage, download_files, sha256_file
 FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript"}
 
 
-def _wrap(model: Any, detect: bool) -> Any:
-    """A module returning plain tensors (tracing cannot return a ModelOutput)."""
-    import torch
-
-    class Plain(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.model = model
-
-        def forward(self, x: torch.Tensor) -> Any:
-            out = self.model(pixel_values=x) if hasattr(self.model, "config") else self.model(x)
-            if hasattr(out, "logits"):
-                return (out.logits, out.pred_boxes) if detect else out.logits
-            return out
-
-    return Plain().eval()
+def plugin(framework: str) -> ModuleType:
+    """The trainer plugin package of ``framework`` (from the framework registry), with the entry
+    points an export needs (``CHECKPOINT``, ``export_model``); TrainerError for a framework that is
+    not installed or has none."""
+    try:
+        module = frameworks.plugin(framework)
+    except KeyError:
+        raise TrainerError(f"framework {framework!r} is not installed here: its checkpoints cannot be exported") from None
+    missing = [name for name in ("CHECKPOINT", "export_model") if not hasattr(module, name)]
+    if missing:
+        raise TrainerError(f"the {framework} trainer plugin does not export checkpoints (it has no {', '.join(missing)})")
+    return module
 
 
 def load_for_export(framework: str, checkpoint: Path) -> tuple[Any, bool]:
-    """(plain torch module in eval mode, is a detector) for timm and huggingface checkpoints."""
-    if framework == "timm":
-        from trainers.timm import load_checkpoint
-
-        model, _ = load_checkpoint(checkpoint)
-        return _wrap(model, False), False
-    from trainers.huggingface import load_checkpoint as hf_load
-
-    model, _, info = hf_load(checkpoint)
-    model.config.return_dict = True
-    return _wrap(model, info["task"] == "detect"), info["task"] == "detect"
+    """(plain torch module in eval mode, is a detector) of a checkpoint of ``framework`` (the plugin's
+    ``load_for_export``; TrainerError for a framework that exports through its own exporter)."""
+    return plugin(framework).load_for_export(Path(checkpoint))
 
 
 def export_checkpoint(framework: str, checkpoint: Path, fmt: str, image_size: int, out: Path) -> Path:
-    """Write ``checkpoint`` as ``fmt`` to ``out`` and return it."""
+    """Write ``checkpoint`` as ``fmt`` (onnx, torchscript) for ``image_size``-pixel images to ``out``
+    and return it; TrainerError when the format is unknown or the checkpoint cannot be exported."""
     if fmt not in FORMATS:
         raise TrainerError(f"format={fmt!r} is not an export format: use {' or '.join(FORMATS)}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if framework == "ultralytics":
-        from trainers.ultralytics.checkpoint import check_checkpoint
-        from trainers.ultralytics.env import import_ultralytics
-
-        check_checkpoint(checkpoint)  # weights_only, or refused with the reason (a TrainerError)
-        YOLO = import_ultralytics().YOLO
-        work = out.parent / ".ultralytics"
-        work.mkdir(parents=True, exist_ok=True)
-        local = work / Path(checkpoint).name
-        shutil.copyfile(checkpoint, local)  # the exporter writes beside its input
-        made = Path(YOLO(str(local)).export(format=fmt, imgsz=image_size, device="cpu", verbose=False))
-        shutil.move(made, out)
-        shutil.rmtree(work, ignore_errors=True)
-        return out
-    import torch
-
-    module, detect = load_for_export(framework, Path(checkpoint))
-    dummy = torch.randn(1, 3, image_size, image_size)
-    if fmt == "torchscript":
-        with torch.no_grad():
-            torch.jit.trace(module, dummy, strict=False).save(str(out))
-        return out
-    outputs = ["logits", "pred_boxes"] if detect else ["logits"]
-    torch.onnx.export(module, (dummy,), str(out), dynamo=False, opset_version=17, input_names=["images"],
-                      output_names=outputs, dynamic_axes={"images": {0: "batch"}, **{o: {0: "batch"} for o in outputs}})
-    return out
+    return plugin(framework).export_model(Path(checkpoint), fmt, image_size, Path(out))
 
 
-def _best_checkpoint(storage: Storage, run_id: str, files: dict[str, Any], local: Path) -> Path:
-    """Fetch the best checkpoint (a file, or a save_pretrained folder) into ``local``."""
-    wanted = [rel for rel in files if rel.startswith("checkpoints/best")]
+def _best_checkpoint(storage: Storage, run_id: str, files: dict[str, Any], local: Path, published: str) -> Path:
+    """Fetch the published checkpoint ``published`` (a file, or a folder's files) into ``local``."""
+    wanted = {rel: entry for rel, entry in files.items() if rel == published or rel.startswith(published + "/")}
     if not wanted:
-        raise TrainerError(f"run {run_id} has no best checkpoint to export")
-    download_files(storage, local, "runs", run_id, files={rel: files[rel] for rel in wanted})
-    folder = local / "checkpoints" / "best"
-    return folder if folder.is_dir() else local / wanted[0]
+        raise TrainerError(f"run {run_id} has no best checkpoint ({published}) to export")
+    download_files(storage, local, "runs", run_id, files=wanted)
+    return local / published
 
 
 def export_run(run_id: str, fmt: str, settings: Settings | None = None) -> dict[str, Any]:
@@ -106,7 +70,7 @@ def export_run(run_id: str, fmt: str, settings: Settings | None = None) -> dict[
     spec = summary["spec"]
     with tempfile.TemporaryDirectory(prefix="vtp-export-") as tmp:
         local = Path(tmp)
-        checkpoint = _best_checkpoint(storage, run_id, manifest["files"], local)
+        checkpoint = _best_checkpoint(storage, run_id, manifest["files"], local, plugin(spec["framework"]).CHECKPOINT)
         rel = f"exports/model{FORMATS.get(fmt, '')}"
         path = export_checkpoint(spec["framework"], checkpoint, fmt, int(spec.get("image_size") or 224), local / rel)
         entry = {"size": path.stat().st_size, "sha256": sha256_file(path)}

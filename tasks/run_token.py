@@ -17,7 +17,7 @@ import time
 
 import httpx
 
-from api.security import is_run_ticket
+from core.contracts import is_run_ticket
 
 log = logging.getLogger("vtp.callbacks")
 

@@ -33,6 +33,14 @@ SCHEMES = ("file", "s3")
 _CHUNK = 1 << 20
 
 
+def read_summary(settings: Settings, run_id: str) -> dict[str, Any] | None:
+    """The run's ``summary.json`` once its outputs are complete (its manifest is written last), else None."""
+    storage = Storage(settings=settings)
+    if not storage.exists("runs", run_id, MANIFEST):
+        return None
+    return storage.read_json("runs", run_id, "summary.json")
+
+
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -107,6 +115,15 @@ class Storage:
         path = self.path(*parts)
         if self.fs.exists(path):
             self.fs.rm(path, recursive=True)
+
+    def folders(self, *parts: str) -> list[str]:
+        """Names of the folders directly under ``parts`` (one listing call, not recursive); [] when none."""
+        base = self.path(*parts).rstrip("/")
+        try:
+            found = self.fs.ls(base, detail=True)
+        except FileNotFoundError:
+            return []
+        return sorted(info["name"].rstrip("/").rsplit("/", 1)[-1] for info in found if info.get("type") == "directory")
 
     def listing(self, *parts: str) -> dict[str, dict[str, Any]]:
         """Relative path -> fsspec info for every file under ``parts``."""

@@ -127,7 +127,7 @@ def slot_limit_name(pool: str) -> str:
 @task(name="train", cache_policy=NONE)
 def run_trainer(spec: TrainSpec, info: DatasetInfo, workdir: Path, callbacks: Callbacks,
                 settings: Settings, resume_from: Path | None = None, init_from: Path | None = None) -> TrainResult:
-    from trainers.registry import get_trainer
+    from core.frameworks import get_trainer
 
     ctx = TrainContext(
         workdir=workdir / "train", dataset=info, callbacks=callbacks,

@@ -6,7 +6,7 @@ val classes unknown to train). Images are opened, never decoded: ``Image.open`` 
 and ``verify()`` checks what the format allows cheaply, so thousands of files take about a second.
 An image over ``MAX_PIXELS`` is refused from its header, before anything is decoded.
 
-Every path the dataset names must stay inside it (see :mod:`tasks.dataset_formats`); a path that
+Every path the dataset names must stay inside it (see :mod:`core.dataset_layout`); a path that
 leads outside gets the same error whether or not the file it names exists.
 """
 
@@ -20,21 +20,21 @@ from typing import Literal
 
 from PIL import Image
 
-from core.errors import DatasetError
-from tasks.dataset_formats import (
+from core.dataset_layout import (
     OUTSIDE,
-    TASK_FORMATS,
-    YoloLayout,
+    YAML_NAMES,
+    DataYaml,
     class_dirs,
-    detect_format,
     find_val_dir,
     is_image,
     label_path,
     list_images,
+    read_data_yaml,
     read_list,
-    read_yolo,
     within,
 )
+from core.errors import DatasetError
+from tasks.dataset_formats import TASK_FORMATS, detect_format
 
 TOLERANCE = 0.01  # Ultralytics accepts coordinates in [-0.01, 1.01]
 MAX_LISTED = 50
@@ -233,7 +233,7 @@ def check_label_file(lbl: Path, task: str, nc: int, kpt: tuple[int, int] | None,
         out.error(lbl, "mixes box rows (5 values) and polygon rows; use one kind per file")
 
 
-def _split_entries(layout: YoloLayout, root: Path, out: _Collector) -> dict[str, list[Path]]:
+def _split_entries(layout: DataYaml, root: Path, out: _Collector) -> dict[str, list[Path]]:
     splits = dict(layout.splits)
     if "val" not in splits and "test" in splits:
         splits["val"] = splits.pop("test")
@@ -259,9 +259,9 @@ def _split_entries(layout: YoloLayout, root: Path, out: _Collector) -> dict[str,
 
 def _validate_yolo(root: Path, task: str, out: _Collector, report: ValidationReport) -> None:
     try:
-        layout = read_yolo(root)
+        layout = read_data_yaml(root)
     except DatasetError as e:
-        out.error(next((n for n in ("data.yaml", "data.yml") if (root / n).exists()), "data.yaml"), str(e))
+        out.error(next((n for n in YAML_NAMES if (root / n).exists()), YAML_NAMES[0]), str(e))
         return
     report.classes = layout.names
     for note in layout.notes:

@@ -74,8 +74,8 @@ def _prefect_postgres() -> str | None:
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory):
     """`vtp up`, for real: yields the stack's environment (VTP_HOME, ports, Prefect URL)."""
+    from cli.stack import Stack
     from core.settings import Settings
-    from core.stack import Stack
 
     home = tmp_path_factory.mktemp("stack-home")
     port = free_port()

@@ -8,6 +8,7 @@ from typing import Any
 
 from core.escape import md_code, md_text
 from core.metric_names import metric_name
+from ui.client import ACTIVE
 from ui.i18n import state_name, t
 
 MAIN_METRICS = ("metrics/mAP50-95(B)", "metrics/mAP50-95(M)", "metrics/mAP50-95(P)", "metrics/mAP50-95(OBB)",
@@ -89,10 +90,34 @@ def last_epoch(points: list[dict[str, Any]]) -> dict[str, float]:
     return {p["name"]: p["value"] for p in points if p["epoch"] == top}
 
 
+SHORT_ID = 8  # characters of a run id shown beside its name
+
+
+def short_id(run_id: str) -> str:
+    """The first 8 characters of a run id (a UUID's first group): enough to tell runs apart."""
+    return run_id[:SHORT_ID]
+
+
+def run_name(run: dict[str, Any]) -> str:
+    """The run's readable name (e.g. ``yolo11n-shapes-detect-7``), or its short id when it has none."""
+    return str(run.get("name") or "").strip() or short_id(run["id"])
+
+
+def run_label(run: dict[str, Any]) -> str:
+    """Markdown for a run in a card or line: its readable name with the short id in code beside it,
+    ``yolo11n-shapes-detect-7 (`3f2a9c1b`)``; the short id alone when the run has no name. Safe
+    inside ``**bold**``."""
+    name = str(run.get("name") or "").strip()
+    code = md_code(short_id(run["id"]))
+    return f"{md_text(name)} ({code})" if name else code
+
+
 def progress_line(run: dict[str, Any], points: list[dict[str, Any]], lang: str) -> str:
+    """One line of a run's progress: name, state, epochs done of total, the last epoch's loss and
+    main metric, and while it runs the time left (ETA, from the mean epoch so far)."""
     total = (run.get("spec") or {}).get("epochs") or "?"
     done = run.get("epochs_done") or 0
-    parts = [t("progress", lang, id=run["id"], state=state_name(run["state"], lang), done=done, total=total)]
+    parts = [t("progress_run", lang, run=run_label(run), state=state_name(run["state"], lang), done=done, total=total)]
     last = last_epoch(points)
     loss = loss_value(last)
     if loss is not None:
@@ -101,7 +126,7 @@ def progress_line(run: dict[str, Any], points: list[dict[str, Any]], lang: str) 
     if name:
         parts.append(f"{metric_label(name, lang)} {last[name]:.4g}")
     elapsed = duration(run)
-    if elapsed and done and isinstance(total, int) and total > done:
+    if elapsed and done and isinstance(total, int) and total > done and run["state"] in ACTIVE:
         parts.append(f"{t('eta', lang)} {hms(elapsed / done * (total - done))}")
     return " · ".join(parts)
 
@@ -146,7 +171,7 @@ def result_card(run: dict[str, Any], lang: str, summary: dict[str, Any] | None =
     metrics, hidden = shown_metrics(run.get("final_metrics") or {}, summary.get("num_classes"))
     main = main_metric(metrics)
     ko = lang == "ko"
-    lines = [f"**{t('result_title', lang, id=run['id'])}**", ""]
+    lines = [f"**{t('result_title_run', lang, run=run_label(run))}**", ""]
     happened = []
     spec = run.get("spec") or {}
     scratch = summary.get("pretrained_used") is False
@@ -210,4 +235,5 @@ def next_steps(spec: dict[str, Any], main_value: float | None, scratch: bool, la
 
 
 def failed_card(run: dict[str, Any], lang: str) -> str:
-    return t("run_failed", lang, id=run["id"], state=run["state"], error=md_text(run.get("error") or "—"))
+    return t("run_failed_run", lang, run=run_label(run), state=state_name(run["state"], lang),
+             error=md_text(run.get("error") or "—"))

@@ -41,7 +41,8 @@ STRINGS: dict[str, tuple[str, str]] = {  # key: (English, Korean)
     "runs_table": ("Runs", "실행 목록"), "refresh": ("Refresh", "새로고침"), "run": ("Run", "실행"),
     "cancel": ("Cancel", "취소"), "retry": ("Retry", "다시 실행"), "logs": ("Log tail", "로그 (마지막 부분)"),
     "metrics_plot": ("Metrics by epoch", "에폭별 지표"), "prefect_link": ("Open in the Prefect UI", "Prefect UI에서 보기"),
-    "cols": ("id|state|model|dataset|progress|metric|started|duration", "ID|상태|모델|데이터셋|진행|지표|시작|소요 시간"),
+    "cols": ("id|name|state|model|dataset|progress|metric|started|duration",
+             "ID|이름|상태|모델|데이터셋|진행|지표|시작|소요 시간"),
     "cancel_sent": ("Cancel requested for `{id}`.", "`{id}` 취소를 요청했습니다."),
     "retried": ("Retry started as `{id}`.", "`{id}`(으)로 다시 실행했습니다."),
     "upload_title": ("### Upload a dataset archive (.zip, .tar.gz)", "### 데이터셋 압축 파일 올리기 (.zip, .tar.gz)"),
@@ -67,6 +68,14 @@ STRINGS: dict[str, tuple[str, str]] = {  # key: (English, Korean)
     "state_queued": ("queued", "대기 중"), "state_pending": ("starting", "시작 중"), "state_running": ("running", "학습 중"),
     "state_completed": ("completed", "완료"), "state_failed": ("failed", "실패"), "state_cancelled": ("cancelled", "취소됨"),
     "state_crashed": ("crashed", "비정상 종료"),
+    # {run}: the readable name beside the short id (cards.run_label), already Markdown
+    "progress_run": ("Run {run} — {state} · epoch {done}/{total}", "실행 {run} — {state} · 에폭 {done}/{total}"),
+    "result_title_run": ("Result of run {run}", "실행 {run} 결과"),
+    "run_failed_run": ("Run {run} ended **{state}**: {error}", "실행 {run}이(가) **{state}** 상태로 끝났습니다: {error}"),
+    "cancel_sent_run": ("Cancel requested for {run}.", "{run} 취소를 요청했습니다."),
+    "retried_run": ("Retry started as {run}.", "{run}(으)로 다시 실행했습니다."),
+    "run_id": ("Run id", "실행 ID"),
+    "polling": ("live updates unavailable: polling the API", "실시간 연결 불가: API를 주기적으로 조회 중"),
 }
 
 

@@ -28,7 +28,10 @@ def metrics_figure(points: list[dict[str, Any]], title: str = "") -> Any:
         ax.plot(xs, ys, marker="o", markersize=3, linewidth=1.5)
         ax.set_title(metric_name(name), fontsize=8)
         ax.set_xlabel("epoch", fontsize=7)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
+        if len(set(xs)) <= 8:  # epochs are whole numbers: a tick at each (one epoch too)
+            ax.set_xticks(sorted(set(xs)))
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.ticklabel_format(axis="y", useOffset=False, style="plain")  # no "+6.615" offset above the axis
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)

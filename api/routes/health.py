@@ -8,7 +8,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from api.deps import SessionDep, SettingsDep
 from api.schemas import Check, HealthOut
-from core.stack import server_healthy
+from core.prefect_api import server_healthy
 
 router = APIRouter(tags=["health"])
 

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from api import crud, runs_service
 from api.deps import RunTokenClaims, SessionDep, SettingsDep
 from api.metrics import callback_timer
+from api.run_states import SETTLED_STATES, Actor
 from api.schemas import ApiIn, RunOut
 from api.security import RunTokenInvalid, mint_run_token, verify_run_ticket
 
@@ -92,7 +93,7 @@ def _refuse(session, run_id: str, attempt: int | None = None) -> HTTPException:
     """Why a callback found no live run: unknown id (404), already ended (409), or sent by an attempt
     that a newer one replaced (409 whose detail starts with "superseded": the trainer stops)."""
     run = crud.get_run(session, run_id=run_id)  # raises the API's 404 for an unknown id
-    if run.state not in crud.FINAL_STATES and crud.attempt_superseded(run, attempt):
+    if run.state not in SETTLED_STATES and crud.attempt_superseded(run, attempt):
         return HTTPException(409, f"superseded: attempt {attempt} of run {run_id} was replaced "
                                   f"({'by attempt ' + str(run.attempt) if run.attempt > (attempt or 0) else 'it was declared crashed and is retried'}); "
                                   "this attempt must stop without publishing")
@@ -158,7 +159,7 @@ class EventIn(ApiIn):
 def event(run_id: str, body: EventIn, request: Request, claims: RunTokenClaims, session: SessionDep,
           attempt: AttemptHeader = None) -> RunOut:
     run = crud.get_run(session, run_id=run_id)
-    if run.state in crud.FINAL_STATES or (body.kind != "hung" and crud.attempt_superseded(run, attempt)):
+    if run.state in SETTLED_STATES or (body.kind != "hung" and crud.attempt_superseded(run, attempt)):
         raise _refuse(session, run_id, attempt)
     crud.add_run_event(session, run=run, kind=body.kind, message=body.message, epoch=body.epoch,
                        attempt=body.attempt)
@@ -172,9 +173,9 @@ def done(run_id: str, body: DoneIn, request: Request, claims: RunTokenClaims, se
          settings: SettingsDep, attempt: AttemptHeader = None) -> RunOut:
     with callback_timer(request.app, "done"):
         run = crud.get_run(session, run_id=run_id)
-        if run.state not in crud.FINAL_STATES and crud.attempt_superseded(run, attempt):
+        if run.state not in SETTLED_STATES and crud.attempt_superseded(run, attempt):
             raise _refuse(session, run_id, attempt)
-        if run.state not in crud.FINAL_STATES:  # a repeated done (a retried post) changes nothing
+        if run.state not in SETTLED_STATES:  # a repeated done (a retried post) changes nothing
             # 422 before anything is stored: a checkpoint outside the run's folder, metrics never reported
             runs_service.check_done(session, run=run, settings=settings, metrics=body.metrics,
                                     checkpoint_uri=body.checkpoint_uri)
@@ -182,6 +183,7 @@ def done(run_id: str, body: DoneIn, request: Request, claims: RunTokenClaims, se
             if body.epochs_done is not None:
                 fields["epochs_done"] = body.epochs_done
             crud.update_run(session, run=run, **{k: v for k, v in fields.items() if v is not None})
-            crud.finish_run(session, run=run, state=body.state, error=runs_service.plain_error(body.error))
+            crud.finish_run(session, run=run, state=body.state, by=Actor.TRAINER,
+                            error=runs_service.plain_error(body.error))
             publish(request, run_id, {"type": "state", "run": RunOut.model_validate(run).model_dump(mode="json")})
         return RunOut.model_validate(run)

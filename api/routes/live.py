@@ -11,6 +11,8 @@ token in ``Authorization: Bearer …`` or, from a browser, as the subprotocols `
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections import defaultdict
 from typing import Any
 
@@ -19,7 +21,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from api import crud, prefect_runs
 from api.errors import NotFound
-from api.models import TERMINAL_STATES as TERMINAL
+from api.run_states import TERMINAL_STATES as TERMINAL
 from api.schemas import RunOut
 from api.tokens import TokenRejected, authenticate
 
@@ -68,6 +70,7 @@ async def run_events(websocket: WebSocket, run_id: str) -> None:
                                                 "subprotocol vtp.bearer.<token>, or ?token=")
         return
     await websocket.accept(subprotocol=PROTOCOL if PROTOCOL in offered else None)
+    closed = asyncio.create_task(_until_closed(websocket))  # a closed tab ends the loop within POLL_S
     try:
         async with websocket.app.state.events.subscribe(run_id) as subscription:
             snapshot = await run_in_threadpool(_run, websocket.app, run_id)
@@ -82,6 +85,8 @@ async def run_events(websocket: WebSocket, run_id: str) -> None:
             state = run["state"]
             last_epoch = max((e["epoch"] for e in history), default=0)
             while state not in TERMINAL:
+                if closed.done():  # the client went away: stop reading for it
+                    return
                 event = await subscription.get(timeout=POLL_S)
                 if event is not None:
                     pending = [event]
@@ -99,4 +104,13 @@ async def run_events(websocket: WebSocket, run_id: str) -> None:
             await websocket.close(code=1000)
     except WebSocketDisconnect:
         return
+    finally:
+        closed.cancel()
+
+
+async def _until_closed(websocket: WebSocket) -> None:
+    """Returns when the client disconnects; what it sends is ignored (the stream is one-way)."""
+    with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+        while (await websocket.receive())["type"] != "websocket.disconnect":
+            pass
 

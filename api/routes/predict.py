@@ -4,11 +4,16 @@ Prefect logs, sample images of a dataset with their labels drawn, and generated 
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import logging
+import os
+import shutil
+import threading
 from collections import OrderedDict
 from pathlib import Path
 from threading import Lock
+from types import ModuleType
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Query, UploadFile
@@ -17,9 +22,13 @@ from pydantic import BaseModel, Field
 
 from api import artifacts, crud, datasets_service
 from api.deps import DatasetIdPath, SessionDep, SettingsDep
-from api.errors import Conflict, Unprocessable
+from api.errors import Conflict, NotFound, Unprocessable
 from api.schemas import ApiIn, DatasetOut, ErrorOut
+from core import frameworks
+from core.errors import TrainerError
 from core.settings import Settings
+from core.spec import framework_of
+from tasks.storage import download_files
 
 router = APIRouter(tags=["runs"])
 log = logging.getLogger("vtp.api.predict")
@@ -69,17 +78,41 @@ def _png(image: Any) -> str:
     return base64.b64encode(buf.getvalue()).decode()
 
 
-def _checkpoint(run: Any, settings: Settings) -> Path:
-    storage, artifact = artifacts.find(run, "checkpoints/best.pt", settings=settings)
-    dest = settings.cache_root / "predict" / run.id / f"{artifact.sha256[:16]}.pt"
-    if not dest.exists():
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_suffix(".part")
-        with open(tmp, "wb") as f:
-            for chunk in artifacts.stream(storage, run, artifact):
-                f.write(chunk)
-        tmp.replace(dest)
-    return dest
+def _plugin(run: Any) -> ModuleType:
+    """The trainer plugin package of the run's framework (from the framework registry), with the
+    entry points a prediction needs (``CHECKPOINT``, ``load_predictor``); 409 when there is none."""
+    spec = run.spec or {}
+    framework = spec.get("framework") or framework_of(str(spec.get("model") or ""))
+    try:
+        module = frameworks.plugin(framework or "")
+    except KeyError:
+        raise Conflict(f"run {run.id} was trained with framework {framework!r}, which is not installed here: "
+                       "it cannot predict") from None
+    if not all(hasattr(module, name) for name in ("CHECKPOINT", "load_predictor")):
+        raise Conflict(f"the {framework} trainer plugin does not predict (it has no load_predictor): run {run.id} "
+                       "cannot predict here")
+    return module
+
+
+def _checkpoint(run: Any, published: str, settings: Settings) -> Path:
+    """The run's published checkpoint ``published`` (a file, or a folder of files, as its plugin
+    names it), fetched from storage once into the cache (checked against the manifest's sha256)."""
+    storage, files = artifacts.manifest_files(run, settings=settings)
+    wanted = {rel: a for rel, a in files.items() if rel == published or rel.startswith(published + "/")}
+    if not wanted:
+        raise NotFound(f"run {run.id} has no file {published!r}: see GET /api/runs/{run.id}/artifacts")
+    key = hashlib.sha256("".join(f"{rel}\0{a.sha256}\n" for rel, a in sorted(wanted.items())).encode()).hexdigest()
+    folder = settings.cache_root / "predict" / run.id / key[:16]
+    if not folder.exists():
+        part = folder.with_name(f"{folder.name}.{os.getpid()}.{threading.get_ident()}.part")
+        shutil.rmtree(part, ignore_errors=True)
+        download_files(storage, part, "runs", run.id,
+                       files={rel: {"size": a.size, "sha256": a.sha256} for rel, a in wanted.items()})
+        try:
+            part.rename(folder)
+        except OSError:  # another request put the same files there first
+            shutil.rmtree(part, ignore_errors=True)
+    return folder / published
 
 
 def _model(key: str, loader: Any) -> Any:
@@ -97,7 +130,7 @@ def _model(key: str, loader: Any) -> Any:
 
 
 def _predict(run: Any, data: bytes, filename: str, settings: Settings, conf: float = 0.25) -> PredictOut:
-    from PIL import Image, ImageDraw
+    from PIL import Image
 
     try:
         image = Image.open(io.BytesIO(data))
@@ -107,43 +140,19 @@ def _predict(run: Any, data: bytes, filename: str, settings: Settings, conf: flo
         raise Unprocessable(f"{filename or 'the upload'} is not an image PIL can read ({type(e).__name__}): "
                             "send a .jpg, .png, .bmp or .webp file") from None
     spec = run.spec or {}
-    path = _checkpoint(run, settings)
-    task = spec.get("task") or "detect"
-    if spec.get("framework") == "timm":
-        from trainers.timm.checkpoint import predict
-
-        top = predict(path, [image], top_k=5)[0]
-        preds = [{"class": c, "confidence": p} for c, p in top]
-        drawn = image.copy()
-        draw = ImageDraw.Draw(drawn)
-        for i, p in enumerate(preds[:3]):
-            draw.text((4, 4 + 12 * i), f"{p['class']} {p['confidence']:.2f}", fill=(255, 255, 0))
-        return PredictOut(run_id=run.id, task="classify", predictions=preds, png_base64=_png(drawn))
-    from trainers.ultralytics.checkpoint import UnsafeCheckpoint, check_checkpoint
-    from trainers.ultralytics.env import import_ultralytics
+    plugin = _plugin(run)
+    path = _checkpoint(run, plugin.CHECKPOINT, settings)
 
     def load() -> Any:
         try:
-            check_checkpoint(path, name="checkpoints/best.pt")  # weights_only, like every ultralytics load in vtp
-        except UnsafeCheckpoint as e:
+            return plugin.load_predictor(path, name=plugin.CHECKPOINT)
+        except TrainerError as e:  # weights_only-unsafe, or not a checkpoint of this framework
             raise Conflict(f"run {run.id}'s best checkpoint cannot be used: {e}") from None
-        return import_ultralytics().YOLO(str(path))
 
-    model = _model(str(path), load)
-    result = model.predict(image, imgsz=int(spec.get("image_size") or 640), device="cpu", conf=conf,
-                           verbose=False)[0]
-    names = result.names
-    if result.probs is not None:
-        preds = [{"class": names[int(i)], "confidence": float(result.probs.data[int(i)])} for i in result.probs.top5]
-    else:
-        boxes = result.boxes if result.boxes is not None else result.obb
-        preds = []
-        if boxes is not None:
-            xyxy = boxes.xyxy.tolist() if hasattr(boxes, "xyxy") else [[] for _ in boxes.cls]
-            preds = [{"class": names[int(c)], "confidence": float(conf), "box": b}
-                     for c, conf, b in zip(boxes.cls.tolist(), boxes.conf.tolist(), xyxy, strict=True)]
-    drawn = Image.fromarray(result.plot()[..., ::-1])
-    return PredictOut(run_id=run.id, task=task, predictions=preds, png_base64=_png(drawn))
+    predictor = _model(str(path), load)
+    result = predictor([image], conf=conf, top_k=5, image_size=spec.get("image_size"))[0]
+    return PredictOut(run_id=run.id, task=result["task"], predictions=result["predictions"],
+                      png_base64=_png(result["plot"]))
 
 
 @router.post("/api/runs/{run_id}/predict", response_model=PredictOut, summary="Predict on one image",
@@ -157,8 +166,10 @@ async def predict_image(run_id: str, session: SessionDep, settings: SettingsDep,
                                                                  "keypoints: objects below it are left out. "
                                                                  "Classification ignores it (top-5).")] = 0.25,
                         ) -> PredictOut:
-    """Boxes, masks or keypoints (YOLO) or the top-5 classes, with an image of them drawn. The
-    run's best checkpoint is fetched from storage once and the loaded model kept in a small LRU."""
+    """Boxes, masks or keypoints (YOLO), boxes (Hugging Face detectors) or the top-5 classes, with
+    an image of them drawn, by the run's framework plugin. The run's published checkpoint (a file or
+    a folder, as the plugin names it) is fetched from storage once and the loaded model kept in a
+    small LRU."""
     run = crud.get_run(session, run_id=run_id)
     data = await file.read(MAX_IMAGE_BYTES + 1)
     if len(data) > MAX_IMAGE_BYTES:
@@ -170,7 +181,7 @@ def _read_logs(flow_run_id: str, tail: int, settings: Settings) -> list[LogLine]
     from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
     from prefect.client.schemas.sorting import LogSort
 
-    from core.prefect_setup import prefect_client
+    from core.prefect_api import prefect_client
 
     with prefect_client(settings) as client:
         logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])),

@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from api import artifacts, crud, prefect_runs, runs_service
+from api import artifacts, crud, ledger, prefect_runs, runs_service
 from api.deps import ProjectFilter, SessionDep, SettingsDep
 from api.schemas import (
     MAX_ID,
@@ -17,12 +17,13 @@ from api.schemas import (
     RunCreate,
     RunList,
     RunOut,
+    RunRegister,
     RunState,
 )
 
 router = APIRouter(prefix="/api/runs", tags=["runs"])
 
-NOT_FOUND = {404: {"model": ErrorOut, "description": "No run with this id."}}
+NOT_FOUND = {404: {"model": ErrorOut, "description": "No run with this id or name."}}
 PREFECT_DOWN = {503: {"model": ErrorOut, "description": "Prefect is unreachable; the body's `run_id` names the "
                                                         "run, stored as failed."}}
 
@@ -42,6 +43,21 @@ def create_run(body: RunCreate, response: Response, session: SessionDep, setting
     return RunOut.model_validate(submitted.run)
 
 
+@router.post("/register", status_code=201, response_model=RunOut, summary="Record a run started outside the API",
+             responses={200: {"model": RunOut, "description": "A run with this run_id exists: it is returned "
+                                                             "(updated when it was still active)."},
+                        422: {"description": "The spec names a bad value, or a value is out of bounds."}})
+def register_run(body: RunRegister, response: Response, session: SessionDep) -> RunOut:
+    """For flows that ran where the API's Prefect server cannot see them (`vtp train --local`, python
+    `train_flow` without a stack): the flow reports the run when it ends, so it is in the ledger
+    with its spec, state, metrics and checkpoint. Idempotent on `run_id`. Runs on the API's Prefect
+    server need not call this: the API adopts them itself (api/ledger.py)."""
+    run, created = ledger.register(session, body=body)
+    if not created:
+        response.status_code = 200
+    return RunOut.model_validate(run)
+
+
 @router.get("", response_model=RunList, summary="List runs, newest first")
 def list_runs(session: SessionDep, settings: SettingsDep,
               state: Annotated[RunState | None, Query(description="Only runs in this state")] = None,
@@ -56,7 +72,8 @@ def list_runs(session: SessionDep, settings: SettingsDep,
 @router.get("/{run_id}", response_model=RunOut, summary="One run, its state mirrored from Prefect",
             responses=NOT_FOUND)
 def get_run(run_id: str, session: SessionDep, settings: SettingsDep) -> RunOut:
-    run = crud.get_run(session, run_id=run_id)
+    """`run_id` is the run's id or its name (`yolo11n-shapes-detect-7`)."""
+    run = crud.find_run(session, key=run_id)
     return RunOut.model_validate(prefect_runs.sync_run_state(session, run, settings=settings))
 
 
@@ -66,7 +83,7 @@ def get_run(run_id: str, session: SessionDep, settings: SettingsDep) -> RunOut:
 def cancel_run(run_id: str, session: SessionDep, settings: SettingsDep) -> RunOut:
     """Asks Prefect to cancel the flow run (state Cancelling); the worker stops the training and
     the run becomes `cancelled`. A run that never reached Prefect is cancelled at once."""
-    run = crud.get_run(session, run_id=run_id)
+    run = crud.find_run(session, key=run_id)
     return RunOut.model_validate(runs_service.cancel_run(session, run=run, settings=settings))
 
 
@@ -74,15 +91,17 @@ def cancel_run(run_id: str, session: SessionDep, settings: SettingsDep) -> RunOu
              responses={**NOT_FOUND, 409: {"model": ErrorOut, "description": "The run has not ended yet."},
                         **PREFECT_DOWN})
 def retry_run(run_id: str, session: SessionDep, settings: SettingsDep) -> RunOut:
-    """A new run with the same spec and project; its `retry_of` names the original."""
-    run = crud.get_run(session, run_id=run_id)
+    """A new run with the same spec and project; its `retry_of` names the original. It has its own id,
+    name (the next `<model>-<dataset>-<n>`) and Prefect flow run. (A crashed run that Prefect retries
+    by itself stays one run, with one name: its `attempt` counts up.)"""
+    run = crud.find_run(session, key=run_id)
     return RunOut.model_validate(runs_service.retry_run(session, run=run, settings=settings))
 
 
 @router.get("/{run_id}/metrics", response_model=MetricsOut, summary="The run's metric points by epoch",
             responses=NOT_FOUND)
 def run_metrics(run_id: str, session: SessionDep) -> MetricsOut:
-    run = crud.get_run(session, run_id=run_id)
+    run = crud.find_run(session, key=run_id)
     points = crud.list_metrics(session, run_id=run.id)
     return MetricsOut(run_id=run.id, points=[MetricPointOut.model_validate(p) for p in points])
 

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from api.models import ApiToken
 from api.tokens import create_token, list_tokens, revoke_token
-from core.cli import app as cli
+from cli.main import app as cli
 from core.errors import VtpError
 
 PLACEHOLDERS = {"project_id": "1", "dataset_id": "1", "run_id": "00000000-0000-4000-8000-000000000000",

@@ -156,3 +156,18 @@ def test_websocket_catches_points_posted_to_another_process_without_redis(settin
             rest = [ws.receive_json(), ws.receive_json()]
             assert rest[0] == {"type": "metrics", "epoch": 2, "epochs": 3, "metrics": {"loss": 0.5}}
             assert rest[1]["type"] == "state" and rest[1]["run"]["state"] == "completed"
+
+
+def test_a_closed_websocket_ends_its_follower(client, run, token):
+    """A browser tab closed while its run goes on: the server stops following for it (issue 15: it
+    re-read the database every 2 s until the run ended, and kept the subscription)."""
+    import time
+
+    bus = client.app.state.events
+    with client.websocket_connect(f"/api/runs/{run.id}/ws?token={token}") as ws:
+        assert ws.receive_json()["type"] == "state"
+        assert bus._subs.get(run.id), "subscribed while the socket is open"
+    deadline = time.monotonic() + 10
+    while bus._subs.get(run.id) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not bus._subs.get(run.id), "the subscription ends with the socket"

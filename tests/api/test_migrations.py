@@ -11,7 +11,7 @@ from sqlalchemy import inspect
 from api.db import current_revision, downgrade, make_engine, migrate
 from api.models import Base
 
-HEAD = "0004"
+HEAD = "0005"
 TABLES = {"projects", "datasets", "runs", "metric_points", "chat_sessions", "chat_messages", "api_tokens"}
 
 

@@ -19,6 +19,7 @@ import pytest
 from api import crud, prefect_runs, runs_service
 from api.log_redact import RedactSecrets, install
 from api.models import Run
+from api.run_states import Actor
 from api.security import (
     RunTokenInvalid,
     is_run_ticket,
@@ -277,7 +278,7 @@ def test_websocket_token_in_the_url_is_redacted_from_uvicorns_logs(tmp_path, tok
 
 def test_websocket_token_as_a_subprotocol_stays_out_of_the_url(client, db, token):
     run = crud.create_run(db, spec=SPEC)
-    crud.finish_run(db, run=run, state="completed")
+    crud.finish_run(db, run=run, state="completed", by=Actor.TRAINER)
     with client.websocket_connect(f"/api/runs/{run.id}/ws", subprotocols=["vtp", f"vtp.bearer.{token}"]) as ws:
         assert ws.accepted_subprotocol == "vtp"
         assert ws.receive_json()["type"] == "state"

@@ -92,7 +92,7 @@ CHECKS = [no_server_error, status_code_conformance, content_type_conformance, re
 @pytest.fixture
 def seeded(db, settings, s3_endpoint, tmp_path):
     """Rows for the stand-ins; s3:// URIs go to moto's S3 (a real endpoint, no AWS)."""
-    from trainers.registry import timm_model_names
+    from core.frameworks import timm_model_names
     from trainers.ultralytics.env import import_ultralytics
 
     # Imported once per process by the first chat turn (timm: torch, torchvision) and the first

@@ -6,7 +6,7 @@ import stat
 
 from api.db import session_scope
 from api.tokens import authenticate, list_tokens, revoke_token
-from core.stack import Stack
+from cli.stack import Stack
 
 
 def test_first_start_creates_and_saves_the_local_token(settings):

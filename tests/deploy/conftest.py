@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from core.pools import ENV_DIR, PROJECT_DIR, load_env_file
-from core.stack import server_healthy
+from cli.pools import ENV_DIR, PROJECT_DIR, load_env_file
+from core.prefect_api import server_healthy
 from tests.integration.conftest import free_port, unavailable
 
 TARGETS = ("process", "kind", "k8s")
@@ -33,7 +33,7 @@ def prefect_server(tmp_path_factory):
     env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_UI_ENABLED": "false",
            "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
     log = open(home / "server.log", "wb")  # noqa: SIM115 - the server writes it until teardown
-    proc = subprocess.Popen([sys.executable, "-m", "core.prefect_server", "server", "start", "--host", "127.0.0.1",
+    proc = subprocess.Popen([sys.executable, "-m", "cli.prefect_server", "server", "start", "--host", "127.0.0.1",
                              "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)
     url = f"http://127.0.0.1:{port}/api"

@@ -288,7 +288,7 @@ def test_kind_network_policy_lets_only_the_namespace_reach_minio():
 
 
 def test_env_files_name_the_auth_string_without_a_value():
-    from core.pools import ENV_DIR, load_env_file
+    from cli.pools import ENV_DIR, load_env_file
 
     for target in ("kind", "k8s"):
         path = ENV_DIR / f"{target}.env"

@@ -21,7 +21,7 @@ from prefect.client.schemas.responses import DeploymentResponse
 from prefect.utilities.templating import apply_values
 from prefect_kubernetes.worker import KubernetesWorkerJobConfiguration
 
-from core.pools import (
+from cli.pools import (
     GPU_RESOURCE,
     K8S_TARGETS,
     PROJECT_DIR,

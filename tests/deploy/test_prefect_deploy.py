@@ -11,7 +11,7 @@ import sys
 import pytest
 import yaml
 
-from core.pools import PROJECT_DIR, ensure_pools, image_for, pool_frameworks
+from cli.pools import PROJECT_DIR, ensure_pools, image_for, pool_frameworks
 from tests.deploy.conftest import TARGETS, target_env
 
 pytestmark = pytest.mark.integration

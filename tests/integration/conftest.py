@@ -9,6 +9,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,17 @@ def unavailable(reason: str):
     if CI:
         pytest.fail(f"{reason} (CI=true: a missing service is a failure)")
     pytest.skip(reason)
+
+
+def wait_for(predicate, timeout: float = 60, every: float = 0.5):
+    """``predicate()``'s first truthy value, polled every ``every`` s; AssertionError after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"not true within {timeout:.0f}s")
 
 
 def vtp(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:

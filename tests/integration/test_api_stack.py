@@ -4,7 +4,6 @@ run_token}. Training itself is not waited for (tests/integration/test_flow.py co
 
 from __future__ import annotations
 
-import time
 from uuid import UUID
 
 import httpx
@@ -14,12 +13,13 @@ from fastapi.testclient import TestClient
 from api.security import verify_run_ticket
 from core.settings import Settings
 from tests.api.fixtures import database_url, pg_database, pg_databases  # noqa: F401 - fixtures
+from tests.integration.conftest import wait_for
 
 pytestmark = pytest.mark.integration
 
 
 def read_flow_run(flow_run_id: str, settings: Settings):
-    from core.prefect_setup import prefect_client
+    from core.prefect_api import prefect_client
 
     with prefect_client(settings) as client:
         return client.read_flow_run(UUID(flow_run_id))
@@ -46,16 +46,6 @@ def db_session(api):
     client, _ = api
     with client.app.state.sessions() as session:
         yield session
-
-
-def wait_for(predicate, timeout: float = 60, every: float = 0.5):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"not true within {timeout:.0f}s")
 
 
 def test_stack_serves_the_api_with_the_token_it_saved(stack_env):
@@ -101,7 +91,7 @@ def test_run_created_through_the_api_becomes_a_flow_run(api):
     # a claim ticket, never a run token: exchanged once per attempt (tests/api/test_run_token_harvest.py)
     assert verify_run_ticket(params["run_token"], run["id"], settings)["sub"] == run["id"]
     assert flow_run.idempotency_key == run["id"]
-    from core.prefect_setup import prefect_client
+    from core.prefect_api import prefect_client
 
     with prefect_client(settings) as pc:
         assert pc.read_deployment(flow_run.deployment_id).name == "train-ultralytics"
@@ -132,7 +122,7 @@ def test_a_cancellation_stuck_in_cancelling_is_completed(api, db_session, monkey
     from prefect.states import Pending
 
     from api import crud, prefect_runs
-    from core.prefect_setup import prefect_client
+    from core.prefect_api import prefect_client
 
     client, settings = api
     with prefect_client(settings) as pc:

@@ -76,7 +76,7 @@ def test_vtp_up_starts_refuses_second_and_stops_cleanly(tmp_path):
             httpx.get(f"{api}/health", timeout=2)
         assert not (tmp_path / "home" / "up.pid").exists()
         # this stack's Prefect server ran on SQLite (the zero-configuration default): its transactions
-        # begin IMMEDIATE (core/prefect_server.py), so no "database is locked" (issue 12, 14)
+        # begin IMMEDIATE (cli/prefect_server.py), so no "database is locked" (issue 12, 14)
         server_log = (tmp_path / "home" / "logs" / "prefect-server.log").read_text(errors="replace")
         assert "database is locked" not in server_log, server_log[-3000:]
     finally:

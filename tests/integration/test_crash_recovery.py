@@ -155,7 +155,7 @@ def test_worker_lost_with_its_run_is_detected_and_retried_to_completion(stack_en
 
 def test_a_crash_is_reported_once(stack_env):
     """Prefect 3.8's process worker reports one exit as Crashed twice (its run executor, then
-    BaseWorker); the second report crashed the retried attempt. With core/prefect_worker.py's patch
+    BaseWorker); the second report crashed the retried attempt. With cli/prefect_worker.py's patch
     a crash already recorded since the worker picked the run up is not proposed again, and a crash
     nobody reported still is. Against the stack's real Prefect server, with Prefect's own worker class."""
     from datetime import UTC, datetime
@@ -167,7 +167,7 @@ def test_a_crash_is_reported_once(stack_env):
     from prefect.states import Crashed, Pending, Running, Scheduled
     from prefect.workers.process import ProcessWorker
 
-    from core.prefect_worker import _picked_up, report_each_crash_once
+    from cli.prefect_worker import _picked_up, report_each_crash_once
     from tests.aio import run_async
 
     report_each_crash_once()

@@ -6,6 +6,7 @@ invocation (`train_flow(spec)`) for the other ultralytics tasks and for S3 stora
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 from pathlib import Path
@@ -65,12 +66,15 @@ def test_cli_yolo_detect_through_deployment(stack_env):
     results = YOLO(str(local_path(uri))).predict(str(an_image("shapes-detect")), imgsz=128, verbose=False)
     assert len(results) == 1 and results[0].boxes is not None
 
-    listed = vtp("runs", "--json")
-    assert listed.returncode == 0 and run_id in listed.stdout and '"state": "Completed"' in listed.stdout
+    # with the stack up `vtp train` went through the API: the run is in the ledger, with its name
+    assert "through the vtp API" in out.stdout, out.stdout
+    listed = [json.loads(line) for line in vtp("runs", "--json").stdout.splitlines()]
+    mine = next(r for r in listed if r["run_id"] == run_id)
+    assert mine["state"] == "completed" and mine["name"].startswith("yolo11n-shapes-detect-"), mine
     table = vtp("runs").stdout.splitlines()
-    assert table[0].split()[:3] == ["RUN", "STATE", "MODEL"], table[:2]  # a header row (issue 14)
+    assert table[0].split()[:4] == ["RUN", "NAME", "STATE", "MODEL"], table[:2]  # a header row (issue 14)
     row = next(ln for ln in table if ln.startswith(run_id[:8]))
-    assert "mAP50-95" in row and "metrics/" not in row, row  # the metric, by its readable name
+    assert mine["name"] in row and "mAP50-95" in row and "metrics/" not in row, row  # the metric, readable
 
     # what the Prefect UI shows: the report and progress artifacts, and the trainer's own log lines
     from prefect.client.schemas.filters import (
@@ -80,12 +84,14 @@ def test_cli_yolo_detect_through_deployment(stack_env):
         LogFilterFlowRunId,
     )
 
-    from core.prefect_setup import prefect_client
+    from core.prefect_api import prefect_client
 
+    flow_run_id = mine["flow_run_id"]  # through the API, vtp's run id and Prefect's flow-run id differ
     with prefect_client() as client:
+        assert client.read_flow_run(flow_run_id).name == mine["name"]  # the Prefect UI shows the same name
         artifacts = client.read_artifacts(
-            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run_id])))
-        logs = client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])), limit=200)
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])))
+        logs = client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])), limit=200)
     report = next(a for a in artifacts if a.key == "train-report")
     assert report.type == "markdown" and uri in report.data and "metrics/mAP50-95(B)" in report.data
     progress = next(a for a in artifacts if a.type == "progress")
@@ -220,9 +226,9 @@ def test_cancel_stops_run_and_removes_workdir(stack_env):
     from prefect.client.schemas.objects import StateType
     from prefect.states import Cancelling
 
-    from core.prefect_setup import prefect_client
+    from cli.submit import submit
+    from core.prefect_api import prefect_client
     from core.spec import parse_spec
-    from core.submit import submit
 
     assert vtp("datasets", "sample", "shapes-detect").returncode == 0
     spec = parse_spec({"model": "yolo11n", "dataset": "shapes-detect", "epochs": 200, "image_size": 64,

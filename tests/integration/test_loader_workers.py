@@ -36,7 +36,7 @@ SCRIPT = textwrap.dedent("""
     from core.spec import parse_spec
     from tasks.dataset_formats import prepare_local
     from tasks.samples import make_sample
-    from trainers.registry import get_trainer
+    from core.frameworks import get_trainer
 
 
     class Sink(QueueService[int]):  # as APILogWorker / EventsWorker in a flow-run process

@@ -47,7 +47,7 @@ def test_flaky_s3_run_completes_and_manifest_matches(stack, s3_endpoint, monkeyp
 
 
 def _start_api(env: dict, port: int) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-m", "core.cli", "api", "--port", str(port)], env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "api", "--port", str(port)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for _ in range(150):
         try:
@@ -121,7 +121,7 @@ def test_api_down_for_20s_loses_no_metric(stack, vtp_home):
 def test_vtp_up_creates_the_zombie_automation(stack_env):
     from prefect.automations import Automation
 
-    from core.prefect_setup import ZOMBIE_AUTOMATION, prefect_api
+    from cli.prefect_setup import ZOMBIE_AUTOMATION, prefect_api
 
     with prefect_api():
         automation = Automation.read(name=ZOMBIE_AUTOMATION)

@@ -38,7 +38,7 @@ CASES = {
 
 def _train(framework: str, spec, root: Path, task: str, work: Path, callbacks: Callbacks,
            resume_from: Path | None = None):
-    from trainers.registry import get_trainer
+    from core.frameworks import get_trainer
 
     info = prepare_local(root, task, work / "dataset")
     ctx = TrainContext(workdir=work / "run", dataset=info, callbacks=callbacks, weights_dir=work / "weights",
@@ -133,7 +133,7 @@ def test_vtp_train_resume_continues_a_finished_run(stack_env):
     import re
 
     from core.settings import get_settings
-    from core.submit import read_summary
+    from tasks.storage import read_summary
     from tests.integration.conftest import vtp
 
     base = ["model=resnet18", "dataset=shapes-classify", "epochs=1", "image_size=32", "batch_size=8", "workers=0",
@@ -163,7 +163,7 @@ def test_pool_slots_limit_concurrent_training(stack_env, monkeypatch):
     import logging
     import threading
 
-    from core.prefect_setup import ensure_pool_slots, prefect_api
+    from cli.prefect_setup import ensure_pool_slots, prefect_api
     from core.settings import Settings
     from tasks.train_steps import pool_slot, slot_limit_name
 

@@ -17,10 +17,10 @@ import torch
 from PIL import Image
 
 from core.contracts import Callbacks, DatasetInfo, TrainContext
+from core.frameworks import capabilities
 from core.spec import parse_spec
 from tasks.dataset_formats import prepare_local
 from tasks.samples import make_sample
-from trainers.registry import capabilities
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 SIZE = 64

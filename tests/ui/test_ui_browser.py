@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import io
+import re
 import time
 import zipfile
 
@@ -51,6 +52,11 @@ def test_chat_to_trained_model_in_korean(page_for, api):
     shot(page, "03-result-card")
     run = api.get("/api/runs", params={"limit": 1}).json()["items"][0]
     assert run["state"] == "completed" and run["spec"]["epochs"] == 2 and run["spec"]["image_size"] == 64
+    title = page.locator("#chatbot strong", has_text="결과").last  # the result names the run: name and short id
+    expect(title).to_contain_text(run.get("name") or run["id"][:8])
+    expect(title).to_contain_text(run["id"][:8])
+    title.scroll_into_view_if_needed()
+    shot(page, "03b-result-title")
 
     open_run(page, "실행", run["id"])
     expect(page.locator("#run-status")).to_contain_text("완료")  # run states in the page's language
@@ -100,6 +106,57 @@ def test_cancel_from_runs_tab(page_for, api):
     expect(page.locator("#run-cancel")).to_be_disabled()
     shot(page, "07-cancelled")
     assert cancelled_after < 15, f"cancel took {cancelled_after:.1f}s"
+
+
+def epoch_shown(locator) -> int:
+    """The epochs done in a progress text like "… epoch 3/200" (0 when there is none yet)."""
+    found = re.search(r"(?:epoch|에폭) (\d+)/", locator.inner_text())
+    return int(found.group(1)) if found else 0
+
+
+def test_runs_tab_follows_a_running_run_live(page_for, api):
+    """Issue 15, items 5-6: the picked run's progress moves on over the API's WebSocket with no
+    Refresh pressed and no poll timer; its readable name is beside its id in the table, the picker
+    and the details; a cancel made elsewhere reaches the page by itself."""
+    spec = {"model": "yolo11n", "dataset": "shapes-detect", "epochs": 200, "image_size": 64, "batch_size": 8,
+            "pretrained": False, "workers": 0}
+    run = api.post("/api/runs", json={"spec": spec}).json()
+    run_id = run["id"]
+    page = page_for("en-US")  # opened before the run trains: the table must learn of it by itself
+    deadline = time.monotonic() + 120
+    while api.get(f"/api/runs/{run_id}").json()["epochs_done"] < 1 and time.monotonic() < deadline:
+        time.sleep(1)
+    name = api.get(f"/api/runs/{run_id}").json().get("name") or run_id[:8]
+    open_run(page, "Runs", run_id)
+    status, table = page.locator("#run-status"), page.locator("#runs-table")
+    expect(status).to_contain_text(name)  # the readable name (or the short id) beside the id
+    expect(status).to_contain_text(run_id[:8])
+    expect(table).to_contain_text(name)
+    expect(page.locator("#run-pick input")).to_have_value(re.compile(re.escape(name) + "|" + run_id))
+    expect(status).not_to_contain_text("polling")  # followed over the socket
+    expect(page.locator("#run-plot img, #run-plot svg, #run-plot canvas").first).to_be_visible(timeout=30_000)
+    first = epoch_shown(status)
+    shot(page, "13-runs-live-before")
+    waited = time.monotonic()
+    while epoch_shown(status) < first + 2:  # two epochs later, nothing pressed
+        assert time.monotonic() - waited < 120, f"the Runs tab stayed at epoch {epoch_shown(status)} (from {first})"
+        page.wait_for_timeout(500)
+    row = table.locator("tr", has_text=run_id).first
+    cells = [c.strip() for c in row.locator("td").all_text_contents()]  # the table's row moved on too
+    done_in_row = [int(c.split("/")[0]) for c in cells if re.fullmatch(r"\d+/200", c)]
+    assert done_in_row and done_in_row[0] >= first + 2, cells
+    logs_before = page.locator("#run-logs textarea").input_value()
+    shot(page, "14-runs-live-after")
+    assert api.get(f"/api/runs/{run_id}").json()["epochs_done"] >= first + 2
+
+    api.post(f"/api/runs/{run_id}/cancel")  # from elsewhere: the page learns of it by itself
+    expect(status).to_contain_text("cancelled", timeout=30_000)
+    expect(page.locator("#run-cancel")).to_be_disabled()
+    expect(page.locator("#run-retry")).to_be_enabled()
+    expect(row).to_contain_text("cancelled", timeout=15_000)
+    assert page.locator("#run-logs textarea").input_value() != "" and logs_before != ""
+    no_error_toast(page)
+    shot(page, "15-runs-live-cancelled")
 
 
 def test_bad_input_shows_clear_messages(page_for, api, tmp_path):
@@ -196,15 +253,19 @@ def wait_result(page, n: int, title: str) -> None:
     cards.last.scroll_into_view_if_needed()
 
 
-@pytest.mark.parametrize(("lang", "first", "edit", "more", "title", "start_word"), [
+@pytest.mark.parametrize(("lang", "first", "edit", "more", "title", "start_word", "compare", "compared"), [
     ("en-US", "train resnet18 on shapes-classify for 1 epoch, image size 32, batch 4, from scratch",
-     "again with epochs 2", "continue 2 more epochs", "Result of run", "Start it?"),
+     "again with epochs 2", "continue 2 more epochs", "Result of run", "Start it?",
+     "compare the last two", ("Comparison of 2 runs", "higher is better")),
     ("ko-KR", "shapes-classify로 resnet18 분류 1에폭, 이미지 크기 32, 배치 4, 처음부터",
-     "같은 설정으로 epochs만 2로 다시", "이어서 2 에폭 더", "결과", "시작할까요?"),
+     "같은 설정으로 epochs만 2로 다시", "이어서 2 에폭 더", "결과", "시작할까요?",
+     "어느 게 더 나아?", ("실행 2개 비교", "높을수록 좋습니다")),
 ])
-def test_conversation_across_three_runs(page_for, api, lang, first, edit, more, title, start_word):
-    """request → Start → result → edit → Start → result → "continue 2 more epochs" → Start → result,
-    in one conversation, with no error toast (issue 14: every message after a result failed)."""
+def test_conversation_across_three_runs(page_for, api, lang, first, edit, more, title, start_word, compare,
+                                        compared):
+    """request → Start → result → edit → Start → result → "continue 2 more epochs" → Start → result
+    → "compare the last two", in one conversation, with no error toast (issue 14: every message after
+    a result failed)."""
     page = page_for(lang)
     bot = page.locator("#chatbot")
     start = page.locator("#chat-start")
@@ -253,3 +314,73 @@ def test_conversation_across_three_runs(page_for, api, lang, first, edit, more, 
     # the conversation is all there: three user requests, three result cards
     for text in (first, edit, more):
         expect(bot).to_contain_text(text)
+
+    chat(page, compare)  # the last two runs side by side, with what the numbers mean; nothing starts
+    for text in compared:
+        expect(bot).to_contain_text(text, timeout=60_000)
+    table = page.locator("#chatbot table").last
+    expect(table).to_contain_text(second["name"] or second["id"][:8])
+    expect(table).to_contain_text(third["name"] or third["id"][:8])
+    expect(table).to_contain_text("accuracy")
+    no_error_toast(page)
+    table.scroll_into_view_if_needed()
+    page.wait_for_timeout(500)
+    shot(page, f"13-{lang}-compare")
+    assert api.get("/api/runs", params={"limit": 1}).json()["total"] == before + 3, "a comparison starts nothing"
+
+
+def test_cli_run_and_huggingface_run_in_the_web_app(page_for, api, stack, tmp_path):
+    """A run started with `vtp train` is in the Runs tab under its name and predicts in the Models
+    tab; so does a Hugging Face run (issue 15: its predict asked for best.pt and got a 404)."""
+    import json
+
+    from PIL import Image
+
+    from tests.integration.conftest import vtp
+    from tests.integration.test_huggingface_flow import tiny_model
+
+    env = {k: stack[k] for k in ("VTP_HOME", "VTP_PREFECT_PORT", "VTP_API_PORT")}
+    hf = api.post("/api/runs", json={"spec": {"model": str(tiny_model("classify", tmp_path / "vit")), "task": "classify",
+                                              "dataset": "shapes-classify", "epochs": 1, "image_size": 64,
+                                              "batch_size": 4, "workers": 0, "pretrained": False}})
+    assert hf.status_code == 201, hf.text
+    out = vtp("train", "model=test_resnet", "dataset=shapes-classify", "epochs=1", "image_size=32", "batch_size=8",
+              "workers=0", "pretrained=false", env=env)
+    assert out.returncode == 0 and "through the vtp API" in out.stdout, out.stdout + out.stderr
+    cli_id = re.search(r"\(([0-9a-f-]{36})\)", out.stdout).group(1)
+    cli = api.get(f"/api/runs/{cli_id}").json()
+    assert cli["state"] == "completed" and cli["name"].startswith("test-resnet-shapes-classify-")
+    listed = [json.loads(line) for line in vtp("runs", "--json", env=env).stdout.splitlines()]
+    assert any(r["run_id"] == cli_id and r["name"] == cli["name"] for r in listed)
+    deadline = time.monotonic() + 300
+    while (hf_run := api.get(f"/api/runs/{hf.json()['id']}").json())["state"] not in ("completed", "failed", "crashed"):
+        assert time.monotonic() < deadline, "the Hugging Face run did not finish"
+        time.sleep(2)
+    assert hf_run["state"] == "completed", hf_run.get("error")
+
+    page = page_for("en-US")
+    page.get_by_role("tab", name="Runs").click()
+    expect(page.locator("#runs-table")).to_contain_text(cli["name"], timeout=30_000)
+    open_run(page, "Runs", cli_id)
+    expect(page.locator("#run-status")).to_contain_text(cli["name"])
+    shot(page, "14-cli-run-in-runs-tab")
+
+    image = tmp_path / "red.png"
+    Image.new("RGB", (64, 64), (200, 30, 30)).save(image)
+    page.get_by_role("tab", name="Models").click()
+    for run in (cli, hf_run):
+        page.locator("#model-pick input").click()
+        page.get_by_role("option").filter(has_text=run["name"]).first.click()
+        expect(page.locator("#model-info")).to_contain_text(run["name"], timeout=30_000)
+        # the checkpoint to download: best.pt, or a Hugging Face folder's files
+        expect(page.locator("#model-ckpt")).to_contain_text(re.compile(r"best|safetensors"), timeout=60_000)
+        if page.locator("#model-image input[type=file]").count() == 0:
+            page.locator("#model-image").get_by_label("Clear").first.click()
+        page.locator("#model-image input[type=file]").set_input_files(str(image))
+        page.wait_for_timeout(500)
+        page.locator("#model-predict").click()
+        preds = page.locator("#model-preds")
+        expect(preds).to_contain_text("1.", timeout=90_000)  # a ranked list of classes
+        expect(preds).to_contain_text(re.compile("circle|square|triangle"))
+        expect(page.locator("#model-message")).not_to_contain_text("⚠")
+        shot(page, f"15-models-{run['spec']['framework']}")

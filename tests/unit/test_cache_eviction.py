@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from core.cli import app
+from cli.main import app
 from core.settings import get_settings
 from tasks import cache, dataset_store
 from tasks.storage import Storage

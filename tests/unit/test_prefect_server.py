@@ -1,4 +1,4 @@
-"""The embedded Prefect server's SQLite transactions begin IMMEDIATE (core/prefect_server.py): a
+"""The embedded Prefect server's SQLite transactions begin IMMEDIATE (cli/prefect_server.py): a
 transaction that reads and then writes waits for another writer instead of failing with
 "database is locked" — what broke worker heartbeats and API calls on a busy machine (issue 12)."""
 
@@ -47,7 +47,7 @@ async def read_then_write_while_another_writes(path) -> None:
 def test_prefect_sqlite_upgrade_fails_without_and_waits_with_immediate(tmp_path, monkeypatch):
     from prefect.server.database import configurations
 
-    from core.prefect_server import immediate_sqlite_transactions
+    from cli.prefect_server import immediate_sqlite_transactions
 
     monkeypatch.setattr(configurations.AioSqliteConfiguration, "begin_transaction",
                         configurations.AioSqliteConfiguration.begin_transaction)  # restored afterwards

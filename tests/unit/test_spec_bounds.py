@@ -13,9 +13,9 @@ import math
 
 import pytest
 
+from core import frameworks as registry
 from core.errors import SpecError
 from core.spec import MAX_SEED, parse_spec
-from trainers import registry
 
 YOLO = {"model": "yolo11n", "dataset": "shapes-detect"}
 TIMM = {"model": "resnet18", "dataset": "shapes-classify"}

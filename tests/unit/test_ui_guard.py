@@ -99,7 +99,7 @@ def test_vtp_ui_on_all_interfaces_without_a_login_does_not_start(tmp_path):
     env = {**os.environ, "VTP_HOME": str(tmp_path), "VTP_API_TOKEN": "x", "VTP_UI_PORT": str(port)}
     env.pop("VTP_UI_USERNAME", None)
     env.pop("VTP_UI_PASSWORD", None)
-    out = subprocess.run([sys.executable, "-m", "core.cli", "ui", "--host", "0.0.0.0"], env=env,
+    out = subprocess.run([sys.executable, "-m", "cli.main", "ui", "--host", "0.0.0.0"], env=env,
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 1
     assert "VTP_UI_USERNAME and VTP_UI_PASSWORD" in out.stderr and "Traceback" not in out.stderr

@@ -5,36 +5,41 @@
 model's own image processor. Outputs go to ``ctx.workdir/train``: ``weights/best/`` and
 ``weights/last/`` (``save_pretrained`` folders: model, image processor, ``vtp.json``), ``results.csv``
 and the evaluation report. :func:`load_checkpoint` and :func:`predict` read a folder back.
+
+The entry points every plugin has: :func:`train`, :data:`CHECKPOINT` (what a run publishes: the
+``best/`` folder), :func:`load_predictor` / :func:`predict_images` (records of
+:mod:`trainers.common.predict`), :func:`load_for_export` and :func:`export_model`.
 """
 
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.contracts import TrainContext, TrainResult
 from core.errors import TrainerError, gpu_out_of_memory
+from trainers.common import seed_everything
 
 if TYPE_CHECKING:
     from core.spec import TrainSpec
+    from trainers.common.predict import ImagePrediction
 
-__all__ = ["train", "load_checkpoint", "predict"]
+__all__ = ["CHECKPOINT", "train", "load_checkpoint", "predict", "load_predictor", "predict_images",
+           "load_for_export", "export_model"]
+
+CHECKPOINT = "checkpoints/best"  # the run's published checkpoint: weights/best/, a save_pretrained folder
 
 
 def train(spec: TrainSpec, ctx: TrainContext) -> TrainResult:
     """Train ``spec.model`` on ``ctx.dataset``; see the module doc."""
-    import numpy as np
     import torch
 
     from trainers.huggingface.session import Session
 
     if spec.task not in ("classify", "detect"):
         raise TrainerError(f"the huggingface trainer does classify and detect, not {spec.task}: use a YOLO model")
-    random.seed(spec.seed)
-    np.random.seed(spec.seed)
-    torch.manual_seed(spec.seed)
+    seed_everything(spec.seed)
     session = Session(spec, ctx)
     try:
         return session.run()
@@ -44,29 +49,31 @@ def train(spec: TrainSpec, ctx: TrainContext) -> TrainResult:
         session.close()  # no data-loader worker outlives training (see trainers.loader_workers)
 
 
-def load_checkpoint(folder: Path | str, device: str = "cpu") -> tuple[Any, Any, dict[str, Any]]:
-    """(model in eval mode, image processor, vtp.json info) from a ``save_pretrained`` folder."""
+def load_checkpoint(folder: Path | str, device: str = "cpu", name: str | None = None) -> tuple[Any, Any, dict[str, Any]]:
+    """(model in eval mode, image processor, vtp.json info) from a ``save_pretrained`` folder.
+    TrainerError (calling the folder ``name``, default its path) when it is not a vtp checkpoint
+    folder or transformers cannot load it."""
     from transformers import AutoImageProcessor, AutoModelForImageClassification, AutoModelForObjectDetection
 
     folder = Path(folder)
+    name = name or str(folder)
     info_file = folder / "vtp.json"
     if not info_file.is_file():
-        raise TrainerError(f"{folder} is not a vtp huggingface checkpoint folder: it lacks vtp.json")
-    info = json.loads(info_file.read_text())
-    auto = AutoModelForObjectDetection if info["task"] == "detect" else AutoModelForImageClassification
-    model = auto.from_pretrained(str(folder), local_files_only=True).eval().to(device)
-    processor = AutoImageProcessor.from_pretrained(str(folder), local_files_only=True)
+        raise TrainerError(f"{name} is not a vtp huggingface checkpoint folder: it lacks vtp.json")
+    try:
+        info = json.loads(info_file.read_text())
+        auto = AutoModelForObjectDetection if info["task"] == "detect" else AutoModelForImageClassification
+        model = auto.from_pretrained(str(folder), local_files_only=True).eval().to(device)
+        processor = AutoImageProcessor.from_pretrained(str(folder), local_files_only=True)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise TrainerError(f"{name} does not load as a huggingface checkpoint ({e})") from e
     return model, processor, info
 
 
-def predict(folder: Path | str, images: list[Any], top_k: int = 5, threshold: float = 0.3,
-            device: str = "cpu") -> list[Any]:
-    """Classify: top-k (class, probability) per image. Detect: [(class, score, [x1, y1, x2, y2])] per image."""
+def _run(model: Any, processor: Any, info: dict[str, Any], pil: list[Any], top_k: int, threshold: float,
+         device: str) -> list[Any]:
     import torch
-    from PIL import Image
 
-    model, processor, info = load_checkpoint(folder, device)
-    pil = [(Image.open(im) if isinstance(im, str | Path) else im).convert("RGB") for im in images]
     inputs = processor(images=pil, return_tensors="pt").to(device)
     classes = info["classes"]
     with torch.no_grad():
@@ -80,3 +87,54 @@ def predict(folder: Path | str, images: list[Any], top_k: int = 5, threshold: fl
     values, indices = probs.topk(min(top_k, len(classes)), dim=1)
     return [[(classes[i], float(v)) for v, i in zip(rv.tolist(), ri.tolist(), strict=True)]
             for rv, ri in zip(values, indices, strict=True)]
+
+
+def predict(folder: Path | str, images: list[Any], top_k: int = 5, threshold: float = 0.3,
+            device: str = "cpu") -> list[Any]:
+    """Classify: top-k (class, probability) per image. Detect: [(class, score, [x1, y1, x2, y2])] per image."""
+    from trainers.common.predict import open_rgb
+
+    model, processor, info = load_checkpoint(folder, device)
+    return _run(model, processor, info, [open_rgb(im) for im in images], top_k, threshold, device)
+
+
+def load_predictor(folder: Path | str, *, name: str | None = None, device: str = "cpu") -> Any:
+    """A predictor for the checkpoint folder (see :mod:`trainers.common.predict`): called with images
+    (PIL images or file paths), ``top_k`` (classify, default 5) and ``conf`` (detect: the lowest
+    score kept, default 0.25), it returns one record per image. TrainerError as :func:`load_checkpoint`."""
+    from trainers.common.predict import classification, detection, open_rgb
+
+    model, processor, info = load_checkpoint(folder, device, name)
+
+    def predictor(images: list[Any], top_k: int = 5, conf: float = 0.25, **_: Any) -> list[ImagePrediction]:
+        pil = [open_rgb(im) for im in images]
+        found = _run(model, processor, info, pil, top_k, conf, device)
+        if info["task"] == "detect":
+            return [detection(im, objects) for im, objects in zip(pil, found, strict=True)]
+        return [classification(im, top) for im, top in zip(pil, found, strict=True)]
+
+    return predictor
+
+
+def predict_images(checkpoint: Path | str, images: list[Any], **options: Any) -> list[ImagePrediction]:
+    """One record per image (see :func:`load_predictor` for the options)."""
+    return load_predictor(checkpoint)(images, **options)
+
+
+def load_for_export(checkpoint: Path | str) -> tuple[Any, bool]:
+    """(the folder's model as a plain torch module in eval mode, whether it is a detector)."""
+    from trainers.common.export import plain_module
+
+    model, _, info = load_checkpoint(checkpoint)
+    model.config.return_dict = True
+    detect = info["task"] == "detect"
+    return plain_module(model, detect), detect
+
+
+def export_model(checkpoint: Path | str, fmt: str, image_size: int, out: Path) -> Path:
+    """Write the folder's model as ``fmt`` (onnx, torchscript) for ``image_size``-pixel images to ``out``."""
+    from trainers.common.export import check_format, export_module
+
+    check_format(fmt)
+    module, detect = load_for_export(checkpoint)
+    return export_module(module, detect, fmt, image_size, Path(out))

@@ -8,16 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 from PIL import Image, ImageEnhance
 from torch.utils.data import DataLoader, Dataset
 
-from core.errors import TrainerError
-from tasks.dataset_formats import list_images
-from trainers import loader_workers
-
-VAL_DIRS = ("val", "valid", "validation", "test")
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+from core.dataset_layout import label_path, list_images, read_data_yaml
+from core.errors import DatasetError, TrainerError
+from trainers.common import seed_worker
 
 
 def _augment(img: Image.Image, hflip: float, color_jitter: float) -> tuple[Image.Image, bool]:
@@ -33,26 +29,10 @@ def _augment(img: Image.Image, hflip: float, color_jitter: float) -> tuple[Image
 # ---------------------------------------------------------------------------------- classification
 
 
-def class_folders(root: Path) -> tuple[list[str], Path, Path]:
-    train = root / "train"
-    if not train.is_dir():
-        raise TrainerError(f"{root} has no train/ folder: classification needs train/<class>/*.jpg and val/<class>/*.jpg")
-    classes = sorted(p.name for p in train.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if len(classes) < 2:
-        raise TrainerError(f"{train} has {len(classes)} class folder(s): classification needs at least 2")
-    val = next((root / n for n in VAL_DIRS if (root / n).is_dir()), None)
-    if val is None:
-        raise TrainerError(f"{root} has no val/ folder: add val/<class>/*.jpg images to measure accuracy")
-    return classes, train, val
-
-
 class ClassifyDataset(Dataset):
     def __init__(self, folder: Path, classes: list[str], processor: Any, train: bool, hflip: float = 0.5,
                  color_jitter: float = 0.0) -> None:
-        self.items = [
-            (p, i) for i, c in enumerate(classes) if (folder / c).is_dir()
-            for p in sorted((folder / c).iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES
-        ]
+        self.items = [(p, i) for i, c in enumerate(classes) for p in list_images(folder / c)]
         self.processor, self.train = processor, train
         self.hflip, self.color_jitter = hflip, color_jitter
 
@@ -78,34 +58,25 @@ def collate_classify(batch: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
 # --------------------------------------------------------------------------------------- detection
 
 
-def yolo_splits(data_yaml: Path) -> tuple[list[str], dict[str, list[Path]]]:
-    data = yaml.safe_load(Path(data_yaml).read_text())
-    root = Path(data.get("path") or Path(data_yaml).parent)
-    names = data["names"]
-    classes = [names[k] for k in sorted(names)] if isinstance(names, dict) else list(names)
+def yolo_splits(root: Path, data_yaml: Path) -> tuple[list[str], dict[str, list[Path]]]:
+    """(class names, split -> image paths) of the prepared YOLO dataset view at ``root`` whose
+    data.yaml is ``data_yaml`` (:func:`core.dataset_layout.read_data_yaml`); train and val needed."""
+    try:
+        layout = read_data_yaml(root, data_yaml)
+    except DatasetError as e:
+        raise TrainerError(str(e)) from e
     splits: dict[str, list[Path]] = {}
     for split in ("train", "val"):
-        entries = data.get(split)
+        entries = layout.splits.get(split)
         if not entries:
             raise TrainerError(f"{data_yaml} has no `{split}:` entry; add e.g. `{split}: images/{split}`")
-        for entry in [entries] if isinstance(entries, str) else entries:
-            path = entry if Path(entry).is_absolute() else root / entry
-            splits.setdefault(split, []).extend(list_images(Path(path)))
-    return classes, splits
-
-
-def label_file(image: Path) -> Path:
-    parts = list(image.parts)
-    idx = len(parts) - 1 - parts[::-1].index("images") if "images" in parts else None
-    if idx is None:
-        return image.with_suffix(".txt")
-    parts[idx] = "labels"
-    return Path(*parts).with_suffix(".txt")
+        splits[split] = [image for entry in entries for image in list_images(entry)]  # the view: links lead out
+    return layout.names, splits
 
 
 def read_boxes(image: Path, width: int, height: int) -> list[tuple[int, list[float]]]:
     """YOLO ``cls cx cy w h`` (normalized) -> [(cls, [x, y, w, h] in pixels)] (COCO boxes)."""
-    path, out = label_file(image), []
+    path, out = label_path(image), []
     if not path.is_file():
         return out
     for line in path.read_text().splitlines():
@@ -159,6 +130,6 @@ def loader(ds: Dataset, batch_size: int, workers: int, shuffle: bool, seed: int,
         ds, batch_size=batch_size, shuffle=shuffle, num_workers=workers,
         collate_fn=collate_detect if detect else collate_classify,
         generator=torch.Generator().manual_seed(seed), persistent_workers=workers > 0,
-        worker_init_fn=loader_workers.init_worker,
+        worker_init_fn=seed_worker,
         drop_last=shuffle and len(ds) > batch_size,  # a last batch of 1 breaks BatchNorm in training
     )

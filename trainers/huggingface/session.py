@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,10 +16,20 @@ import torch
 
 from core.contracts import TrainContext, TrainResult
 from core.errors import ResumeCheckpointError, TrainerError
-from tasks import report
 from trainers import loader_workers
+from trainers.common import (
+    EpochTracker,
+    copy_folder_atomic,
+    image_folder,
+    options_from_overrides,
+    replace_folder,
+    report,
+    resolve_device,
+    save_torch_atomic,
+    write_text_atomic,
+)
 from trainers.huggingface import data
-from trainers.huggingface.metrics import install_matcher_fallback, mean_average_precision
+from trainers.huggingface.metrics import mean_average_precision
 from trainers.huggingface.model import build, build_from_checkpoint
 
 if TYPE_CHECKING:
@@ -43,19 +52,7 @@ class Options:
 
     @classmethod
     def from_overrides(cls, overrides: dict[str, Any]) -> Options:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(overrides) - known)
-        if unknown:
-            raise TrainerError(f"huggingface overrides {', '.join(unknown)} are not supported; accepted: {', '.join(sorted(known))}")
-        return cls(**overrides)
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.replace(",", "").isdigit():
-        return torch.device(f"cuda:{device.split(',')[0]}")
-    return torch.device(device)
+        return options_from_overrides(cls, overrides, "huggingface")
 
 
 class Session:
@@ -81,10 +78,10 @@ class Session:
         if self.detect:
             if self.ctx.dataset.data_yaml is None:
                 raise TrainerError("detection needs a YOLO-format dataset (data.yaml with images/ and labels/)")
-            classes, splits = data.yolo_splits(self.ctx.dataset.data_yaml)
+            classes, splits = data.yolo_splits(Path(self.ctx.dataset.root), Path(self.ctx.dataset.data_yaml))
             return (classes, data.DetectDataset(splits["train"], processor, True, o.hflip, o.color_jitter),
                     data.DetectDataset(splits["val"], processor, False))
-        classes, train, val = data.class_folders(Path(self.ctx.dataset.root))
+        classes, train, val = image_folder(Path(self.ctx.dataset.root))
         return (classes, data.ClassifyDataset(train, classes, processor, True, o.hflip, o.color_jitter),
                 data.ClassifyDataset(val, classes, processor, False))
 
@@ -99,8 +96,6 @@ class Session:
 
     def run(self) -> TrainResult:
         spec, ctx = self.spec, self.ctx
-        if self.detect and install_matcher_fallback():
-            ctx.callbacks.log("scipy is not installed: DETR matching uses vtp's own Hungarian assignment.")
         probe_classes = list(ctx.dataset.classes)
         if ctx.resume_from:
             try:
@@ -122,7 +117,9 @@ class Session:
             raise TrainerError(f"dataset classes {classes} differ from the prepared dataset's {probe_classes}")
         if len(train_ds) == 0 or len(val_ds) == 0:
             raise TrainerError(f"the dataset needs train and val images (found {len(train_ds)} / {len(val_ds)})")
-        device = resolve_device(spec.device)
+        device, device_note = resolve_device(spec.device)
+        if device_note:
+            self.note(device_note)
         model.to(device)
         train_dl = data.loader(train_ds, spec.batch_size, spec.workers, True, spec.seed, self.detect)
         val_dl = data.loader(val_ds, spec.batch_size, spec.workers, False, spec.seed, self.detect)
@@ -132,22 +129,20 @@ class Session:
         warmup = min(self.opts.warmup_epochs, spec.epochs - 1) * len(train_dl)
         base = [g["lr"] for g in optimizer.param_groups]
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        (self.run_dir / "args.json").write_text(json.dumps(
-            {"spec": spec.model_dump(mode="json"), "options": self.opts.__dict__, "classes": classes,
+        write_text_atomic(self.run_dir / "args.json", json.dumps(
+            {"spec": spec.model_dump(mode="json"), "options": asdict(self.opts), "classes": classes,
              "device": str(device)}, indent=2))
         ctx.callbacks.log(
             f"huggingface {spec.model}: {type(model).__name__}, {len(classes)} classes, {len(train_ds)} train / "
             f"{len(val_ds)} val images at {spec.image_size}px on {device}")
 
-        history: list[dict[str, float]] = []
-        best: dict[str, float] | None = None
-        best_epoch, step, stopped_early = 0, 0, False
+        epochs = EpochTracker(spec.main_metric, spec.patience, spec.epochs)
+        step, stopped_early = 0, False
         last_dir, best_dir = self.weights_dir / "last", self.weights_dir / "best"
-        main = spec.main_metric
         start, best_eval = 1, None
         if ctx.resume_from:
             start, step, history, best_epoch = self._resume(optimizer, Path(ctx.resume_from))
-            best = next((dict(h) for h in history if h["epoch"] == best_epoch), None)
+            epochs.restore(history, best_epoch)
         for epoch in range(start, spec.epochs + 1):
             model.train()
             total, seen, stop = 0.0, 0, False
@@ -170,37 +165,34 @@ class Session:
             evaluation = self.evaluate(model, processor, val_dl, val_ds, device, classes)
             metrics = {"train/loss": total / max(seen, 1), **evaluation["metrics"],
                        "lr": float(optimizer.param_groups[0]["lr"])}
-            history.append({"epoch": epoch, **metrics})
-            improved = best is None or metrics[main] > best[main] or (metrics[main] == best[main] and
-                                                                       metrics["val/loss"] < best["val/loss"])
+            improved = epochs.record(epoch, metrics)
             self._save(model, processor, last_dir, classes, epoch, metrics)
             if improved:
-                best, best_epoch, best_eval = metrics, epoch, evaluation
-                _copy_folder(last_dir, best_dir)
-            self._save_state(optimizer, epoch, step, history, best_epoch)
+                best_eval = evaluation
+                copy_folder_atomic(last_dir, best_dir)
+            self._save_state(optimizer, epoch, step, epochs.history, epochs.best_epoch)
             ctx.callbacks.checkpoint(epoch, spec.epochs, self.weights_dir)
-            report.write_results_csv(self.run_dir / "results.csv", history)
+            report.write_results_csv(self.run_dir / "results.csv", epochs.history)
             ctx.callbacks.epoch_end(epoch, spec.epochs, metrics)
             ctx.callbacks.heartbeat(force=True)
             if stop or ctx.callbacks.should_stop(force=True):
                 stopped_early = True
                 self.note(f"stopped on request after epoch {epoch} of {spec.epochs}.")
                 break
-            if spec.patience and epoch - best_epoch >= spec.patience and epoch < spec.epochs:
+            if epochs.stop_early(epoch):
                 stopped_early = True
-                self.note(f"early stopping after epoch {epoch}: {main} has not improved for {spec.patience} epochs.")
+                self.note(epochs.early_stop_note(epoch))
                 break
-        assert best is not None
         if best_eval is None:  # resumed after the best epoch: its predictions are gone, take the best weights'
             model = build_from_checkpoint(best_dir, str(spec.task), classes, int(spec.image_size or 224), "").model
             best_eval = self.evaluate(model.to(device), processor, val_dl, val_ds, device, classes)
         artifacts = [self.run_dir / "results.csv", self.run_dir / "args.json"]
         artifacts += report.evaluation_report(self.run_dir, spec.task or "classify", classes, best_eval["report"],
-                                              history)
+                                              epochs.history)
         return TrainResult(
-            metrics={k: v for k, v in best.items() if k.startswith(("val/", "metrics/"))},
+            metrics=epochs.best_metrics(),
             best_checkpoint=best_dir, last_checkpoint=last_dir, artifacts=[p for p in artifacts if p.is_file()],
-            epochs_completed=len(history), pretrained_used=built.pretrained_used, notes=self.notes,
+            epochs_completed=len(epochs.history), pretrained_used=built.pretrained_used, notes=self.notes,
             stopped_early=stopped_early,
         )
 
@@ -209,9 +201,7 @@ class Session:
         """What a retried run needs besides the weights: optimizer state, step, history (weights_only-safe)."""
         state = {"optimizer": optimizer.state_dict(), "epoch": epoch, "step": step, "history": history,
                  "best_epoch": best_epoch}
-        tmp = self.weights_dir / ".resume.pt.tmp"
-        torch.save(state, tmp)
-        os.replace(tmp, self.weights_dir / "resume.pt")
+        save_torch_atomic(state, self.weights_dir / "resume.pt")
 
     def _resume(self, optimizer: torch.optim.Optimizer, folder: Path) -> tuple[int, int, list[dict[str, float]], int]:
         try:
@@ -221,7 +211,7 @@ class Session:
             raise ResumeCheckpointError(f"the run's resume state {folder.name}/resume.pt could not be loaded ({e})") from e
         for name in ("last", "best"):
             if (folder / name).is_dir():
-                _copy_folder(folder / name, self.weights_dir / name)
+                copy_folder_atomic(folder / name, self.weights_dir / name)
         self.note(f"resumed after epoch {state['epoch']} of {self.spec.epochs} (weights, optimizer, step and "
                   "history restored).")
         return int(state["epoch"]) + 1, int(state["step"]), [dict(h) for h in state["history"]], int(state["best_epoch"])
@@ -284,25 +274,9 @@ class Session:
         shutil.rmtree(tmp, ignore_errors=True)
         model.save_pretrained(tmp)
         processor.save_pretrained(tmp)
-        (tmp / "vtp.json").write_text(json.dumps({"task": self.spec.task, "classes": classes, "epoch": epoch,
-                                                  "metrics": metrics, "spec": self.spec.model_dump(mode="json")}))
-        _swap(tmp, folder)
-
-
-def _swap(tmp: Path, folder: Path) -> None:
-    old = folder.with_name(f".{folder.name}.old")
-    shutil.rmtree(old, ignore_errors=True)
-    if folder.exists():
-        folder.rename(old)
-    tmp.rename(folder)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def _copy_folder(src: Path, dst: Path) -> None:
-    tmp = dst.with_name(f".{dst.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(src, tmp)
-    _swap(tmp, dst)
+        write_text_atomic(tmp / "vtp.json", json.dumps({"task": self.spec.task, "classes": classes, "epoch": epoch,
+                                                        "metrics": metrics, "spec": self.spec.model_dump(mode="json")}))
+        replace_folder(tmp, folder)
 
 
 def _lr(base: float, step: int, warmup: int, total: int, min_lr: float) -> float:

@@ -5,21 +5,30 @@ optimizer) with a warmed-up cosine schedule, label smoothing, AMP and channels_l
 top-k validation each epoch, early stopping by ``spec.patience``. Outputs go to ``ctx.workdir/train``:
 ``weights/best.pt`` (by top-1), ``weights/last.pt``, ``results.csv``, ``results.png``, ``args.yaml``.
 ``load_checkpoint`` and ``predict`` read a checkpoint back.
+
+The entry points every plugin has: :func:`train`, :data:`CHECKPOINT` (what a run publishes),
+:func:`load_predictor` / :func:`predict_images` (records of :mod:`trainers.common.predict`),
+:func:`load_for_export` and :func:`export_model`.
 """
 
 from __future__ import annotations
 
-import random
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from core.contracts import TrainContext, TrainResult
 from core.errors import TrainerError, gpu_out_of_memory
-from trainers.timm.checkpoint import load_checkpoint, predict
+from trainers.common import seed_everything
+from trainers.timm.checkpoint import load_checkpoint, load_predictor, predict
 
 if TYPE_CHECKING:
     from core.spec import TrainSpec
+    from trainers.common.predict import ImagePrediction
 
-__all__ = ["train", "load_checkpoint", "predict"]
+__all__ = ["CHECKPOINT", "train", "load_checkpoint", "predict", "load_predictor", "predict_images",
+           "load_for_export", "export_model"]
+
+CHECKPOINT = "checkpoints/best.pt"  # the run's published checkpoint (weights_dir/best.pt), in its storage folder
 
 
 def train(spec: TrainSpec, ctx: TrainContext) -> TrainResult:
@@ -32,7 +41,7 @@ def train(spec: TrainSpec, ctx: TrainContext) -> TrainResult:
         raise TrainerError(
             f"timm trains classification only, not {spec.task}: use a YOLO model for {spec.task}"
         )
-    _seed_everything(spec.seed)
+    seed_everything(spec.seed)
     session = Session(spec, ctx)
     try:
         return session.run()
@@ -42,10 +51,23 @@ def train(spec: TrainSpec, ctx: TrainContext) -> TrainResult:
         session.close()  # no data-loader worker outlives training (see trainers.loader_workers)
 
 
-def _seed_everything(seed: int) -> None:
-    import numpy as np
-    import torch
+def predict_images(checkpoint: Path | str, images: list[Any], **options: Any) -> list[ImagePrediction]:
+    """One classification record per image (PIL images or file paths); ``top_k`` (default 5)."""
+    return load_predictor(checkpoint)(images, **options)
 
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)  # also seeds every CUDA device
+
+def load_for_export(checkpoint: Path | str) -> tuple[Any, bool]:
+    """(the checkpoint's model as a plain torch module in eval mode, False: not a detector)."""
+    from trainers.common.export import plain_module
+
+    model, _ = load_checkpoint(checkpoint)
+    return plain_module(model, False), False
+
+
+def export_model(checkpoint: Path | str, fmt: str, image_size: int, out: Path) -> Path:
+    """Write the checkpoint's model as ``fmt`` (onnx, torchscript) for ``image_size``-pixel images to ``out``."""
+    from trainers.common.export import check_format, export_module
+
+    check_format(fmt)
+    module, detect = load_for_export(checkpoint)
+    return export_module(module, detect, fmt, image_size, Path(out))

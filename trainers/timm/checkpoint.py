@@ -10,8 +10,6 @@ scheduler and resume state (:data:`TRAINING_STATE`; for resnet18 the optimizer a
 
 from __future__ import annotations
 
-import os
-import shutil
 import threading
 from pathlib import Path
 from typing import Any
@@ -20,6 +18,8 @@ import torch
 from torch import nn
 
 from core.errors import TrainerError
+from trainers.common import save_torch_atomic
+from trainers.common.predict import ImagePrediction, classification, open_rgb
 from trainers.timm.data import DataConfig, eval_transform
 
 
@@ -115,9 +115,9 @@ class CheckpointWriter:
 
     def _write(self, ckpt: dict[str, Any], last: Path, best: Path | None) -> None:
         try:
-            save_atomic(ckpt, last)
+            save_torch_atomic(ckpt, last)
             if best is not None:
-                save_atomic(published(ckpt), best)
+                save_torch_atomic(published(ckpt), best)
             if self.on_saved is not None:
                 self.on_saved(ckpt, last)
         except BaseException as e:  # re-raised on the training thread by wait()
@@ -134,70 +134,74 @@ class CheckpointWriter:
     close = wait
 
 
-def link_atomic(src: Path, dst: Path) -> None:
-    """``dst`` becomes another name of ``src``'s file (no copy); falls back to a copy across devices."""
-    tmp = dst.with_name(f".{dst.name}.tmp")
-    tmp.unlink(missing_ok=True)
-    try:
-        os.link(src, tmp)
-    except OSError:
-        shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
-
-
-def save_atomic(obj: dict[str, Any], path: Path) -> None:
-    """Write to a temporary file beside ``path``, then rename: a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-
-def read_checkpoint(path: Path | str) -> dict[str, Any]:
+def read_checkpoint(path: Path | str, name: str | None = None) -> dict[str, Any]:
+    """The checkpoint dict at ``path``, loaded with ``weights_only=True`` onto the CPU. TrainerError
+    (calling the file ``name``, default its path) when it is missing, unreadable or not a vtp timm
+    checkpoint."""
     path = Path(path)
+    name = name or str(path)
     if not path.is_file():
-        raise TrainerError(f"checkpoint {path} does not exist")
+        raise TrainerError(f"checkpoint {name} does not exist")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise TrainerError(f"{path} is not a readable vtp timm checkpoint ({e})") from e
+        raise TrainerError(f"{name} is not a readable vtp timm checkpoint ({e})") from e
     missing = [k for k in ("model", "spec", "classes") if k not in ckpt]
     if missing:
-        raise TrainerError(f"{path} is not a vtp timm checkpoint: it lacks {', '.join(missing)}")
+        raise TrainerError(f"{name} is not a vtp timm checkpoint: it lacks {', '.join(missing)}")
     return ckpt
 
 
-def load_checkpoint(path: Path | str, device: str | torch.device = "cpu") -> tuple[nn.Module, list[str]]:
-    """Rebuild the trained model (eval mode, on ``device``) and its class names from a checkpoint."""
+def load_checkpoint(path: Path | str, device: str | torch.device = "cpu",
+                    name: str | None = None) -> tuple[nn.Module, list[str]]:
+    """Rebuild the trained model (eval mode, on ``device``) and its class names from a checkpoint;
+    TrainerError as :func:`read_checkpoint`."""
     import timm
 
-    ckpt = read_checkpoint(path)
+    ckpt = read_checkpoint(path, name)
     classes = list(ckpt["classes"])
-    model = timm.create_model(ckpt["spec"]["model"], pretrained=False, num_classes=len(classes))
-    model.load_state_dict(ckpt["model"])
+    try:
+        model = timm.create_model(ckpt["spec"]["model"], pretrained=False, num_classes=len(classes))
+        model.load_state_dict(ckpt["model"])
+    except (RuntimeError, KeyError, TypeError) as e:  # unknown architecture, weights that do not fit it
+        raise TrainerError(f"{name or path} does not rebuild its model ({e})") from e
     model.eval().to(device)
     model.vtp_data_config = ckpt.get("data_config")  # read by predict()
     return model, classes
 
 
-def predict(
-    path: Path | str, images: list[Any], top_k: int = 5, device: str | torch.device = "cpu"
-) -> list[list[tuple[str, float]]]:
-    """Top-k (class, probability) per image; images are PIL images or file paths."""
-    from PIL import Image
+def load_predictor(path: Path | str, *, name: str | None = None, device: str | torch.device = "cpu") -> Any:
+    """A predictor for the checkpoint at ``path`` (see :mod:`trainers.common.predict`): called with
+    images (PIL images or file paths) and ``top_k`` (default 5), it returns one classification record
+    per image. TrainerError (naming the file ``name``, default its path) when it is not a vtp timm
+    checkpoint."""
+    model, classes = load_checkpoint(path, device, name)
+    transform = eval_transform(DataConfig.from_dict(model.vtp_data_config))
 
-    model, classes = load_checkpoint(path, device)
-    cfg = DataConfig.from_dict(model.vtp_data_config)
-    transform = eval_transform(cfg)
-    batch = torch.stack(
-        [transform((Image.open(im) if isinstance(im, str | Path) else im).convert("RGB")) for im in images]
-    ).to(device)
+    def predictor(images: list[Any], top_k: int = 5, **_: Any) -> list[ImagePrediction]:
+        pil = [open_rgb(im) for im in images]
+        return [classification(im, top) for im, top in zip(pil, _top_k(model, classes, transform, pil, top_k, device),
+                                                           strict=True)]
+
+    return predictor
+
+
+def _top_k(model: nn.Module, classes: list[str], transform: Any, images: list[Any], top_k: int,
+           device: str | torch.device) -> list[list[tuple[str, float]]]:
+    batch = torch.stack([transform(im) for im in images]).to(device)
     with torch.no_grad():
         probs = model(batch).float().softmax(dim=1)
-    k = min(top_k, len(classes))
-    values, indices = probs.topk(k, dim=1)
+    values, indices = probs.topk(min(top_k, len(classes)), dim=1)
     return [
         [(classes[i], float(v)) for v, i in zip(row_v.tolist(), row_i.tolist(), strict=True)]
         for row_v, row_i in zip(values, indices, strict=True)
     ]
+
+
+def predict(
+    path: Path | str, images: list[Any], top_k: int = 5, device: str | torch.device = "cpu"
+) -> list[list[tuple[str, float]]]:
+    """Top-k (class, probability) per image, best first; images are PIL images or file paths."""
+    model, classes = load_checkpoint(path, device)
+    transform = eval_transform(DataConfig.from_dict(model.vtp_data_config))
+    return _top_k(model, classes, transform, [open_rgb(im) for im in images], top_k, device)

@@ -1,21 +1,19 @@
-"""ImageFolder data for the timm trainer: train/ and val/ class folders, timm's own transforms."""
+"""ImageFolder data for the timm trainer: train/ and val/ class folders (:func:`trainers.common.image_folder`),
+timm's own transforms."""
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader
 from torchvision.datasets import ImageFolder
 
+from core.dataset_layout import class_dirs, is_image
 from core.errors import TrainerError
-from trainers import loader_workers
-
-VAL_DIRS = ("val", "valid", "validation", "test")
+from trainers.common import seed_worker
 
 
 class FixedClassesFolder(ImageFolder):
@@ -24,12 +22,10 @@ class FixedClassesFolder(ImageFolder):
 
     def __init__(self, root: str, classes: list[str], **kwargs: Any) -> None:
         self._fixed = classes
-        super().__init__(root, **kwargs)
+        super().__init__(root, is_valid_file=_is_image_file, **kwargs)
 
     def find_classes(self, directory: str) -> tuple[list[str], dict[str, int]]:
-        present = sorted(
-            p.name for p in Path(directory).iterdir() if p.is_dir() and not p.name.startswith(".")
-        )
+        present = [p.name for p in class_dirs(Path(directory))]
         unknown = [c for c in present if c not in self._fixed]
         if unknown:
             raise TrainerError(
@@ -37,6 +33,10 @@ class FixedClassesFolder(ImageFolder):
                 "add training images for them or remove them from the validation split"
             )
         return list(self._fixed), {c: i for i, c in enumerate(self._fixed)}
+
+
+def _is_image_file(path: str) -> bool:
+    return is_image(Path(path))
 
 
 @dataclass
@@ -110,34 +110,9 @@ def train_transform(cfg: DataConfig, *, hflip: float, color_jitter: float, scale
     )
 
 
-def train_classes(root: Path) -> list[str]:
-    train = root / "train"
-    if not train.is_dir():
-        raise TrainerError(
-            f"{root} has no train/ folder: timm needs train/<class>/*.jpg and val/<class>/*.jpg"
-        )
-    classes = sorted(p.name for p in train.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if len(classes) < 2:
-        raise TrainerError(f"{train} has {len(classes)} class folder(s): classification needs at least 2")
-    return classes
-
-
-def val_dir(root: Path) -> Path:
-    for name in VAL_DIRS:
-        if (root / name).is_dir():
-            return root / name
-    raise TrainerError(f"{root} has no val/ folder: add val/<class>/*.jpg images to measure accuracy")
-
-
-def _seed_worker(worker_id: int) -> None:
-    loader_workers.init_worker(worker_id)
-    seed = torch.initial_seed() % 2**32
-    np.random.seed(seed)
-    random.seed(seed)
-
-
 def loaders(
-    root: Path,
+    train_dir: Path,
+    val_dir: Path,
     classes: list[str],
     cfg: DataConfig,
     *,
@@ -151,19 +126,17 @@ def loaders(
 ) -> tuple[DataLoader, DataLoader]:
     train_tf = train_transform(cfg, hflip=hflip, color_jitter=color_jitter, scale_min=scale_min)
     try:
-        train_ds = FixedClassesFolder(str(root / "train"), classes, transform=train_tf)
+        train_ds = FixedClassesFolder(str(train_dir), classes, transform=train_tf)
         # allow_empty: a class may be missing from val/ and still be trained
-        val_ds = FixedClassesFolder(
-            str(val_dir(root)), classes, transform=eval_transform(cfg), allow_empty=True
-        )
+        val_ds = FixedClassesFolder(str(val_dir), classes, transform=eval_transform(cfg), allow_empty=True)
     except FileNotFoundError as e:  # torchvision: a class folder without images
-        raise TrainerError(f"the image folder dataset at {root} is incomplete: {e}") from e
+        raise TrainerError(f"the image folder dataset at {train_dir.parent} is incomplete: {e}") from e
     generator = torch.Generator().manual_seed(seed)
     common: dict[str, Any] = {
         "num_workers": workers,
         "pin_memory": pin_memory,
         "persistent_workers": workers > 0,
-        "worker_init_fn": _seed_worker,
+        "worker_init_fn": seed_worker,
     }
     train_dl = DataLoader(
         train_ds,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader
 
 from core.contracts import Callbacks
 from core.errors import TrainerError
+from trainers.common import options_from_overrides
 
 
 @dataclass
@@ -37,13 +38,7 @@ class Options:
 
     @classmethod
     def from_overrides(cls, overrides: dict[str, Any]) -> Options:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(overrides) - known)
-        if unknown:
-            raise TrainerError(
-                f"timm overrides {', '.join(unknown)} are not supported; accepted: {', '.join(sorted(known))}"
-            )
-        return cls(**overrides)
+        return options_from_overrides(cls, overrides, "timm")
 
     def default_lr(self) -> float:
         return 1e-3 if self.optimizer.lower() in ("adamw", "adam", "nadamw", "lamb", "lion") else 1e-2
@@ -55,8 +50,6 @@ class Options:
 
     def resolved_warmup(self, epochs: int) -> int:
         return self.warmup_epochs if self.warmup_epochs is not None else min(3, epochs // 5)
-
-
 
 
 @dataclass
@@ -77,33 +70,6 @@ class Runtime:
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         return images, targets.to(self.device, non_blocking=True)
-
-
-def resolve_device(device: str) -> torch.device:
-    """TrainSpec's device -> torch.device; 'auto' prefers CUDA, then MPS, then CPU."""
-    if device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if device in ("cpu", "mps"):
-        if device == "mps" and not torch.backends.mps.is_available():
-            raise TrainerError(
-                "device='mps' asks for Apple's GPU but it is not available: use 'auto' or 'cpu'"
-            )
-        return torch.device(device)
-    index = device.removeprefix("cuda").lstrip(":") or "0"
-    index = index.split(",")[0]  # one GPU per run
-    if not torch.cuda.is_available():
-        raise TrainerError(
-            f"device={device!r} asks for a CUDA GPU but none is visible here: use device='auto' or 'cpu'"
-        )
-    if int(index) >= torch.cuda.device_count():
-        raise TrainerError(
-            f"device={device!r} names GPU {index} but only {torch.cuda.device_count()} are visible: use 'auto'"
-        )
-    return torch.device(f"cuda:{index}")
 
 
 def make_runtime(device: torch.device, opts: Options) -> Runtime:

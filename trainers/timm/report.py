@@ -8,15 +8,15 @@ from typing import Any
 
 import yaml
 
-from tasks.report import write_results_csv  # noqa: F401 - shared with the other trainers
+from trainers.common import write_text_atomic
+from trainers.common.report import evaluation_report, write_results_csv  # noqa: F401 - the session writes it
 
 log = logging.getLogger("vtp.timm")
 
 
-
-
 def write_args(path: Path, spec: dict[str, Any], options: dict[str, Any], extra: dict[str, Any]) -> None:
-    path.write_text(yaml.safe_dump({"spec": spec, "options": options, **extra}, sort_keys=False))
+    """``args.yaml``: the spec, the trainer's options and ``extra`` (device, classes, ...), atomically."""
+    write_text_atomic(path, yaml.safe_dump({"spec": spec, "options": options, **extra}, sort_keys=False))
 
 
 def plot_curves(path: Path, history: list[dict[str, float]]) -> Path | None:
@@ -48,8 +48,6 @@ def evaluation(run_dir: Path, model: Any, checkpoint: Path, loader: Any, rt: Any
     grid of validation predictions, from one pass over the validation split (a resumed run has no
     earlier epoch's predictions, so they are made again here). Loads the checkpoint into ``model``."""
     import torch
-
-    from tasks.report import evaluation_report
 
     model.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True)["model"])
     model.eval()

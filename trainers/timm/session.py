@@ -12,6 +12,7 @@ from torch import nn
 from core.contracts import TrainContext, TrainResult
 from core.errors import ResumeCheckpointError, TrainerError
 from trainers import loader_workers
+from trainers.common import EpochTracker, image_folder, link_atomic, resolve_device
 from trainers.timm import checkpoint, data, loop, report
 from trainers.timm.weights import find_timm_weights
 
@@ -135,9 +136,9 @@ class Session:
         except (RuntimeError, KeyError, ValueError, TypeError) as e:
             raise ResumeCheckpointError(f"the run's resume checkpoint does not fit this run ({e})") from e
         self.weights_dir.mkdir(parents=True, exist_ok=True)
-        checkpoint.link_atomic(folder / "last.pt", self.weights_dir / "last.pt")
+        link_atomic(folder / "last.pt", self.weights_dir / "last.pt")
         if (folder / "best.pt").is_file():
-            checkpoint.link_atomic(folder / "best.pt", self.weights_dir / "best.pt")
+            link_atomic(folder / "best.pt", self.weights_dir / "best.pt")
         epoch = int(ckpt["epoch"])
         history = [dict(h) for h in state.get("history", [])]
         self.note(f"resumed after epoch {epoch} of {self.spec.epochs} from the run's last uploaded checkpoint "
@@ -164,14 +165,16 @@ class Session:
     def run(self) -> TrainResult:
         spec, ctx = self.spec, self.ctx
         image_size = int(spec.image_size or 224)
-        root = Path(ctx.dataset.root)
-        classes = data.train_classes(root)
-        device = loop.resolve_device(spec.device)
+        classes, train_dir, val_dir = image_folder(Path(ctx.dataset.root))
+        device, device_note = resolve_device(spec.device)
+        if device_note:
+            self.note(device_note)
         rt = loop.make_runtime(device, self.opts)
         model, pretrained_used = self._model(len(classes))
         cfg = data.data_config(model, image_size)
         train_dl, val_dl = data.loaders(
-            root,
+            train_dir,
+            val_dir,
             classes,
             cfg,
             batch_size=spec.batch_size,
@@ -207,14 +210,13 @@ class Session:
             f"images at {image_size}px on {device} (amp: {rt.amp_dtype or 'off'})"
         )
 
-        history: list[dict[str, float]] = []
-        best: dict[str, float] | None = None
-        best_epoch, updates, stopped_early = 0, 0, False
+        epochs = EpochTracker(spec.main_metric, spec.patience, spec.epochs)
+        updates, stopped_early = 0, False
         last_path, best_path = self.weights_dir / "last.pt", self.weights_dir / "best.pt"
         start = 1
         if ctx.resume_from:
             start, updates, history, best_epoch = self._resume(model, optimizer, scheduler, scaler, classes)
-            best = next((dict(h) for h in history if h["epoch"] == best_epoch), None)
+            epochs.restore(history, best_epoch)
         elif ctx.init_from:
             self._init_from(model, classes)
 
@@ -237,8 +239,7 @@ class Session:
             )
             metrics = {"train/loss": train_loss, **loop.evaluate(model, val_dl, rt, len(classes), self.pulse)}
             metrics["lr"] = float(optimizer.param_groups[0]["lr"])
-            history.append({"epoch": epoch, **metrics})
-            improved = best is None or metrics["metrics/accuracy_top1"] > best["metrics/accuracy_top1"]
+            improved = epochs.record(epoch, metrics)
             ckpt = checkpoint.build_checkpoint(
                 model,
                 optimizer,
@@ -248,43 +249,37 @@ class Session:
                 classes=classes,
                 data_config=cfg,
                 metrics=metrics,
-                resume={"history": history, "best_epoch": epoch if improved else best_epoch, "updates": updates,
+                resume={"history": epochs.history, "best_epoch": epochs.best_epoch, "updates": updates,
                         "scaler": scaler.state_dict()},
             )
-            if improved:
-                best, best_epoch = metrics, epoch
             writer.submit(ckpt, last_path, best_path if improved else None)
-            report.write_results_csv(self.run_dir / "results.csv", history)
+            report.write_results_csv(self.run_dir / "results.csv", epochs.history)
             ctx.callbacks.epoch_end(epoch, spec.epochs, metrics)
             ctx.callbacks.heartbeat(force=True)
             if stop or self.pulse.should_stop(force=True):
                 stopped_early = True
                 self.note(f"stopped on request after epoch {epoch} of {spec.epochs}.")
                 break
-            if spec.patience and epoch - best_epoch >= spec.patience and epoch < spec.epochs:
+            if epochs.stop_early(epoch):
                 stopped_early = True
-                self.note(
-                    f"early stopping after epoch {epoch} of {spec.epochs}: top-1 accuracy has not improved for "
-                    f"{spec.patience} epochs (best {best_epoch})."
-                )
+                self.note(epochs.early_stop_note(epoch))
                 break
 
         if start > spec.epochs:  # resumed from the last epoch's checkpoint: nothing left to train
             self.note(f"the checkpoint already holds all {spec.epochs} epochs; nothing left to train.")
         writer.close()  # both checkpoints are complete on disk before the result names them
         artifacts = [self.run_dir / "results.csv", self.run_dir / "args.yaml"]
-        plot = report.plot_curves(self.run_dir / "results.png", history)
+        plot = report.plot_curves(self.run_dir / "results.png", epochs.history)
         if plot is not None:
             artifacts.append(plot)
         artifacts += report.evaluation(self.run_dir, model, best_path if best_path.is_file() else last_path, val_dl,
-                                       rt, classes, history, self.pulse)
-        assert best is not None  # the loop runs at least one epoch, or the resumed history has one
+                                       rt, classes, epochs.history, self.pulse)
         return TrainResult(
-            metrics={k: v for k, v in best.items() if k.startswith(("val/", "metrics/"))},
+            metrics=epochs.best_metrics(),  # the loop runs at least one epoch, or the resumed history has one
             best_checkpoint=best_path,
             last_checkpoint=last_path,
             artifacts=artifacts,
-            epochs_completed=len(history),
+            epochs_completed=len(epochs.history),
             pretrained_used=pretrained_used,
             notes=self.notes,
             stopped_early=stopped_early,

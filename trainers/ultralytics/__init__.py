@@ -3,6 +3,10 @@
 Detect, segment, classify, pose and obb for the YOLO11, YOLOv8 and YOLO26 families. ultralytics is
 imported inside :func:`train`, after :mod:`.env` has pointed its settings away from the user's own
 and made it offline-safe; importing this package stays cheap.
+
+The entry points every plugin has: :func:`train`, :data:`CHECKPOINT`, :func:`load_predictor` /
+:func:`predict_images` (records of :mod:`trainers.common.predict`), :func:`load_for_export` and
+:func:`export_model`. Every checkpoint they read is checked first (:mod:`.checkpoint`).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.contracts import TrainContext, TrainResult
 from core.errors import ResumeCheckpointError, TrainerError, gpu_out_of_memory
+from trainers.common import resolve_device as common_resolve_device
 from trainers.ultralytics import env
 from trainers.ultralytics.hooks import RunState, attach, forward_logs
 from trainers.ultralytics.report import write_per_class
@@ -21,7 +26,13 @@ if TYPE_CHECKING:
     from core.spec import TrainSpec
 
 RUN_NAME = "train"
+CHECKPOINT = "checkpoints/best.pt"  # the run's published checkpoint (ultralytics' weights/best.pt)
 ARTIFACT_PATTERNS = ("results.csv", "args.yaml", "*.png", "*.jpg")
+
+
+def preload() -> None:
+    """For the warm launcher (cli/zygote.py): import ultralytics once, before runs are forked."""
+    env.import_ultralytics()
 
 
 def train(spec: TrainSpec, ctx: TrainContext) -> TrainResult:
@@ -53,30 +64,13 @@ def train(spec: TrainSpec, ctx: TrainContext) -> TrainResult:
 
 
 def resolve_device(device: str) -> tuple[str, bool, str | None]:
-    """TrainSpec's device -> (ultralytics device, uses CUDA, note). One device only: DDP would
-    run the trainer in subprocesses, out of reach of vtp's callbacks."""
-    import torch
-
-    cuda = torch.cuda.is_available()
-    if device == "auto":
-        return ("0" if cuda else "cpu"), cuda, None
-    if device in ("cpu", "mps"):
-        return device, False, None
-    index = device.removeprefix("cuda").lstrip(":") or "0"
-    note = None
-    if "," in index:
-        index = index.split(",")[0]
-        note = f"device={device!r}: vtp trains on one GPU per run; using GPU {index}."
-    if not cuda:
-        raise TrainerError(
-            f"device={device!r} asks for a CUDA GPU but none is visible here: use device='auto' or 'cpu'"
-        )
-    if int(index) >= torch.cuda.device_count():
-        raise TrainerError(
-            f"device={device!r} names GPU {index} but only {torch.cuda.device_count()} are visible: "
-            f"use 0 to {torch.cuda.device_count() - 1} or 'auto'"
-        )
-    return index, True, note
+    """TrainSpec's device -> (ultralytics' device: ``0``, ``cpu`` or ``mps``; uses CUDA; note), by
+    :func:`trainers.common.resolve_device` (one device: DDP would run the trainer in subprocesses,
+    out of reach of vtp's callbacks)."""
+    resolved, note = common_resolve_device(device)
+    if resolved.type == "cuda":
+        return str(resolved.index or 0), True, note
+    return resolved.type, False, note
 
 
 def build_args(
@@ -227,3 +221,83 @@ def _result(
         notes=notes,
         stopped_early=state.stopped_early or state.epochs_completed < spec.epochs,
     )
+
+
+def load_predictor(checkpoint: Path | str, *, name: str | None = None, device: str = "cpu") -> Any:
+    """A predictor for the YOLO checkpoint (see :mod:`trainers.common.predict`): called with images
+    (PIL images or file paths), ``conf`` (0-1, default 0.25: objects below it are left out) and
+    ``image_size`` (pixels, default the checkpoint's own), it returns one record per image, drawn by
+    ultralytics (masks and keypoints too). The checkpoint is checked first (weights_only, like every
+    ultralytics load in vtp): :class:`~.checkpoint.UnsafeCheckpoint` (a TrainerError, calling the
+    file ``name``) when vtp does not load it."""
+    from PIL import Image
+
+    from trainers.ultralytics.checkpoint import check_checkpoint
+
+    check_checkpoint(checkpoint, name=name)
+    model = env.import_ultralytics().YOLO(str(checkpoint))
+
+    def predictor(images: list[Any], conf: float = 0.25, image_size: int | None = None, top_k: int = 5,
+                  **_: Any) -> list[dict[str, Any]]:
+        from trainers.common.predict import open_rgb
+
+        records = []
+        for image in images:
+            kwargs: dict[str, Any] = {"device": device, "conf": conf, "verbose": False}
+            if image_size:
+                kwargs["imgsz"] = int(image_size)
+            result = model.predict(open_rgb(image), **kwargs)[0]
+            records.append({"task": str(model.task), "predictions": _records(result, top_k),
+                            "plot": Image.fromarray(result.plot()[..., ::-1])})  # BGR -> RGB
+        return records
+
+    return predictor
+
+
+def _records(result: Any, top_k: int) -> list[dict[str, Any]]:
+    names = result.names
+    if result.probs is not None:
+        order = result.probs.data.float().argsort(descending=True)[:top_k].tolist()
+        return [{"class": names[int(i)], "confidence": float(result.probs.data[int(i)])} for i in order]
+    boxes = result.boxes if result.boxes is not None else result.obb
+    if boxes is None:
+        return []
+    xyxy = boxes.xyxy.tolist() if hasattr(boxes, "xyxy") else [[] for _ in boxes.cls]
+    return [{"class": names[int(c)], "confidence": float(s), "box": b}
+            for c, s, b in zip(boxes.cls.tolist(), boxes.conf.tolist(), xyxy, strict=True)]
+
+
+def predict_images(checkpoint: Path | str, images: list[Any], **options: Any) -> list[dict[str, Any]]:
+    """One record per image (see :func:`load_predictor` for the options)."""
+    return load_predictor(checkpoint)(images, **options)
+
+
+def load_for_export(checkpoint: Path | str) -> tuple[Any, bool]:
+    """Not offered: ultralytics exports through its own exporter (:func:`export_model`)."""
+    raise TrainerError("ultralytics checkpoints are exported by ultralytics' own exporter: use export_model")
+
+
+def export_model(checkpoint: Path | str, fmt: str, image_size: int, out: Path) -> Path:
+    """Write the checkpoint as ``fmt`` (onnx, torchscript) for ``image_size``-pixel images to ``out``,
+    with ultralytics' exporter on the CPU. The checkpoint is checked first (weights_only, or
+    :class:`~.checkpoint.UnsafeCheckpoint` with the reason)."""
+    import shutil
+
+    from trainers.common.export import check_format
+    from trainers.ultralytics.checkpoint import check_checkpoint
+
+    check_format(fmt)
+    check_checkpoint(checkpoint)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = out.parent / ".ultralytics"
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        local = work / Path(checkpoint).name
+        shutil.copyfile(checkpoint, local)  # the exporter writes beside its input
+        made = Path(env.import_ultralytics().YOLO(str(local)).export(format=fmt, imgsz=image_size, device="cpu",
+                                                                     verbose=False))
+        shutil.move(made, out)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return out

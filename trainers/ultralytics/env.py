@@ -34,6 +34,7 @@ from types import ModuleType
 
 from core.contracts import TrainContext
 from core.settings import get_settings
+from trainers.common import atomic_path, write_text_atomic
 
 FONT_NAMES = ("Arial.ttf", "Arial.Unicode.ttf")
 _SETTINGS_VERSION = "0.0.8"  # ultralytics migrates other versions itself, keeping our values
@@ -130,9 +131,7 @@ def _write_settings(file: Path, root: Path) -> None:
         "vscode_msg": False,
         "openvino_msg": False,
     }
-    tmp = file.with_suffix(".tmp")
-    tmp.write_text(json.dumps(settings, indent=2))
-    tmp.replace(file)
+    write_text_atomic(file, json.dumps(settings, indent=2))
 
 
 def _quiet_settings() -> None:
@@ -157,9 +156,8 @@ def _install_fonts(config_dir: Path) -> None:
     for name in FONT_NAMES:
         target = config_dir / name
         if not target.is_file():
-            tmp = target.with_suffix(".tmp")
-            shutil.copyfile(source, tmp)
-            tmp.replace(target)
+            with atomic_path(target) as tmp:
+                shutil.copyfile(source, tmp)
 
 
 @contextlib.contextmanager

@@ -2,7 +2,7 @@
 
 ultralytics draws the rest of the report itself into the run folder (``confusion_matrix.png``, the
 ``*PR_curve.png`` curves of detect/segment/pose/obb, ``val_batch*_pred.jpg`` prediction grids);
-this adds ``per_class.json`` in the shape every vtp trainer writes (see :mod:`tasks.report`), from
+this adds ``per_class.json`` in the shape every vtp trainer writes (see :mod:`trainers.common.report`), from
 the trainer's last validation, which is best.pt's final one. The flow turns it into a Prefect table.
 """
 
@@ -13,7 +13,9 @@ import numbers
 from pathlib import Path
 from typing import Any
 
-from tasks.report import PER_CLASS, classification_rows
+from core.contracts import PER_CLASS
+from trainers.common import write_text_atomic
+from trainers.common.report import classification_rows
 
 _RENAMED = {"Class": "class", "Images": "images", "Instances": "instances"}
 
@@ -55,6 +57,5 @@ def write_per_class(trainer: Any, task: str, run_dir: Path) -> Path | None:
     validator = getattr(trainer, "validator", None)
     if validator is None or getattr(validator, "confusion_matrix", None) is None:
         return None
-    path = run_dir / PER_CLASS
-    path.write_text(json.dumps({"task": task, "rows": per_class_rows(validator, task)}, indent=2))
-    return path
+    return write_text_atomic(run_dir / PER_CLASS, json.dumps({"task": task, "rows": per_class_rows(validator, task)},
+                                                             indent=2))

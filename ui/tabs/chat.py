@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,7 +15,7 @@ from ui.context import Ctx, error_text
 from ui.i18n import t
 
 log = logging.getLogger(__name__)
-POLL_S = 1.5
+FOLLOW_HEARTBEAT_S = 10.0  # the longest the live progress goes without a yield
 PLOTS = ("results.png", "confusion_matrix_normalized.png", "confusion_matrix.png", "PR_curve.png", "curves.png")
 
 
@@ -40,7 +39,7 @@ def reply_turns(reply: dict[str, Any]) -> list[Content]:
     """What the assistant says for one API reply: its text, then the spec card when there is one.
     The reply's text is in the language the person wrote in (the API's choice); the card follows the page."""
     turns: list[Content] = [reply["reply"]] if reply.get("reply") else []
-    if reply.get("spec") and not reply.get("run"):
+    if reply.get("spec") and not reply.get("run") and reply.get("intent") != "compare":  # a comparison is the answer
         turns.append(lambda lang, r=reply: cards.spec_card(r, lang))
     return turns
 
@@ -88,18 +87,20 @@ def _points(ctx: Ctx, run_id: str) -> list[dict[str, Any]]:
 def follow(ctx: Ctx, history: list[dict[str, Any]], run: dict[str, Any]) -> Iterator[list[dict[str, Any]]]:
     """Progress as a chat turn updated in place until the run ends, then the result turns."""
     history = _say(history, lambda lang: t("waiting", lang))  # the reply before this one named the run started
-    while True:
-        try:
-            run = ctx.api.run(run["id"])
-            points = ctx.api.metrics(run["id"])
-            history[-1] = {"role": "assistant",
-                           "content": lambda lang, r=run, p=points: cards.progress_line(r, p, lang)}
-        except ApiError as e:
-            history[-1] = {"role": "assistant", "content": lambda lang, e=e: error_text(e, lang)}
-        yield history
-        if run["state"] not in ACTIVE:
-            break
-        time.sleep(POLL_S)
+    # over the API's WebSocket (ui.client.ApiClient.follow): an update per event, a quiet one every
+    # FOLLOW_HEARTBEAT_S so that a closed page ends this generator at its next yield
+    try:
+        for update in ctx.api.follow(run["id"], heartbeat_s=FOLLOW_HEARTBEAT_S):
+            if update.changed:
+                run = update.run
+                history[-1] = {"role": "assistant",
+                               "content": lambda lang, r=update.run, p=update.points: cards.progress_line(r, p, lang)}
+            yield history
+    except ApiError as e:
+        yield _say(history, lambda lang, e=e: error_text(e, lang))
+        return
+    if run["state"] in ACTIVE:  # followed as long as a follower may: the Runs tab shows the rest
+        return
     try:
         shown = result_turns(ctx, run)
     except Exception as e:  # noqa: BLE001 - the run's outcome is known; a card that cannot be made must not hide it
@@ -157,7 +158,8 @@ def build(ctx: Ctx) -> None:
         yield (history, reply["session_id"], offer, gr.update(interactive=ready), gr.update(interactive=has_spec), "")
         if reply.get("run"):
             for shown in follow(ctx, history, reply["run"]):
-                yield shown, reply["session_id"], gr.update(), gr.update(interactive=False), gr.update(), ""
+                # the message box is left as it is: a person may be typing the next request meanwhile
+                yield shown, reply["session_id"], gr.update(), gr.update(interactive=False), gr.update(), gr.update()
 
     def shown_and_kept(fn):
         """Each yield of ``fn``: the conversation rendered in the page's language (its last argument)

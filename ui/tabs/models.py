@@ -26,7 +26,9 @@ def choices(runs: list[dict[str, Any]]) -> list[tuple[str, str]]:
         name = cards.main_metric(final)
         metric = (f" · {cards.metric_name(name)} {final[name]:.3f}" if name and isinstance(final.get(name), int | float)
                   else "")
-        out.append((f"{spec.get('model')} · {spec.get('dataset')} · {r['id'][:8]}{metric}", r["id"]))
+        # the readable name (<model>-<dataset>-<n>) beside the short id; model and dataset when it has none
+        what = r.get("name") or f"{spec.get('model')} · {spec.get('dataset')}"
+        out.append((f"{what} · {cards.short_id(r['id'])}{metric}", r["id"]))
     return out
 
 
@@ -45,7 +47,7 @@ def build(ctx: Ctx) -> None:
             pick = L(gr.Dropdown(choices=[], elem_id="model-pick"), "models")
             listed = gr.Markdown(elem_id="model-list")  # what there is, without opening the dropdown
             info = gr.Markdown(elem_id="model-info")
-            ckpt = L(gr.File(elem_id="model-ckpt", interactive=False), "download")
+            ckpt = L(gr.File(elem_id="model-ckpt", interactive=False, file_count="multiple"), "download")
             image = L(gr.File(elem_id="model-image", file_count="single"), "image")
             preview = gr.Image(elem_id="model-preview", interactive=False, type="filepath", height=200,
                                show_label=False)
@@ -74,13 +76,32 @@ def build(ctx: Ctx) -> None:
             return "", None
         try:
             run = ctx.api.run(run_id)
-            path = ctx.run_file(run_id, "checkpoints/best.pt")
         except ApiError as e:
             return error_text(e, lang), None
         rows = [f"| {cards.metric_label(k, lang)} | {cards.fmt(v)} |"
                 for k, v in sorted((run.get("final_metrics") or {}).items())][:14]
         head = "| 지표 | 값 |" if lang == "ko" else "| Metric | Value |"
-        return "\n".join([f"`{run['id']}` · {run['spec'].get('task')}", "", head, "|---|---|", *rows]), str(path)
+        title = f"**{md_text(run['name'])}** · " if run.get("name") else ""
+        text = "\n".join([f"{title}`{run['id']}` · {run['spec'].get('task')}", "", head, "|---|---|", *rows])
+        try:
+            files = checkpoint_files(run)
+        except ApiError as e:  # the metrics are still worth showing
+            return text + "\n\n" + error_text(e, lang), None
+        return text, files
+
+    def checkpoint_files(run: dict):
+        """The run's published checkpoint as downloaded files: one file (``best.pt``), or every file
+        of a checkpoint folder (a Hugging Face ``save_pretrained`` folder: config and weights)."""
+        uri = run.get("checkpoint_uri") or ""
+        marker = f"/runs/{run['id']}/"
+        rel = uri.split(marker, 1)[1] if marker in uri else "checkpoints/best.pt"
+        listed = [f["path"] for f in ctx.api.artifacts(run["id"])]
+        if rel in listed:
+            return str(ctx.run_file(run["id"], rel))
+        inside = [p for p in listed if p.startswith(rel.rstrip("/") + "/")]
+        if not inside:
+            raise ApiError(404, f"the run's checkpoint {rel} is not among its files")
+        return [str(ctx.run_file(run["id"], p)) for p in inside]
 
     def show_image(file: str | None):
         """The uploaded image itself, so the person sees what they are predicting on (None if not an image)."""

@@ -132,7 +132,7 @@ schedule_app = typer.Typer(help="Scheduled re-training: add, list, remove.", no_
 
 
 def _client():
-    from core.prefect_setup import prefect_client
+    from core.prefect_api import prefect_client
     from core.settings import apply_prefect_env
 
     apply_prefect_env()

@@ -1,8 +1,16 @@
-"""Trainer plugin registry: framework name -> plugin package (timm ``_registry`` style).
+"""Trainer plugins: framework name -> plugin package, found through entry points.
 
-Adding a framework is one folder ``trainers/<name>/`` (``capabilities.json`` + ``train(spec, ctx)``)
-plus one line in ``_PLUGINS``. Nothing else in vtp branches on a framework's name: model matching,
-task defaults, image-size rules, metrics and override keys all come from the capabilities.
+A framework is any installed distribution that declares an entry point in the ``vtp.trainers``
+group whose value is its plugin package (``ultralytics = "trainers.ultralytics"``, or
+``toy = "vtp_toy"`` from a separate distribution). The package holds a ``capabilities.json`` and a
+``train(spec, ctx) -> TrainResult`` function (:class:`Trainer`, see :mod:`core.contracts`).
+Nothing else in vtp branches on a framework's name: model matching, task defaults, image-size rules,
+metrics and override keys all come from the capabilities.
+
+Discovery reads ``capabilities.json`` through importlib's resource reader without importing the
+plugin package (a trainer may import torch at module level); :func:`get_trainer` imports it.
+Discovery is cached per process; :func:`clear_cache` forgets it (after installing a plugin, or in
+tests that put one on ``sys.path``).
 """
 
 from __future__ import annotations
@@ -10,24 +18,33 @@ from __future__ import annotations
 import functools
 import importlib
 import importlib.metadata
+import importlib.resources
+import importlib.util
 import json
 import os
 import re
+import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Protocol
 
-_PLUGINS: dict[str, str] = {
-    "ultralytics": "trainers.ultralytics",
-    "timm": "trainers.timm",
-    "huggingface": "trainers.huggingface",
-}
-_HERE = Path(__file__).parent
+if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable
+
+ENTRY_POINT_GROUP = "vtp.trainers"
+CAPABILITIES_FILE = "capabilities.json"
+# Entry points carry no order (installers sort them by name), but order is policy: TrainSpec takes
+# a task's default model from the first framework that has one (detect -> yolo11n, not DETR). The
+# plugins vtp ships come first, in this order; every other plugin follows in discovery order.
+PREFERENCE = ("ultralytics", "timm", "huggingface")
 
 
 @dataclass(frozen=True)
 class ImageSizeRule:
+    """Square input sizes a framework accepts, in pixels."""
+
     default: int
     min: int
     max: int
@@ -36,6 +53,8 @@ class ImageSizeRule:
 
 @dataclass(frozen=True)
 class Capabilities:
+    """What one framework trains and accepts: the parsed ``capabilities.json`` of its plugin."""
+
     framework: str
     description: str
     tasks: tuple[str, ...]
@@ -113,19 +132,57 @@ def local_model_config(model: str) -> tuple[list[str], str | None]:
 
 
 class Trainer(Protocol):
+    """A plugin's ``train(spec: TrainSpec, ctx: TrainContext) -> TrainResult``."""
+
     def __call__(self, spec: Any, ctx: Any) -> Any: ...
 
 
+@functools.cache
+def _plugins() -> dict[str, str]:
+    """Framework name -> plugin package name, from the ``vtp.trainers`` entry points: the names in
+    :data:`PREFERENCE` first, then the others in discovery order (``sys.path`` order of the
+    distributions). When two distributions declare the same name, the first one found wins, as
+    with console scripts."""
+    found: dict[str, str] = {}
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        found.setdefault(ep.name, ep.value.split(":", 1)[0].strip())
+    rank = {name: i for i, name in enumerate(PREFERENCE)}
+    return dict(sorted(found.items(), key=lambda kv: rank.get(kv[0], len(rank))))  # stable: others keep their order
+
+
 def frameworks() -> list[str]:
-    return list(_PLUGINS)
+    """Names of the installed frameworks (entry points of the ``vtp.trainers`` group)."""
+    return list(_plugins())
+
+
+def plugin_package(framework: str) -> str:
+    """The plugin package of ``framework`` (``"trainers.timm"``); KeyError when it is not installed."""
+    return _plugins()[framework]
+
+
+def _package_files(package: str) -> Traversable:
+    """The resource folder of ``package`` without importing it (its parent packages are imported)."""
+    if package in sys.modules:
+        return importlib.resources.files(package)
+    spec = importlib.util.find_spec(package)
+    if spec is None or spec.loader is None:
+        raise ModuleNotFoundError(f"trainer plugin package {package!r} is declared but cannot be found", name=package)
+    get_reader = getattr(spec.loader, "get_resource_reader", None)
+    reader = get_reader(spec.name) if get_reader is not None else None
+    if reader is None or not hasattr(reader, "files"):
+        return importlib.resources.files(package)  # a loader without a reader: importing is the only way
+    return reader.files()
 
 
 @functools.cache
 def capabilities(framework: str) -> Capabilities:
-    if framework not in _PLUGINS:
+    """The parsed ``capabilities.json`` of ``framework``'s plugin package.
+
+    Raises KeyError when the framework is not installed, FileNotFoundError when the package has no
+    capabilities.json, and TypeError/ValueError when the file does not describe a :class:`Capabilities`."""
+    if framework not in _plugins():
         raise KeyError(framework)
-    module_dir = _HERE / _PLUGINS[framework].split(".", 1)[1]
-    raw = json.loads((module_dir / "capabilities.json").read_text())
+    raw = json.loads((_package_files(_plugins()[framework]) / CAPABILITIES_FILE).read_text(encoding="utf-8"))
     raw["image_size"] = ImageSizeRule(**raw["image_size"])
     for key in ("tasks", "model_families", "export"):
         raw[key] = tuple(raw[key])
@@ -133,12 +190,32 @@ def capabilities(framework: str) -> Capabilities:
 
 
 def all_capabilities() -> list[Capabilities]:
-    return [capabilities(f) for f in _PLUGINS]
+    """The capabilities of every installed framework, in :func:`frameworks` order."""
+    return [capabilities(f) for f in _plugins()]
+
+
+def plugin(framework: str) -> ModuleType:
+    """The framework's plugin package, imported (heavy imports happen only where it is used).
+
+    Besides ``train(spec, ctx)`` a plugin exposes, for the API and the export task:
+    ``CHECKPOINT`` (the published file or folder under ``checkpoints/``),
+    ``load_predictor(ckpt, *, name=None, device="cpu")``, ``predict_images(ckpt, images, **options)
+    -> list[dict]``, ``load_for_export(ckpt)`` and ``export_model(ckpt, fmt, image_size, out)``;
+    optionally ``preload()`` (warm launcher). KeyError when the framework is not installed."""
+    return importlib.import_module(_plugins()[framework])
 
 
 def get_trainer(framework: str) -> Trainer:
-    """Import the framework's plugin lazily (heavy imports happen only in the worker)."""
-    return importlib.import_module(_PLUGINS[framework]).train
+    """The framework's ``train`` (see :func:`plugin`). KeyError when the framework is not installed."""
+    return plugin(framework).train
+
+
+def clear_cache() -> None:
+    """Forget discovered plugins and their capabilities (after a plugin was installed or put on
+    ``sys.path`` in this process)."""
+    importlib.invalidate_caches()
+    _plugins.cache_clear()
+    capabilities.cache_clear()
 
 
 def _expand_pattern(caps: Capabilities) -> list[str]:

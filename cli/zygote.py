@@ -1,4 +1,4 @@
-"""A warm process that forks flow runs (the server side of :mod:`core.launch`).
+"""A warm process that forks flow runs (the server side of :mod:`cli.launch`).
 
 It imports prefect, the training flow, torch and the trainers once, then waits on a Unix socket.
 For each launcher that connects it forks a supervisor, which forks the flow-run process: that one
@@ -25,19 +25,32 @@ import threading
 import time
 from pathlib import Path
 
+from core.frameworks import frameworks, plugin_package
+
+# What every flow run needs, whatever it trains; each trainer plugin package is added from the
+# registry (core.frameworks), so a new framework is preloaded without a change here.
 PRELOAD = ("prefect.engine", "prefect.flow_engine", "prefect.deployments.steps", "flows.train",
-           "torch", "torchvision", "ultralytics", "trainers.ultralytics", "timm", "trainers.timm")
+           "torch", "torchvision")
 
 
-def preload(modules: tuple[str, ...] = PRELOAD) -> list[str]:
+def preload_modules() -> tuple[str, ...]:
+    """:data:`PRELOAD` followed by the plugin package of every installed framework."""
+    return PRELOAD + tuple(plugin_package(fw) for fw in frameworks())
+
+
+def preload(modules: tuple[str, ...] | None = None) -> list[str]:
+    """Import ``modules`` (default :func:`preload_modules`) once, in the zygote; returns those that
+    imported. A trainer plugin package may define ``preload()`` for its own heavy imports (its
+    framework library, after setting the environment that library reads at import): it is called
+    right after the package is imported. A module that fails only stays lazy (reported on stderr)."""
+    plugins = {plugin_package(fw) for fw in frameworks()}
     loaded = []
-    for name in modules:
+    for name in modules if modules is not None else preload_modules():
         try:
-            if name == "ultralytics":
-                from trainers.ultralytics import env
-
-                env.prepare()
-            importlib.import_module(name)
+            module = importlib.import_module(name)
+            warm = getattr(module, "preload", None) if name in plugins else None
+            if callable(warm):
+                warm()
             loaded.append(name)
         except Exception as e:  # noqa: BLE001 - a missing extra only makes that import lazy again
             print(f"zygote: could not preload {name}: {e}", file=sys.stderr)

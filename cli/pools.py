@@ -149,6 +149,14 @@ def pool_frameworks(prefect_file: Path = PROJECT_DIR / "prefect.yaml") -> list[s
     return list(dict.fromkeys(found))
 
 
+def deployments_for(frameworks: list[str], prefect_file: Path = PROJECT_DIR / "prefect.yaml") -> list[str]:
+    """Names of the deployments in prefect.yaml whose pool (``<framework>-{{ $VTP_TARGET }}``) belongs
+    to one of ``frameworks``, in file order: what `vtp up` deploys for the registered trainers."""
+    config = yaml.safe_load(prefect_file.read_text())
+    wanted = {f"{fw}-{{{{ $VTP_TARGET }}}}" for fw in frameworks}
+    return [d["name"] for d in config["deployments"] if d["work_pool"]["name"] in wanted]
+
+
 def ensure_pools(target: str, env: dict[str, str], frameworks: list[str] | None = None) -> list[str]:
     """Create or update the pool ``<framework>-<target>`` for each framework; returns the names.
 
@@ -157,7 +165,7 @@ def ensure_pools(target: str, env: dict[str, str], frameworks: list[str] | None 
     from prefect.client.schemas.actions import WorkPoolCreate, WorkPoolUpdate
     from prefect.exceptions import ObjectAlreadyExists
 
-    from core.prefect_setup import process_job_template
+    from cli.prefect_setup import process_job_template
 
     names = []
     with get_client(sync_client=True) as client:

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import httpx
 
-from core.prefect_setup import HEARTBEAT_S
+from cli.prefect_setup import HEARTBEAT_S
+from core.frameworks import frameworks
+from core.prefect_api import server_healthy
 from core.settings import Settings, prefect_env, ui_temp_dir
-from trainers.registry import frameworks
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
@@ -29,13 +30,6 @@ def _die_with_parent() -> None:
         import ctypes
 
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-def server_healthy(api_url: str, timeout: float = 5.0) -> bool:
-    try:
-        return httpx.get(f"{api_url}/health", timeout=timeout).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def _answers(url: str) -> int | None:
@@ -116,9 +110,9 @@ class Stack:
                 "or give this one another port with VTP_PREFECT_PORT=4300"
             )
         self.settings.prefect_home.mkdir(parents=True, exist_ok=True)
-        # Prefect's CLI with SQLite transactions begun IMMEDIATE (core/prefect_server.py: no
+        # Prefect's CLI with SQLite transactions begun IMMEDIATE (cli/prefect_server.py: no
         # "database is locked" on a busy machine)
-        proc = self._spawn("prefect-server", [sys.executable, "-m", "core.prefect_server", "server", "start",
+        proc = self._spawn("prefect-server", [sys.executable, "-m", "cli.prefect_server", "server", "start",
                                               "--host", "127.0.0.1", "--port", str(self.settings.prefect_port)])
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -130,15 +124,15 @@ class Stack:
         raise RuntimeError(f"the Prefect server did not answer within {timeout:.0f}s; see {self.log_dir}/prefect-server.log")
 
     def create_pools(self) -> list[str]:
-        from core.prefect_setup import ensure_process_pools
+        from cli.prefect_setup import ensure_process_pools
 
         return ensure_process_pools(self.settings)
 
     def deploy(self) -> None:
         # By name: prefect.yaml may list a framework whose trainer is not registered here (no pool).
-        names = [arg for fw in frameworks() for arg in ("--name", f"train-{fw}")]
-        if "ultralytics" in frameworks():
-            names += ["--name", "nightly-shapes-detect"]
+        from cli.pools import deployments_for
+
+        names = [arg for name in deployments_for(frameworks()) for arg in ("--name", name)]
         out = subprocess.run([sys.executable, "-m", "prefect", "--no-prompt", "deploy", *names],
                              env=self.env, cwd=PROJECT_DIR, capture_output=True, text=True, timeout=300)
         (self.log_dir / "deploy.log").write_text(out.stdout + out.stderr)
@@ -150,10 +144,10 @@ class Stack:
         return self.settings.home / "run" / "zygote.sock"
 
     def start_zygote(self) -> None:
-        """The warm process runs are forked from (see core.zygote); it loads in the background."""
+        """The warm process runs are forked from (see cli.zygote); it loads in the background."""
         self.zygote_socket.unlink(missing_ok=True)
         self.env["VTP_ZYGOTE_SOCKET"] = str(self.zygote_socket)
-        self._spawn("zygote", [sys.executable, "-m", "core.zygote", "--socket", str(self.zygote_socket)])
+        self._spawn("zygote", [sys.executable, "-m", "cli.zygote", "--socket", str(self.zygote_socket)])
 
     def wait_zygote(self, timeout: float = 120) -> bool:
         deadline = time.monotonic() + timeout
@@ -178,8 +172,8 @@ class Stack:
 
     def start_worker(self, fw: str) -> subprocess.Popen:
         pool = self.settings.pool_name(fw)
-        # Prefect's CLI, reporting each crash once (core/prefect_worker.py: no second retry for one kill)
-        return self._spawn(f"worker-{fw}", [sys.executable, "-m", "core.prefect_worker", "worker", "start",
+        # Prefect's CLI, reporting each crash once (cli/prefect_worker.py: no second retry for one kill)
+        return self._spawn(f"worker-{fw}", [sys.executable, "-m", "cli.prefect_worker", "worker", "start",
                                             "--pool", pool, "--type", "process", "--name", f"vtp-{pool}"])
 
     def prefect_auth_hint(self) -> str:
@@ -230,7 +224,7 @@ class Stack:
         if _answers(url) is not None:
             raise RuntimeError(f"something already answers at {url}: stop it, or give {what} another port with "
                                f"{port_hint}")
-        proc = self._spawn(name, [sys.executable, "-m", "core.cli", name])
+        proc = self._spawn(name, [sys.executable, "-m", "cli.main", name])
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if proc.poll() is not None:
@@ -305,7 +299,7 @@ class Stack:
         self.start_zygote()
         self.start_server()
         pools = self.create_pools()
-        from core.prefect_setup import (
+        from cli.prefect_setup import (
             ensure_crash_retry_automation,
             ensure_pool_slots,
             ensure_zombie_automation,

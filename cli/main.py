@@ -26,8 +26,8 @@ tokens_app = typer.Typer(help="API tokens: create (shown once), list, revoke.", 
 app.add_typer(tokens_app, name="tokens")
 cache_app = typer.Typer(help="The local dataset cache: what it holds, and evicting from it.", no_args_is_help=True)
 app.add_typer(cache_app, name="cache")
-from core.pools import pools_app  # noqa: E402 - sub-apps defined next to their code
-from core.schedules import schedule_app  # noqa: E402
+from cli.pools import pools_app  # noqa: E402 - sub-apps defined next to their code
+from cli.schedules import schedule_app  # noqa: E402
 
 app.add_typer(schedule_app, name="schedule")
 app.add_typer(pools_app, name="pools")
@@ -57,7 +57,7 @@ def parse_assignments(pairs: list[str]) -> dict[str, Any]:
 @app.command()
 def up() -> None:
     """Start the Prefect server, work pools, deployments and a worker per pool (embedded defaults)."""
-    from core.stack import Stack
+    from cli.stack import Stack
 
     settings = get_settings()
     settings.prefect_auth(create=True)  # before the environment is set: this process's clients send it too
@@ -121,9 +121,8 @@ def train(
 def _resume(run_id: str, changes: dict[str, Any], *, local: bool, verbose: bool, detach: bool) -> None:
     """``vtp train --resume RUN [epochs=N ...]``; see the option's help."""
     from core.spec import RUN_ID_RE, parse_spec
-    from core.submit import read_summary
     from tasks import resume
-    from tasks.storage import Storage
+    from tasks.storage import Storage, read_summary
 
     if not RUN_ID_RE.match(run_id):
         raise VtpError(f"{run_id!r} is not a run id: see `vtp runs`")
@@ -154,7 +153,7 @@ def _resume(run_id: str, changes: dict[str, Any], *, local: bool, verbose: bool,
 
         result = train_flow(spec, run_id=run_id, return_state=True)
         if not result.is_completed():
-            from core.submit import failure_message
+            from cli.submit import failure_message
 
             fail(f"run failed: {failure_message(result)}")
         return _print_summary(result.result())
@@ -163,8 +162,7 @@ def _resume(run_id: str, changes: dict[str, Any], *, local: bool, verbose: bool,
 
 def _run_spec(run_id: str, settings) -> dict[str, Any]:
     """The spec an unfinished run was started with, from its Prefect flow run(s)."""
-    from core.prefect_setup import prefect_client
-    from core.stack import server_healthy
+    from core.prefect_api import prefect_client, server_healthy
 
     if not server_healthy(settings.prefect_api_url):
         raise VtpError(f"no Prefect server at {settings.prefect_api_url}: start the stack with `vtp up`")
@@ -183,7 +181,7 @@ def _run_spec(run_id: str, settings) -> dict[str, Any]:
 
 
 def _train_local(spec, settings) -> None:
-    from core.stack import server_healthy
+    from core.prefect_api import server_healthy
 
     if not server_healthy(settings.prefect_api_url):
         os.environ.pop("PREFECT_API_URL", None)  # no server running: Prefect runs a temporary one
@@ -191,15 +189,19 @@ def _train_local(spec, settings) -> None:
 
     state = train_flow(spec, return_state=True)
     if not state.is_completed():
-        from core.submit import failure_message
+        from cli.submit import failure_message
 
         fail(f"run failed: {failure_message(state)}")
     _print_summary(state.result())
 
 
 def _train_deployment(spec, settings, *, verbose: bool, detach: bool, run_id: str | None = None) -> None:
-    from core.stack import server_healthy
-    from core.submit import failure_message, follow, read_summary, submit
+    """Submit and follow. With the vtp API up (and a token on this machine) the run goes through
+    the API like the web app's, so it is in the ledger from its first second; otherwise it goes
+    straight to Prefect and the API adopts it once it is up (api/ledger.py)."""
+    from cli.submit import failure_message, follow, submit, submit_via_api
+    from core.prefect_api import server_healthy
+    from tasks.storage import read_summary
 
     if not server_healthy(settings.prefect_api_url):
         raise VtpError(f"no Prefect server at {settings.prefect_api_url}: start the stack with `vtp up` "
@@ -208,10 +210,16 @@ def _train_deployment(spec, settings, *, verbose: bool, detach: bool, run_id: st
     from tasks.storage import Storage
 
     resolve(Storage(settings=settings), spec.dataset)  # an unknown dataset fails here, before submitting
-    flow_run_id = submit(spec, run_id=run_id)
-    run_id = run_id or str(flow_run_id)
-    typer.echo(f"submitted run {run_id} to train/train-{spec.framework} "
-               f"({spec.task}, {spec.model}, {spec.dataset}, {spec.epochs} epochs)")
+    submitted = submit_via_api(spec, settings, echo=typer.echo) if run_id is None else None
+    if submitted is not None:
+        run_id, flow_run_id = submitted["id"], submitted["prefect_flow_run_id"]
+        typer.echo(f"submitted run {submitted.get('name') or run_id} ({run_id}) through the vtp API to "
+                   f"train/train-{spec.framework} ({spec.task}, {spec.model}, {spec.dataset}, {spec.epochs} epochs)")
+    else:
+        flow_run_id = submit(spec, run_id=run_id)
+        run_id = run_id or str(flow_run_id)
+        typer.echo(f"submitted run {run_id} to train/train-{spec.framework} "
+                   f"({spec.task}, {spec.model}, {spec.dataset}, {spec.epochs} epochs)")
     ui = settings.prefect_api_url.removesuffix("/api")
     typer.echo(f"Prefect UI: {ui}/runs/flow-run/{flow_run_id}")
     if detach:
@@ -237,31 +245,19 @@ def _print_summary(summary: dict[str, Any]) -> None:
 @app.command()
 def runs(limit: Annotated[int, typer.Option(help="How many recent runs")] = 20,
          as_json: Annotated[bool, typer.Option("--json", help="One JSON object per run")] = False) -> None:
-    """Recent training runs with their state and main metric."""
-    from core.stack import server_healthy
-    from core.submit import read_summary, recent_runs
+    """Recent training runs with their state and main metric: the API's run list (the web app's,
+    every way a run was started) when the API answers, else the Prefect server's flow runs."""
+    from cli.submit import api_runs, prefect_runs
+    from core.prefect_api import server_healthy
 
     settings = get_settings()
     apply_prefect_env(settings)
-    if not server_healthy(settings.prefect_api_url):
-        fail(f"no Prefect server at {settings.prefect_api_url}: start it with `vtp up`")
-    rows = []
-    for fr in recent_runs(limit):
-        spec = (fr.parameters or {}).get("spec") or {}
-        # vtp's run id, the one the web app and the API show (runs submitted through the API pass it;
-        # a run started by `vtp train` or Python is known by its flow-run id), and where its files are
-        run_id = (fr.parameters or {}).get("run_id") or str(fr.id)
-        summary = read_summary(settings, run_id) if fr.state and fr.state.is_completed() else None
-        metric = summary["main_metric"] if summary else {}
-        rows.append({
-            "run_id": run_id, "flow_run_id": str(fr.id), "state": fr.state.name if fr.state else "?",
-            "model": spec.get("model"),
-            "dataset": spec.get("dataset"), "epochs": spec.get("epochs"),
-            "metric": metric.get("name"), "value": metric.get("value"),
-            "started": fr.start_time.isoformat(timespec="seconds") if fr.start_time else None,
-            "duration_s": round(fr.total_run_time.total_seconds(), 1) if fr.total_run_time else None,
-            "checkpoint": summary.get("checkpoint_uri") if summary else None,
-        })
+    rows = api_runs(settings, limit)
+    if rows is None:
+        if not server_healthy(settings.prefect_api_url):
+            fail(f"neither the vtp API at {settings.api_url} nor a Prefect server at {settings.prefect_api_url} "
+                 "answers: start them with `vtp up`")
+        rows = prefect_runs(settings, limit)
     if as_json:
         for row in rows:
             typer.echo(json.dumps(row))
@@ -271,11 +267,26 @@ def runs(limit: Annotated[int, typer.Option(help="How many recent runs")] = 20,
         return
     from core.metric_names import metric_name
 
-    typer.echo(f"{'RUN':<8}  {'STATE':<10} {'MODEL':<14} {'DATASET':<18} {'STARTED':<25} METRIC")
+    width = max([len("NAME"), *(len(r.get("name") or "") for r in rows)])
+    typer.echo(f"{'RUN':<8}  {'NAME':<{width}}  {'STATE':<10} {'MODEL':<14} {'DATASET':<18} {'STARTED':<25} METRIC")
     for r in rows:
         value = f"{metric_name(r['metric'])} {r['value']:.4f}" if r["value"] is not None else ""
-        typer.echo(f"{r['run_id'][:8]}  {r['state']:<10} {str(r['model']):<14} {str(r['dataset']):<18} "
-                   f"{str(r['started'] or '-'):<25} {value}")
+        typer.echo(f"{r['run_id'][:8]}  {r.get('name') or '-':<{width}}  {r['state']:<10} {str(r['model']):<14} "
+                   f"{str(r['dataset']):<18} {str(r['started'] or '-'):<25} {value}")
+
+
+@app.command("compare")
+def compare_cmd(
+    run_refs: Annotated[list[str], typer.Argument(metavar="RUN...", help="Two or more run ids (8+ characters) or names")],
+    lang: Annotated[str, typer.Option(help="en or ko")] = "en",
+) -> None:
+    """Runs side by side, and which is better on their shared main metric (through the vtp API)."""
+    from cli.submit import api_call
+
+    if len(run_refs) < 2:
+        fail("name two runs to compare: `vtp compare RUN RUN` (ids or names from `vtp runs`)")
+    body = api_call(get_settings(), "GET", "/api/compare", params={"runs": run_refs, "lang": lang})
+    typer.echo(body["markdown"])
 
 
 @app.command("ui")

@@ -1,4 +1,4 @@
-"""``python -m core.prefect_server server start ...``: Prefect's own CLI, with one change for the
+"""``python -m cli.prefect_server server start ...``: Prefect's own CLI, with one change for the
 SQLite database that ``vtp up`` uses by default: every transaction the server begins is
 ``BEGIN IMMEDIATE``.
 

@@ -1,7 +1,7 @@
 """Flow-run launcher for vtp's process pools (the pool's ``command``). Standard library only.
 
 The process worker starts this instead of ``python -m prefect.engine``. It hands its environment,
-working directory and standard streams to the warm process (:mod:`core.zygote`), which forks a
+working directory and standard streams to the warm process (:mod:`cli.zygote`), which forks a
 ready-imported copy of itself to run the flow, so a run starts in a fraction of a second instead of
 re-importing prefect, torch and the trainers. Signals are relayed to the run and its exit code
 becomes ours. Without a zygote (none started, or another machine) it becomes the plain engine.

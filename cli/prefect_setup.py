@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import sys
-from collections.abc import Iterator
 from typing import Any
 
-from core.settings import Settings, get_settings
-from trainers.registry import frameworks
+from core.frameworks import frameworks
+from core.prefect_api import prefect_api, prefect_client
+from core.settings import Settings
 
 
 def process_job_template() -> dict[str, Any]:
@@ -18,7 +17,7 @@ def process_job_template() -> dict[str, Any]:
 
     ``command`` and ``working_dir`` are not pool variables, so no deployment or flow run can set
     them through ``job_variables`` (a `command` there ran any program on the worker; a
-    `working_dir` holding a `core/launch.py` would run that, since `python -m` imports from the
+    `working_dir` holding a `cli/launch.py` would run that, since `python -m` imports from the
     current folder). Values given for them are ignored (issue 13, docs/security.md)."""
     from prefect.workers.process import ProcessWorker
 
@@ -27,53 +26,9 @@ def process_job_template() -> dict[str, Any]:
         template["variables"]["properties"].pop(name, None)
         if name in template["variables"].get("required", []):
             template["variables"]["required"].remove(name)
-    template["job_configuration"]["command"] = f"{sys.executable} -m core.launch"
+    template["job_configuration"]["command"] = f"{sys.executable} -m cli.launch"
     template["job_configuration"]["working_dir"] = None
     return template
-
-
-@contextlib.contextmanager
-def prefect_api(settings: Settings | None = None) -> Iterator[None]:
-    """Point this process's Prefect client at vtp's server, with its auth string, whenever prefect
-    was imported (prefect reads its settings once, at import)."""
-    from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
-
-    settings = settings or get_settings()
-    updates: dict[Any, Any] = {PREFECT_API_URL: settings.prefect_api_url}
-    auth = settings.prefect_auth()
-    if auth:
-        updates[PREFECT_API_AUTH_STRING] = auth
-    with temporary_settings(updates=updates):
-        yield
-
-
-@contextlib.contextmanager
-def running_stack_server(settings: Settings | None = None) -> Iterator[bool]:
-    """Around a flow called from Python (``train_flow({...})``): when no Prefect server was chosen
-    (PREFECT_API_URL unset in the current settings), this is no nested flow run, and vtp's own
-    server (VTP_PREFECT_API_URL, default the one `vtp up` starts) answers, use that server with
-    its auth string — the run then shows in the Prefect UI the user has open, instead of in a
-    temporary server of Prefect's own. Yields whether it did; otherwise changes nothing."""
-    from prefect.context import FlowRunContext
-    from prefect.settings import get_current_settings
-
-    from core.stack import server_healthy
-
-    settings = settings or get_settings()
-    if (get_current_settings().api.url or FlowRunContext.get() is not None
-            or not server_healthy(settings.prefect_api_url, timeout=2.0)):
-        yield False
-        return
-    with prefect_api(settings):
-        yield True
-
-
-@contextlib.contextmanager
-def prefect_client(settings: Settings | None = None) -> Iterator[Any]:
-    from prefect.client.orchestration import get_client
-
-    with prefect_api(settings), get_client(sync_client=True) as client:
-        yield client
 
 
 def ensure_process_pools(settings: Settings) -> list[str]:

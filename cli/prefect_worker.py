@@ -1,4 +1,4 @@
-"""``python -m core.prefect_worker worker start ...``: Prefect's own CLI, with one change to how a
+"""``python -m cli.prefect_worker worker start ...``: Prefect's own CLI, with one change to how a
 worker reports a crashed flow run: it does not report a crash that was already reported.
 
 Why: in Prefect 3.8 the process worker's run executor reports a flow run Crashed when its process
