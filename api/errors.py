@@ -151,5 +151,8 @@ def install_handlers(app: FastAPI) -> None:
 
 def _problem(p: Any) -> Any:
     if hasattr(p, "severity"):
-        return {"severity": p.severity, "file": p.file, "message": p.message}
+        out = {"severity": p.severity, "file": p.file, "message": p.message}
+        if getattr(p, "message_ko", None):
+            out["message_ko"] = p.message_ko  # the web app's Korean page shows this one
+        return out
     return str(p)

@@ -21,9 +21,6 @@ PLACEHOLDER_DATASET = "vtp-placeholder"
 DEFERRED = "\0"  # a note to be written once the final model is known
 SIZES = "nsmlx"
 _TASK_MISSING = "task is missing and no model was given"
-_GENERIC_OVERRIDES = {"timm": {"dropout": "drop_rate", "fliplr": "hflip"}, "ultralytics": {"drop_rate": "dropout"}}
-_ULTRA_OPTIMIZERS = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW", "nadam": "NAdam", "radam": "RAdam",
-                     "rmsprop": "RMSProp", "adamax": "Adamax", "auto": "auto"}
 
 
 def decide_intent(ex: Extraction, prev: dict[str, Any] | None) -> str:
@@ -251,14 +248,17 @@ def _map_overrides(spec: dict[str, Any], notes: list[str], lang: str) -> None:
         from core.spec import framework_of
 
         fw = framework_of(spec["model"])
-    if fw is None and spec.get("task") and spec["task"] != "classify":
-        fw = "ultralytics"
+    if fw is None and spec.get("task"):  # the framework TrainSpec itself picks for the task
+        try:
+            fw = TrainSpec.model_validate({"task": spec["task"], "dataset": PLACEHOLDER_DATASET}).framework
+        except ValidationError:
+            fw = None
     if fw not in registry.frameworks():
         return
     caps = registry.capabilities(fw)
     mapped: dict[str, Any] = {}
     for key, value in overrides.items():
-        own = _GENERIC_OVERRIDES.get(fw, {}).get(key, key)
+        own = caps.generic_overrides.get(key, key)
         kind = caps.overrides.get(own)
         if kind == "bool" and isinstance(value, (int, float)) and not isinstance(value, bool):
             value = bool(value)
@@ -267,7 +267,7 @@ def _map_overrides(spec: dict[str, Any], notes: list[str], lang: str) -> None:
         elif kind == "int" and isinstance(value, float) and value.is_integer():
             value = int(value)
         elif own == "optimizer" and isinstance(value, str):
-            value = _ULTRA_OPTIMIZERS.get(value.lower(), value) if fw == "ultralytics" else value.lower()
+            value = caps.optimizer_names.get(value.lower(), value if caps.optimizer_names else value.lower())
         mapped[own] = value
     spec["overrides"] = mapped
 

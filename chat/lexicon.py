@@ -27,11 +27,13 @@ TASK_FALSE_FRIENDS = r"(?:데이터(?:셋)?|검증|학습|train|val)\s*(?:셋\s*
 
 TASK_NAMES_KO = {"detect": "탐지", "segment": "분할", "classify": "분류", "pose": "자세 추정", "obb": "회전 박스 탐지"}
 
-FRAMEWORK_WORDS: tuple[tuple[str, str], ...] = (
-    ("ultralytics", r"\bultralytics\b|울트라리틱스"),
-    ("timm", r"\btimm\b|팀\s*라이브러리"),
-    ("huggingface", r"hugging\s*face|\bhf\b|transformers\b|허깅\s*페이스"),
-)
+
+
+def framework_words() -> tuple[tuple[str, str], ...]:
+    """(framework, how people name it) for each installed framework: its capabilities' ``words``."""
+    from core.frameworks import all_capabilities
+
+    return tuple((c.framework, c.words or re.escape(c.framework)) for c in all_capabilities())
 
 # YOLO sizes as words; 'small'/'large' count only next to a model word (see offline.SIZE_CONTEXT).
 SIZE_WORDS: dict[str, str] = {

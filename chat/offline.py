@@ -150,7 +150,7 @@ def _store_field(ex: Extraction, target: str, value: Any, raw: str, ctx: Context
         return True
     if target in ("task", "framework", "device"):
         if isinstance(value, (str, int)) and safe_token(str(value), 40):
-            words = L.TASK_WORDS if target == "task" else L.FRAMEWORK_WORDS if target == "framework" else ()
+            words = L.TASK_WORDS if target == "task" else L.framework_words() if target == "framework" else ()
             ex.fields[target] = next((name for name, p in words if re.search(p, str(value), IC)), str(value).lower())
         return True
     if target == "pretrained":
@@ -179,7 +179,7 @@ def _take_words(work: str, ex: Extraction) -> None:
                 ex.fields["task"] = task
                 break
     if "framework" not in ex.fields:
-        for framework, pattern in L.FRAMEWORK_WORDS:
+        for framework, pattern in L.framework_words():
             if re.search(pattern, low, IC):
                 ex.fields["framework"] = framework
                 break

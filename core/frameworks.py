@@ -73,6 +73,12 @@ class Capabilities:
     override_ranges: dict[str, dict[str, Any]] = field(default_factory=dict)
     task_patterns: dict[str, str] = field(default_factory=dict)  # task -> regex searched in the name; "" = else
     task_architectures: dict[str, str] = field(default_factory=dict)  # task -> regex on a local config.json's architectures
+    # what the chat knows of the framework: how people name it (a regex, matched case-insensitively),
+    # generic option names -> this framework's override keys ("dropout" -> timm's "drop_rate"), and
+    # optimizer names as this framework spells them ("adamw" -> "AdamW"; unlisted names are lower-cased)
+    words: str = ""
+    generic_overrides: dict[str, str] = field(default_factory=dict)
+    optimizer_names: dict[str, str] = field(default_factory=dict)
 
     def known_models(self) -> list[str]:
         """Every concrete model name this framework accepts (for did-you-mean suggestions)."""

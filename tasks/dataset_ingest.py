@@ -172,7 +172,8 @@ def renamed(error: DatasetError, names: dict[Path, str | Path], prefix: str = ""
     message = rename(str(error))
     if prefix and not message.startswith(prefix):
         message = f"{prefix}: {message}"
-    problems = [Problem(p.severity, rename(p.file), rename(p.message)) if isinstance(p, Problem) else rename(str(p))
+    problems = [Problem(p.severity, rename(p.file), rename(p.message), rename(p.message_ko) if p.message_ko else None)
+                if isinstance(p, Problem) else rename(str(p))
                 for p in error.problems]
     return DatasetError(message, problems)
 

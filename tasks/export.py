@@ -46,8 +46,10 @@ def load_for_export(framework: str, checkpoint: Path) -> tuple[Any, bool]:
 def export_checkpoint(framework: str, checkpoint: Path, fmt: str, image_size: int, out: Path) -> Path:
     """Write ``checkpoint`` as ``fmt`` (onnx, torchscript) for ``image_size``-pixel images to ``out``
     and return it; TrainerError when the format is unknown or the checkpoint cannot be exported."""
-    if fmt not in FORMATS:
-        raise TrainerError(f"format={fmt!r} is not an export format: use {' or '.join(FORMATS)}")
+    offered = frameworks.capabilities(framework).export if framework in frameworks.frameworks() else ()
+    if fmt not in FORMATS or fmt not in offered:
+        raise TrainerError(f"format={fmt!r} is not an export format of {framework}: use "
+                           f"{' or '.join(f for f in offered if f in FORMATS) or 'none (it exports nothing)'}")
     return plugin(framework).export_model(Path(checkpoint), fmt, image_size, Path(out))
 
 

@@ -64,7 +64,7 @@ def fetch_checkpoints(spec: TrainSpec, run_id: str, workdir: Path,
     """This run's last uploaded resumable checkpoint (it crashed before and is being retried), and
     the final checkpoint of the run it extends (``spec.extends``), each downloaded into the workdir."""
     storage = Storage(settings=settings)
-    point = resume.fetch(storage, run_id, workdir / "resume")
+    point = resume.fetch(storage, run_id, workdir / "resume") if _resumable(spec) else None
     if point is not None and point.epochs != spec.epochs:
         point = None  # the same run id with another spec: start over rather than mix the two
     init_from = resume.fetch_finished(storage, spec, workdir / "init") if spec.extends else None
@@ -80,8 +80,19 @@ def fetch_resume_before(spec: TrainSpec, run_id: str, epoch: int, workdir: Path,
     return point if point is not None and point.epochs == spec.epochs else None
 
 
+def _resumable(spec: TrainSpec) -> bool:
+    """The framework's capabilities say its trainer resumes mid-run (``"resume": true``)."""
+    from core.frameworks import capabilities
+
+    return bool(capabilities(spec.framework or "").resume) if spec.framework else False
+
+
 def resume_uploader(callbacks: Callbacks, run_id: str, workdir: Path, settings: Settings,
                     spec: TrainSpec, *, attempt: int = 1, fenced: Any = None) -> resume.ResumeUploader | None:
+    """Uploads resumable checkpoints as they are saved; None when the framework cannot resume
+    (its capabilities say so: a retry after a crash starts over) or checkpointing is off."""
+    if not _resumable(spec):
+        return None
     return resume.ResumeUploader.attach(callbacks, Storage(settings=settings), run_id, workdir / "resume-staging",
                                         settings.checkpoint_every, framework=spec.framework or "",
                                         attempt=attempt, fenced=fenced)

@@ -33,9 +33,19 @@ BACKOFF_S = (0.5, 8.0)  # first and longest wait before reopening a dropped sock
 class ApiError(RuntimeError):
     """A refused or failed request, with the API's own message (``detail``, ``problems``)."""
 
-    def __init__(self, status: int, message: str):
+    def __init__(self, status: int, message: str, problems: list[dict[str, Any]] | None = None):
         super().__init__(message)
         self.status = status
+        self.problems = problems or []  # the API's per-file findings (``message``, ``message_ko``)
+
+
+def _problems(resp: httpx.Response) -> list[dict[str, Any]]:
+    try:
+        body = resp.json()
+    except ValueError:
+        return []
+    found = body.get("problems") if isinstance(body, dict) else None
+    return [p for p in found or [] if isinstance(p, dict)]
 
 
 def _message(resp: httpx.Response) -> str:
@@ -142,7 +152,7 @@ class ApiClient:
         except httpx.HTTPError as e:
             raise ApiError(0, f"the vtp API at {self.base_url} did not answer ({e}): is `vtp up` running?") from e
         if resp.status_code >= 400:
-            raise ApiError(resp.status_code, _message(resp))
+            raise ApiError(resp.status_code, _message(resp), _problems(resp))
         if not raw and resp.headers.get("content-type", "").startswith("application/json"):
             return resp.json()
         return resp.content

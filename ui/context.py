@@ -32,6 +32,23 @@ class Ctx:
 def error_text(e: Exception, lang: str) -> str:
     """An error as Markdown that shows its text as it is: paths like ``images/<split>/`` are not
     read as HTML tags and dropped, and the API's "- file: problem" lines stay a list."""
+    if isinstance(e, ApiError) and lang == "ko" and any(p.get("message_ko") for p in e.problems):
+        return t("error", lang, msg=_problems_ko(e))
     raw = str(e) if isinstance(e, ApiError) else f"{type(e).__name__}: {e}"
     lines = [f"- {md_text(ln[2:])}" if ln.startswith("- ") else md_text(ln) for ln in raw.splitlines() if ln.strip()]
     return t("error", lang, msg="\n".join(lines))
+
+
+def _problems_ko(e: ApiError, limit: int = 10) -> str:
+    """A dataset refusal on the Korean page: a Korean headline and each file's finding in Korean
+    (the English one where the API has no Korean text)."""
+    errors = sum(p.get("severity") == "error" for p in e.problems)
+    lines = [f"데이터셋에 문제가 있습니다: 오류 {errors}건, 경고 {len(e.problems) - errors}건. 아래 파일을 고치거나 지운 뒤 "
+             "다시 올려 주세요."]
+    for p in e.problems[:limit]:
+        kind = "오류" if p.get("severity") == "error" else "경고"
+        where = md_text(p.get("file") or "—")
+        lines.append(f"- **{kind}** {where}: {md_text(p.get('message_ko') or p.get('message') or '')}")
+    if len(e.problems) > limit:
+        lines.append(f"- … {len(e.problems) - limit}건 더")
+    return "\n".join(lines)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from uuid import UUID
 
 import psutil
 import pytest
@@ -175,7 +177,6 @@ def test_hung_flow_run_is_crashed_with_where_it_hung(stack, tmp_path):
     the data loader; the watchdog marks the flow run Crashed with the reason and kills the process
     tree, so Prefect's crash-retry automation (for deployments) retries it from its checkpoint."""
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     from core.settings import get_settings
@@ -216,10 +217,11 @@ def test_hung_flow_run_is_crashed_with_where_it_hung(stack, tmp_path):
     for child in stopped:
         assert not child.is_running() or child.status() == psutil.STATUS_ZOMBIE, "a data-loader worker outlived it"
 
-    run_name = next(line for line in text.splitlines() if "Beginning flow run" in line).split("'")[1]
+    # by its id (the flow logs "run <id>: ..."): its name is the ledger's once the stack's API adopts it
+    flow_run_id = re.search(r"run ([0-9a-f-]{36}): ", text).group(1)
     with (temporary_settings(updates={PREFECT_API_URL: stack["PREFECT_API_URL"]}),
           get_client(sync_client=True) as client):
-        run = client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[run_name])))[0]
+        run = client.read_flow_run(UUID(flow_run_id))
     assert run.state.is_crashed(), run.state
     assert "hung" in run.state.message and "epoch" in run.state.message, run.state.message
 

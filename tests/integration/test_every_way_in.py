@@ -96,6 +96,8 @@ def test_every_way_in_lands_in_the_ledger(stack_env, tmp_path):
     with prefect_client(Settings()) as pc:
         deployment = pc.read_deployment_by_name("train/train-timm")
         flow_run = pc.create_flow_run_from_deployment(deployment.id, parameters={"spec": {**SPEC, "seed": 6}})
+        # a flow run whose spec does not validate is not adopted (it fails in the flow, and says why there)
+        bad = pc.create_flow_run_from_deployment(deployment.id, parameters={"spec": {**SPEC, "model": "resnet99x"}})
     started["prefect-ui"] = {"flow_run_id": str(flow_run.id)}
 
     try:
@@ -124,6 +126,13 @@ def test_every_way_in_lands_in_the_ledger(stack_env, tmp_path):
         assert run["epochs_done"] == 1, (way, run)
         # the same run, asked for by its name
         assert api.get(f"/api/runs/{run['name']}").json()["id"] == run["id"], way
+    assert _find(api, flow_run_id=str(bad.id)) is None
+    adopted = ended["prefect-ui"]
+    assert adopted["id"] == str(flow_run.id) and adopted["origin"] == "prefect"  # its run id is the flow-run id
+    points = api.get(f"/api/runs/{adopted['id']}/metrics").json()["points"]
+    assert {p["epoch"] for p in points} == {1}  # its epochs too, from the run's results.csv
+    with prefect_client(Settings()) as pc:  # and the Prefect UI shows the ledger's name
+        assert NAME.fullmatch(pc.read_flow_run(flow_run.id).name)
     names = [run["name"] for run in ended.values()]
     assert len(set(names)) == len(names), names  # one name each
     assert len({run["id"] for run in ended.values()}) == 6

@@ -48,7 +48,8 @@ def report_markdown(report: dict[str, Any], lang: str, limit: int = 30) -> str:
     lines = [verdict, ""]
     for p in (errors + warnings)[:limit]:
         kind = ("오류" if ko else "error") if p.get("severity") == "error" else ("경고" if ko else "warning")
-        lines.append(f"- **{kind}** `{str(p.get('file') or '—').replace('`', '')}`: {md_text(str(p.get('message') or ''))}")
+        text = (p.get("message_ko") if ko else None) or p.get("message") or ""
+        lines.append(f"- **{kind}** `{str(p.get('file') or '—').replace('`', '')}`: {md_text(str(text))}")
     if len(problems) > limit:
         lines.append(f"- … {len(problems) - limit} " + ("개 더" if ko else "more"))
     return "\n".join(lines)
