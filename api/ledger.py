@@ -66,7 +66,7 @@ OVERLAP = timedelta(minutes=2)
 # -- push -------------------------------------------------------------------------------------------
 
 
-def register(session: Session, *, body: RunRegister) -> tuple[Run, bool]:
+def register(session: Session, *, body: RunRegister, settings: Settings | None = None) -> tuple[Run, bool]:
     """Store a run reported by its flow; returns (run, created).
 
     A run id that exists already is not stored twice: a settled run, or one already in the reported
@@ -97,6 +97,7 @@ def register(session: Session, *, body: RunRegister) -> tuple[Run, bool]:
             if existing is None:
                 raise
             return existing, False
+        _load_points(session, run, settings)
         return run, True
     if existing.state in SETTLED_STATES or existing.state == body.state:
         return existing, False
@@ -106,7 +107,23 @@ def register(session: Session, *, body: RunRegister) -> tuple[Run, bool]:
             setattr(existing, key, value)
     existing.epochs_done = max(existing.epochs_done or 0, body.epochs_done)
     session.commit()
+    _load_points(session, existing, settings)
     return existing, False
+
+
+def _load_points(session: Session, run: Run, settings: Settings | None) -> None:
+    """A run that reports its end without having posted its epochs (no run token: it was adopted or
+    registered) gets them from its stored results.csv, as an adopted finished run does."""
+    if settings is None or run.state != "completed" or crud.list_metrics(session, run_id=run.id):
+        return
+    try:
+        epochs = prefect_runs.stored_epoch_metrics(run.id, settings)
+    except (StorageError, OSError) as e:
+        log.warning("epochs of run %s not read from storage (%s)", run.id, e)
+        return
+    for epoch, values in epochs.items():
+        crud.record_metrics(session, run_id=run.id, epoch=epoch, metrics=values, commit=False)
+    session.commit()
 
 
 # -- pull -------------------------------------------------------------------------------------------
@@ -266,7 +283,7 @@ def adopt_from_storage(session: Session, settings: Settings, *, skip: set[str] |
             continue
         try:
             body = RunRegister.model_validate(registration({**summary, "run_id": run_id}, summary["spec"]))
-            register(session, body=body)
+            register(session, body=body, settings=settings)
         except (ValidationError, SpecError, Unprocessable) as e:
             log.warning("run %s in storage is not adopted: %s", run_id, str(e).splitlines()[0][:200])
             skip.add(run_id)

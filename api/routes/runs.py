@@ -47,12 +47,12 @@ def create_run(body: RunCreate, response: Response, session: SessionDep, setting
              responses={200: {"model": RunOut, "description": "A run with this run_id exists: it is returned "
                                                              "(updated when it was still active)."},
                         422: {"description": "The spec names a bad value, or a value is out of bounds."}})
-def register_run(body: RunRegister, response: Response, session: SessionDep) -> RunOut:
+def register_run(body: RunRegister, response: Response, session: SessionDep, settings: SettingsDep) -> RunOut:
     """For flows that ran where the API's Prefect server cannot see them (`vtp train --local`, python
     `train_flow` without a stack): the flow reports the run when it ends, so it is in the ledger
     with its spec, state, metrics and checkpoint. Idempotent on `run_id`. Runs on the API's Prefect
     server need not call this: the API adopts them itself (api/ledger.py)."""
-    run, created = ledger.register(session, body=body)
+    run, created = ledger.register(session, body=body, settings=settings)
     if not created:
         response.status_code = 200
     return RunOut.model_validate(run)

@@ -270,3 +270,24 @@ def test_a_finished_run_that_never_reported_is_adopted_from_storage(db, settings
     assert skip == {"unfinished-run", "bad-spec-run"}
     assert ledger.adopt_from_storage(db, settings, skip=skip) == []  # nothing twice, nothing re-read
     assert db.query(Run).count() == 2
+
+
+def test_a_run_that_reports_its_end_by_register_gets_its_epochs(db, settings, tmp_path):
+    """An adopted run (no run token, so no epoch posts) that ends with a register call: its epochs come
+    from its results.csv, as for a run adopted after it finished (seen in the every-way-in test)."""
+    from api.schemas import RunRegister
+
+    run = crud.create_run(db, spec=SPEC, state="running", origin="prefect")
+    out = tmp_path / "out"
+    (out / "artifacts").mkdir(parents=True)
+    (out / "artifacts" / "results.csv").write_text("epoch, metrics/mAP50(B)\n1, 0.2\n2, 0.42\n")
+    upload_folder(Storage(settings=settings), out, "runs", run.id)
+    body = RunRegister(run_id=run.id, spec=SPEC, state="completed", final_metrics={"metrics/mAP50(B)": 0.42},
+                       epochs_done=2)
+    ledger.register(db, body=body, settings=settings)
+    db.refresh(run)
+    assert run.state == "completed" and run.final_metrics == {"metrics/mAP50(B)": 0.42}
+    points = {(p.epoch, p.name): p.value for p in crud.list_metrics(db, run_id=run.id)}
+    assert points == {(1, "metrics/mAP50(B)"): 0.2, (2, "metrics/mAP50(B)"): 0.42}
+    ledger.register(db, body=body, settings=settings)  # again: nothing twice
+    assert len(crud.list_metrics(db, run_id=run.id)) == 2
