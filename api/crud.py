@@ -4,7 +4,7 @@ never build queries themselves."""
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -88,14 +88,23 @@ def save_dataset(session: Session, *, record: DatasetRecord, report: dict[str, A
     return row
 
 
-def adopt_registry(session: Session, *, records: Mapping[str, DatasetRecord]) -> int:
-    """Rows for registry entries made outside the API (`vtp datasets add`, `vtp up`'s samples)."""
-    known = set(session.scalars(select(Dataset.name)))
+def adopt_registry(session: Session, *, records: Mapping[str, DatasetRecord],
+                   reports: Callable[[DatasetRecord], dict[str, Any] | None] | None = None) -> int:
+    """Rows for registry entries made outside the API (`vtp datasets add`, `vtp up`'s samples), and
+    rows brought up to a newer version imported outside the API (its report from ``reports``)."""
+    known = {row.name: row for row in session.scalars(select(Dataset))}
     added = 0
     for name, rec in records.items():
-        if name not in known:
+        row = known.get(name)
+        if row is None:
             session.add(Dataset(name=name, uri=rec.uri, format=rec.format, task=rec.task,
-                                classes=list(rec.classes), counts=dict(rec.counts)))
+                                classes=list(rec.classes), counts=dict(rec.counts),
+                                report=reports(rec) if reports else None))
+            added += 1
+        elif row.uri != rec.uri:  # a new version: the row describes the latest
+            row.uri, row.format, row.task = rec.uri, rec.format, rec.task
+            row.classes, row.counts = list(rec.classes), dict(rec.counts)
+            row.report = reports(rec) if reports else None
             added += 1
     if added:
         try:

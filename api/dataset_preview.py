@@ -7,11 +7,12 @@ thumbnail size, so a preview costs a few MB whatever the dataset holds."""
 
 from __future__ import annotations
 
+import functools
 import warnings
 from pathlib import Path
 from typing import Any
 
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 from core.dataset_layout import SPLITS, VAL_DIRS, find_data_yaml, is_image, read_data_yaml
 from core.settings import Settings
@@ -40,8 +41,21 @@ def _names(root: Path, classes: list[str]) -> list[str]:
         return classes
 
 
+@functools.lru_cache(maxsize=1)
+def _label_font() -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    """A font that draws the class names, Hangul included (PIL's default has no Hangul)."""
+    from core.fonts import find_cjk_font
+
+    found = find_cjk_font()
+    try:
+        return ImageFont.truetype(str(found[1]), 12) if found else ImageFont.load_default()
+    except OSError:
+        return ImageFont.load_default()
+
+
 def _draw_yolo(image: Image.Image, label: Path, names: list[str], task: str | None) -> str:
     draw = ImageDraw.Draw(image)
+    font = _label_font()
     w, h = image.size
     seen = []
     for line in label.read_text().splitlines() if label.exists() else []:
@@ -59,11 +73,11 @@ def _draw_yolo(image: Image.Image, label: Path, names: list[str], task: str | No
             for i in range(4, len(vals) - 2, 3):  # pose keypoints x y visibility
                 x, y = vals[i] * w, vals[i + 1] * h
                 draw.ellipse([x - 2, y - 2, x + 2, y + 2], fill=colour)
-            draw.text((box[0] + 2, box[1] + 1), name, fill=colour)
+            draw.text((box[0] + 2, box[1] + 1), name, fill=colour, font=font)
         else:  # segment polygon or obb corners
             pts = [(vals[i] * w, vals[i + 1] * h) for i in range(0, len(vals) - 1, 2)]
             draw.polygon(pts, outline=colour, width=2)
-            draw.text(pts[0], name, fill=colour)
+            draw.text(pts[0], name, fill=colour, font=font)
     return ", ".join(sorted(set(seen))) or "(no labels)"
 
 
@@ -117,6 +131,6 @@ def thumbnails(ref: str, *, settings: Settings, n: int = 8, classes: list[str] |
             continue
         draw: Any = ImageDraw.Draw(image)
         draw.rectangle([0, 0, THUMB, 16], fill=(0, 0, 0))
-        draw.text((4, 2), img.parent.name, fill=(255, 255, 0))
+        draw.text((4, 2), img.parent.name, fill=(255, 255, 0), font=_label_font())
         out.append((str(img.relative_to(root)), img.parent.name, image))
     return out

@@ -37,11 +37,17 @@ def upload_dir(settings: Settings) -> Path:
     return Path(tempfile.mkdtemp(prefix="upload-", dir=root))
 
 
-def check_new_name(session: Session, *, name: str, storage: Storage) -> None:
+def check_new_name(session: Session, *, name: str, storage: Storage, versioned: bool = False) -> None:
+    """A name for a new dataset. With ``versioned`` (an upload), the name of an imported dataset is
+    fine too: the upload becomes its next version. Conflict (409) otherwise."""
     if not dataset_store.NAME_RE.match(name):
         raise Unprocessable(f"name={name!r} is not allowed: use letters, digits, '.', '_' or '-' (at most 100)")
-    if crud.get_dataset_by_name(session, name=name) is not None or name in dataset_store.list_datasets(storage):
-        raise Conflict(f"a dataset named {name!r} exists already: choose another name")
+    existing = dataset_store.list_datasets(storage).get(name)
+    if versioned and existing is not None and existing.versions:
+        return
+    if crud.get_dataset_by_name(session, name=name) is not None or existing is not None:
+        more = "" if versioned else " (uploading an archive under an imported dataset's name makes a new version)"
+        raise Conflict(f"a dataset named {name!r} exists already: choose another name{more}")
 
 
 def check_task(task: str | None) -> str | None:
@@ -53,15 +59,21 @@ def check_task(task: str | None) -> str | None:
 
 
 def import_archive(session: Session, *, settings: Settings, name: str, archive: Path, task: str | None = None,
-                   project_id: int | None = None, filename: str | None = None) -> Dataset:
+                   project_id: int | None = None, filename: str | None = None) -> tuple[Dataset, bool]:
     """Ingest an uploaded archive; the archive and its extraction are removed afterwards. Problems
-    are reported against ``filename`` (the upload's own name) and paths inside the archive."""
+    are reported against ``filename`` (the upload's own name) and paths inside the archive. An
+    imported dataset's name takes the upload as its next version. Returns (the row, whether anything
+    was stored: False when the content equals an existing version's)."""
     storage = Storage(settings=settings)
-    check_new_name(session, name=name, storage=storage)
+    check_new_name(session, name=name, storage=storage, versioned=True)
     crud.check_project(session, project_id=project_id)
     record = ingest(name, str(archive), task=check_task(task), storage=storage, label=filename or archive.name)
+    if not getattr(record, "stored", True):  # the same content as an existing version: nothing to save
+        return crud.get_dataset_by_name(session, name=name) or _save(
+            session, storage=storage, record=record, report=_report(record, imported=True), project_id=project_id,
+            imported=False), False
     return _save(session, storage=storage, record=record, report=_report(record, imported=True),
-                 project_id=project_id, imported=True)
+                 project_id=project_id, imported=True), True
 
 
 def register_uri(session: Session, *, settings: Settings, name: str, uri: str, task: str | None = None,
@@ -114,16 +126,26 @@ def _save(session: Session, *, storage: Storage, record: dataset_store.DatasetRe
         return crud.save_dataset(session, record=record, report=report, project_id=project_id)
     except Exception:
         session.rollback()
-        log.error("dataset %s: database row not written; removing its registry entry again", record.name)
-        dataset_store.unregister(storage, record.name)
-        if imported:
-            storage.remove("datasets", record.name)
+        log.error("dataset %s: database row not written; removing what this request added again", record.name)
+        if imported and len(record.versions) > 1:  # a new version of an existing dataset: only it goes
+            dataset_store.drop_version(storage, record)
+        else:
+            dataset_store.unregister(storage, record.name)
+            if imported:
+                storage.remove("datasets", record.name)
         raise
+
+
+def registry(settings: Settings) -> dict[str, dataset_store.DatasetRecord]:
+    """The storage registry: every registered name and its versions."""
+    return dataset_store.list_datasets(Storage(settings=settings))
 
 
 def sync_registry(session: Session, *, settings: Settings) -> None:
     """Adopt registry entries made outside the API (CLI, `vtp up` samples) as database rows."""
-    crud.adopt_registry(session, records=dataset_store.list_datasets(Storage(settings=settings)))
+    storage = Storage(settings=settings)
+    crud.adopt_registry(session, records=dataset_store.list_datasets(storage),
+                        reports=lambda rec: dataset_store.read_report(storage, rec))
 
 
 def remove_upload(folder: Path) -> None:

@@ -103,6 +103,15 @@ class DatasetRegister(ApiIn):
     project_id: int | None = Field(default=None, ge=1, le=MAX_ID)
 
 
+class DatasetVersion(BaseModel):
+    version: int = Field(description="1 for the first import of the name, then 2, 3, ...")
+    hash: str | None = Field(description="First 12 hex digits of the sha256 of the version's files and their sums.")
+    uri: str
+    classes: list[str] = Field(default_factory=list)
+    counts: dict[str, Any] = Field(default_factory=dict, description="Images per split.")
+    created: float = Field(description="Unix time of the import, in seconds.")
+
+
 class DatasetOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -116,6 +125,9 @@ class DatasetOut(BaseModel):
     report: dict[str, Any] | None = Field(description="The validation report of the import, when vtp imported it.")
     project_id: int | None
     created: datetime
+    versions: list[DatasetVersion] = Field(
+        default_factory=list, description="Every imported version of the name, oldest first (from the storage "
+        "registry); `NAME@v<version>` pins one in a TrainSpec. Empty for a dataset registered where it is.")
 
 
 class DatasetList(Page):

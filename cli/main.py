@@ -31,6 +31,7 @@ from cli.schedules import schedule_app  # noqa: E402
 
 app.add_typer(schedule_app, name="schedule")
 app.add_typer(pools_app, name="pools")
+EPHEMERAL_STARTUP_S = 180  # --local without a server: how long Prefect may take to start its temporary one
 
 
 def fail(message: str, code: int = 1) -> None:
@@ -81,7 +82,9 @@ def up() -> None:
 @app.command(context_settings={"allow_extra_args": False})
 def train(
     assignments: Annotated[list[str] | None, typer.Argument(help="KEY=VALUE fields of the TrainSpec")] = None,
-    spec_file: Annotated[Path | None, typer.Option("--spec", help="A YAML/JSON TrainSpec; KEY=VALUE pairs override it")] = None,
+    spec_file: Annotated[Path | None, typer.Option(
+        "--spec", help="A YAML/JSON TrainSpec, or a run's summary.json (its spec, on the same dataset version); "
+                       "KEY=VALUE pairs override it")] = None,
     local: Annotated[bool, typer.Option("--local", help="Run the flow in this process (no worker needed)")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show every log line of the run")] = False,
     detach: Annotated[bool, typer.Option("--detach", help="Submit and return without following the run")] = False,
@@ -106,6 +109,7 @@ def train(
                 raise VtpError(f"cannot read {spec_file}: {e}") from None
             if not isinstance(data, dict):
                 raise VtpError(f"{spec_file} should hold a mapping of TrainSpec fields")
+            data = spec_of_summary(data, echo=typer.echo)
         data.update(parse_assignments(assignments or []))
         spec = parse_spec(data)
         settings = get_settings()
@@ -116,6 +120,21 @@ def train(
             _train_deployment(spec, settings, verbose=verbose, detach=detach)
     except VtpError as e:
         fail(str(e))
+
+
+def spec_of_summary(data: dict[str, Any], echo: Any = None) -> dict[str, Any]:  # noqa: ANN401 - typer.echo
+    """``data`` itself, or, when it is a run's ``summary.json``, the run's spec pinned to the exact
+    dataset version it trained on (``dataset.ref``, e.g. ``pets@v1``): `vtp train --spec summary.json`
+    trains the same thing on the same files."""
+    if not (isinstance(data.get("spec"), dict) and "run_id" in data):
+        return data
+    spec = dict(data["spec"])
+    ref = (data.get("dataset") or {}).get("ref")
+    if ref:
+        spec["dataset"] = ref
+    if echo:
+        echo(f"the spec of run {data['run_id']}, on dataset {spec.get('dataset')}")
+    return spec
 
 
 def _resume(run_id: str, changes: dict[str, Any], *, local: bool, verbose: bool, detach: bool) -> None:
@@ -185,9 +204,19 @@ def _train_local(spec, settings) -> None:
 
     if not server_healthy(settings.prefect_api_url):
         os.environ.pop("PREFECT_API_URL", None)  # no server running: Prefect runs a temporary one
+        # Prefect waits 20 s for it by default: too little on a busy machine (seen: a traceback after 40 s)
+        os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", str(EPHEMERAL_STARTUP_S))
+        typer.echo(f"no Prefect server at {settings.prefect_api_url}: starting a temporary one in this process "
+                   f"(waiting up to {os.environ['PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS']} s)")
     from flows.train import train_flow
 
-    state = train_flow(spec, return_state=True)
+    try:
+        state = train_flow(spec, return_state=True)
+    except RuntimeError as e:
+        if "ephemeral Prefect API server" not in str(e):
+            raise
+        fail(f"{e} The machine may be too busy: start the stack with `vtp up` and train without --local, or "
+             "raise PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS")
     if not state.is_completed():
         from cli.submit import failure_message
 
@@ -346,7 +375,43 @@ def datasets_list() -> None:
         typer.echo("no datasets yet: `vtp datasets sample shapes-detect` makes one")
     for rec in found.values():
         counts = " ".join(f"{k}={v}" for k, v in rec.counts.items())
-        typer.echo(f"{rec.name:<20} {str(rec.task):<9} {str(rec.format):<12} {counts:<20} {rec.uri}")
+        version = f"v{rec.version}" if rec.version else "-"
+        typer.echo(f"{rec.name:<20} {version:<5} {str(rec.task):<9} {str(rec.format):<12} {counts:<20} {rec.uri}")
+
+
+@datasets_app.command("show")
+def datasets_show(
+    ref: Annotated[str, typer.Argument(help="A dataset name (its latest version) or NAME@v2 / NAME@<hash prefix>")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the record, its versions and report as JSON")] = False,
+) -> None:
+    """A dataset's versions and the health report made when it was imported."""
+    from tasks.dataset_store import read_report, resolve
+    from tasks.storage import Storage
+    from tasks.validation import describe
+
+    storage = Storage()
+    try:
+        rec = resolve(storage, ref)
+        report = read_report(storage, rec)
+    except VtpError as e:
+        fail(str(e))
+    if as_json:
+        from dataclasses import asdict
+
+        typer.echo(json.dumps({**asdict(rec), "report": report}, indent=2, ensure_ascii=False))
+        return
+    _echo_dataset(rec)
+    for v in rec.versions:
+        mark = "*" if v.get("version") == rec.version else " "
+        counts = " ".join(f"{k}={n}" for k, n in (v.get("counts") or {}).items())
+        typer.echo(f" {mark} v{v.get('version')}  {v.get('hash') or '-':<12}  {_when(v.get('created') or 0)}  {counts}")
+    typer.echo(describe(report) if report else "  no health report (registered where it is, not imported)")
+
+
+def _echo_dataset(rec) -> None:
+    version = f", version v{rec.version} ({rec.hash})" if rec.version else ""
+    typer.echo(f"dataset {rec.name}: {rec.task}, {rec.format}, {len(rec.classes)} classes {rec.classes}, "
+               f"{rec.counts}{version} -> {rec.uri}")
 
 
 @datasets_app.command("sample")
@@ -371,15 +436,28 @@ def datasets_add(
     name: Annotated[str, typer.Argument(help="The name to register")],
     source: Annotated[str, typer.Argument(help="A local folder or archive (imported), or a storage URI (registered)")],
     task: Annotated[str | None, typer.Option(help="detect | segment | classify | pose | obb (guessed when omitted)")] = None,
+    val_fraction: Annotated[float | None, typer.Option(
+        "--val-fraction", min=0.01, max=0.99,
+        help="Share of train moved to a val split made for a dataset that has none (default 0.2)")] = None,
 ) -> None:
-    """Import a local dataset folder/archive into storage, or register a storage URI."""
+    """Import a local dataset folder/archive into storage (a new version when the name exists and the
+    content changed), or register a storage URI. Prints the health report."""
     from tasks.dataset_ingest import ingest
 
     try:
-        rec = ingest(name, source, task=task)
+        rec = ingest(name, source, task=task, val_fraction=val_fraction)
     except VtpError as e:
         fail(str(e))
-    typer.echo(f"dataset {rec.name}: {rec.task}, {rec.format}, classes {rec.classes}, {rec.counts} -> {rec.uri}")
+    from tasks.validation import describe
+
+    _echo_dataset(rec)
+    if not getattr(rec, "stored", True):
+        typer.echo(f"  same content as v{rec.version}: nothing new was stored")
+    elif len(rec.versions) > 1:
+        typer.echo(f"  new version v{rec.version}; runs pinned to an earlier one (e.g. dataset={rec.name}@v1) keep it")
+    report = getattr(rec, "report", None)
+    if report:
+        typer.echo(describe(report))
 
 
 @app.command("api")

@@ -149,17 +149,47 @@ class _NoAliasLoader(yaml.SafeLoader):
         return super().compose_node(parent, index)
 
 
-def load_yaml(path: Path) -> Any:  # noqa: ANN401 - whatever the YAML holds
+def decode_text(raw: bytes, where: Path | str) -> tuple[str, str | None]:
+    """``raw`` as text and the encoding it was read in when that was not UTF-8 (else None).
+
+    UTF-8 (with or without a byte-order mark) is tried first, then CP949 (what Korean Windows
+    Notepad writes as "ANSI"; strict, so most other encodings fail it), then charset-normalizer's
+    guess. Raises DatasetError naming
+    ``where`` when no encoding fits: never guessed silently into replacement characters."""
+    try:
+        return raw.decode("utf-8-sig"), None
+    except UnicodeDecodeError:
+        pass
+    try:  # Korean Windows' "ANSI" first: short files give a statistical detector too little to go on
+        return raw.decode("cp949"), "cp949"
+    except UnicodeDecodeError:
+        pass
+    from charset_normalizer import from_bytes
+
+    # without NUL bytes the text is not UTF-16/32, whatever a guess on a few bytes says
+    wide = ("utf_16", "utf_16_be", "utf_16_le", "utf_32", "utf_32_be", "utf_32_le")
+    best = from_bytes(raw, cp_exclusion=None if b"\x00" in raw else list(wide)).best()
+    if best is None or best.encoding is None:
+        raise DatasetError(f"{where} is not UTF-8 text and its encoding could not be recognised; re-save it as UTF-8")
+    return str(best), best.encoding
+
+
+def load_yaml(path: Path, notes: list[str] | None = None) -> Any:  # noqa: ANN401 - whatever the YAML holds
     """Read a dataset's YAML file: at most MAX_YAML_BYTES, no anchors or aliases, safe tags only.
-    Raises DatasetError (naming the file as given) when it is too large or not acceptable YAML,
-    OSError when it cannot be read."""
+    Text that is not UTF-8 is decoded by :func:`decode_text`, and ``notes`` (when given) gets a
+    sentence saying so. Raises DatasetError (naming the file as given) when it is too large, in no
+    recognisable encoding or not acceptable YAML, OSError when it cannot be read."""
     path = Path(path)
     with open(path, "rb") as f:
         raw = f.read(MAX_YAML_BYTES + 1)
     if len(raw) > MAX_YAML_BYTES:
         raise DatasetError(f"{path} is larger than {MAX_YAML_BYTES} bytes; a dataset yaml holds paths and class names only")
+    text, encoding = decode_text(raw, path)
+    if encoding and notes is not None:
+        notes.append(f"{path.name}: not UTF-8; read as {encoding} (as Windows Notepad saves 'ANSI' text): check "
+                     "the class names below, or re-save the file as UTF-8")
     try:
-        return yaml.load(raw.decode("utf-8-sig", errors="replace"), Loader=_NoAliasLoader)  # noqa: S506 - safe subclass
+        return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - safe subclass
     except yaml.YAMLError as e:
         raise DatasetError(f"{path} cannot be read as YAML ({e}); fix its syntax") from None
 
@@ -224,13 +254,13 @@ def read_data_yaml(root: Path, yaml_file: Path | None = None) -> DataYaml:
     if yaml_file is None:
         yaml_file = find_data_yaml(root) or root / YAML_NAMES[0]
     yaml_file = Path(yaml_file)
+    notes: list[str] = []
     try:
-        data = load_yaml(yaml_file)
+        data = load_yaml(yaml_file, notes)
     except OSError as e:
         raise DatasetError(f"{yaml_file} cannot be read as YAML ({e}); fix its syntax") from e
     if not isinstance(data, dict):
         raise DatasetError(f"{yaml_file} should be a mapping with train, val and names keys")
-    notes: list[str] = []
     if "download" in data:
         data.pop("download")
         notes.append(f"{yaml_file.name}: ignored its `download:` key (vtp never runs or fetches it)")

@@ -23,7 +23,8 @@ TASKS: tuple[str, ...] = ("detect", "segment", "classify", "pose", "obb")
 MAX_EPOCHS = 10_000
 MAX_BATCH = 4096
 DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?|\d+(,\d+)*)$")
-DATASET_RE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]{0,99}|(file|s3)://\S+)$")
+# a registered name, optionally pinned to a version (pets@v2, pets@3fa9c1), or a storage URI
+DATASET_RE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]{0,99}(@(v\d{1,6}|[0-9a-f]{4,64}))?|(file|s3)://\S+)$")
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")
 _TYPES = {"int": int, "float": (int, float), "bool": bool, "str": str}
 MAX_SEED = 2**32 - 1  # what numpy/torch seeding takes; Prefect's parameters must also stay within 64 bits
@@ -72,7 +73,8 @@ class TrainSpec(BaseModel):
     task: Task | None = Field(default=None, description="detect | segment | classify | pose | obb; inferred from the model.")
     framework: Framework | None = Field(default=None, description="Inferred from the model.")
     model: str | None = Field(default=None, description="The framework's own name: yolo11n, yolov8s-seg, resnet50, ...")
-    dataset: str = Field(description="A registered dataset name or a storage URI (file://..., s3://bucket/prefix).")
+    dataset: str = Field(description="A registered dataset name (its latest version), a name pinned to a version "
+                               "(pets@v1, or pets@<hash prefix>), or a storage URI (file://..., s3://bucket/prefix).")
     epochs: int = Field(default=10, description=f"1 to {MAX_EPOCHS}.")
     image_size: int | None = Field(default=None, description="Square input size in pixels; the framework's default when omitted.")
     batch_size: int = Field(default=16, description=f"1 to {MAX_BATCH}.")
@@ -152,7 +154,8 @@ class TrainSpec(BaseModel):
         if not DATASET_RE.match(v):
             raise ValueError(
                 f"dataset={v!r} is not a dataset name or storage URI: use a registered name "
-                "(letters, digits, '.', '_' or '-'; see `vtp datasets list`) or file://... / s3://bucket/prefix"
+                "(letters, digits, '.', '_' or '-'; see `vtp datasets list`), pinned to a version as NAME@v2, "
+                "or file://... / s3://bucket/prefix"
             )
         return v
 

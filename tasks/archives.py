@@ -6,7 +6,7 @@ than MAX_RATIO times its compressed size, or a whole archive that does. Nothing 
 ``dest``; on refusal ``dest`` is removed.
 
 Only dataset files are kept (:func:`keep_reason`): images, label and annotation text (.txt, .yaml,
-.yml, .json, .xml, .csv). Everything else is dropped, never written, and listed in ``dropped`` so
+.yml, .json, .xml, .csv, darknet's .names and obj.data). Everything else is dropped, never written, and listed in ``dropped`` so
 the import report can say so; pickle-bearing files (Ultralytics ``*.cache`` label caches, .pkl,
 .npy, .pt, ...) among them, since loading one runs code.
 """
@@ -26,11 +26,12 @@ MAX_BYTES = 20 * 1024**3
 MAX_RATIO = 200  # deflate reaches ~1000x only on degenerate data; photos and labels stay far below
 RATIO_FLOOR = 1024**2  # entries under 1 MiB are never bombs, whatever their ratio
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz")
-TEXT_SUFFIXES = frozenset({".txt", ".yaml", ".yml", ".json", ".xml", ".csv"})
+TEXT_SUFFIXES = frozenset({".txt", ".yaml", ".yml", ".json", ".xml", ".csv", ".names"})
+TEXT_NAMES = frozenset({"obj.data"})  # darknet / CVAT "YOLO 1.1": where the lists and names are
 PICKLE_SUFFIXES = frozenset({".cache", ".pkl", ".pickle", ".npy", ".npz", ".pt", ".pth", ".ckpt", ".bin",
                              ".joblib", ".safetensors", ".h5", ".onnx"})
 PICKLE_REASON = "may hold a pickle or model (loading it could run code); vtp never loads one from a dataset"
-OTHER_REASON = "not a dataset file (images, .txt/.yaml/.json/.xml/.csv annotations)"
+OTHER_REASON = "not a dataset file (images, .txt/.yaml/.json/.xml/.csv/.names annotations)"
 MACOS_REASON = "macOS metadata"
 
 
@@ -44,7 +45,7 @@ def keep_reason(rel: str) -> str | None:
     if "__MACOSX" in p.parts or p.name.startswith("._") or p.name == ".DS_Store":
         return MACOS_REASON
     suffix = p.suffix.lower()
-    if suffix in IMAGE_SUFFIXES or suffix in TEXT_SUFFIXES:
+    if suffix in IMAGE_SUFFIXES or suffix in TEXT_SUFFIXES or p.name.lower() in TEXT_NAMES:
         return None
     return PICKLE_REASON if suffix in PICKLE_SUFFIXES else OTHER_REASON
 
@@ -90,8 +91,30 @@ def extract(archive: Path, dest: Path, *, label: str | None = None, dropped: lis
     return entries[0] if len(entries) == 1 and entries[0].is_dir() else dest
 
 
-def _extract_zip(archive: Path, dest: Path, label: str, dropped: list[tuple[str, str]]) -> None:
+def name_encoding(archive: Path) -> str | None:
+    """The encoding of a zip's file names when they are not UTF-8, else None.
+
+    Zip tools on Windows write names in the system's code page (CP949 on Korean Windows) without the
+    UTF-8 flag; Python reads such names as CP437, which turns 고양이 into mojibake. The raw bytes are
+    decoded as UTF-8 when they are (macOS and Linux tools often omit the flag too), else their encoding
+    is recognised by charset-normalizer (:func:`core.dataset_layout.decode_text`)."""
+    from core.dataset_layout import decode_text
+
     with zipfile.ZipFile(archive) as zf:
+        raw = [i.filename.encode("cp437") for i in zf.infolist() if not i.flag_bits & 0x800 and not i.filename.isascii()]
+    if not raw:
+        return None
+    joined = b"\n".join(raw)
+    try:
+        joined.decode("utf-8")
+        return "utf-8"
+    except UnicodeDecodeError:
+        return decode_text(joined, archive.name)[1]
+
+
+def _extract_zip(archive: Path, dest: Path, label: str, dropped: list[tuple[str, str]]) -> None:
+    encoding = name_encoding(archive)
+    with zipfile.ZipFile(archive, metadata_encoding=encoding) as zf:
         infos = zf.infolist()
         _check_totals(label, len(infos), sum(i.file_size for i in infos), archive.stat().st_size)
         for info in infos:

@@ -262,7 +262,12 @@ class VersionInfo:
 
     @property
     def dataset(self) -> str:
-        return (self.uri or "?").rstrip("/").rsplit("/", 1)[-1]
+        """The dataset's name: the last segment of its URI, or the one before a version's hash
+        (``.../datasets/pets/3fa9c1d2e4b5`` -> ``pets``)."""
+        parts = (self.uri or "?").rstrip("/").rsplit("/", 3)
+        if len(parts) == 4 and parts[1] == "datasets" and re.fullmatch(r"[0-9a-f]{12}", parts[3]):
+            return parts[2]
+        return parts[-1]
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -60,11 +60,14 @@ from core.errors import DatasetError
 
 log = logging.getLogger("vtp")
 
+COCO_TASKS = ("detect", "segment", "pose")  # what a COCO dataset converts to
 TASK_FORMATS = {"detect": "yolo", "segment": "yolo", "pose": "yolo", "obb": "yolo", "classify": "imagefolder"}
 LAYOUTS = (
     "yolo: data.yaml (or data.yml) at the top, with images/<split>/*.jpg and labels/<split>/*.txt; "
     "coco: annotations/*.json (or *.json at the top) with images, annotations and categories; "
-    "imagefolder: train/<class>/*.jpg and val/<class>/*.jpg (valid/, validation/ or test/ also work as val)"
+    "imagefolder: train/<class>/*.jpg and val/<class>/*.jpg (valid/, validation/ or test/ also work as val); "
+    "Pascal VOC (Annotations/*.xml, JPEGImages/); CVAT YOLO 1.1 / darknet (obj.names, obj.data); "
+    "LabelMe (one .json per image); Label Studio (JSON export, or classes.txt with images/ and labels/)"
 )
 _EXPECTED = {
     "yolo": "a YOLO dataset (data.yaml with images/<split>/ and labels/<split>/) or a COCO dataset",
@@ -72,16 +75,22 @@ _EXPECTED = {
 }
 
 
-def _is_coco_json(p: Path) -> bool:
+def _read_json(p: Path) -> Any:  # noqa: ANN401 - whatever the file holds
+    """A JSON file's content (UTF-8, -16 or -32, as JSON allows), or None when it is not JSON."""
     try:
-        data = json.loads(p.read_text())
+        return json.loads(p.read_bytes())
     except (OSError, ValueError):
-        return False
+        return None
+
+
+def _is_coco_json(p: Path) -> bool:
+    data = _read_json(p)
     return isinstance(data, dict) and {"images", "annotations", "categories"} <= data.keys()
 
 
 def coco_jsons(root: Path) -> list[Path]:
-    """COCO instance files: annotations/*.json, *.json at the top, or <split>/_annotations.coco.json."""
+    """COCO annotation files: annotations/*.json, *.json at the top, or <split>/_annotations.coco.json
+    (Roboflow). Captions files (no categories) are not annotation files."""
     found = [*sorted((root / "annotations").glob("*.json")), *sorted(root.glob("*.json"))]
     found += sorted(root.glob("*/_annotations.coco.json"))
     return [p for p in dict.fromkeys(found) if _is_coco_json(p)]
@@ -104,6 +113,40 @@ def detect_format(root: Path) -> str:
         return "imagefolder"  # a missing or empty val/ is reported by validate and prepare_local
     seen = ", ".join(sorted(p.name + ("/" if p.is_dir() else "") for p in root.iterdir())[:12]) or "nothing"
     raise DatasetError(f"{root} is not a dataset layout vtp reads (it holds: {seen}). Accepted layouts: {LAYOUTS}")
+
+
+def normalize(root: Path, task: str | None, dest: Path, notes: list[str], *,
+              val_fraction: float | None = None) -> tuple[Path, str, str, dict[str, Any] | None]:
+    """The dataset at ``root`` in a layout the trainers read, and what was done to get there.
+
+    COCO is converted (:func:`coco_to_yolo`), and so are the exports :mod:`tasks.converters` knows
+    (Pascal VOC, CVAT YOLO 1.1 / darknet, LabelMe, Label Studio), into folders under ``dest``; a
+    dataset without a val (or test) split gets one (:func:`tasks.splits.auto_split`, ``val_fraction``
+    of train, default 0.2). ``root`` itself is never changed. Returns (folder, ``yolo`` or
+    ``imagefolder``, task, the automatic split's record or None); ``notes`` gets a sentence per
+    decision. Raises DatasetError for a folder in no layout vtp reads, or a broken export."""
+    from tasks import converters, splits
+
+    try:
+        fmt = detect_format(root)
+    except DatasetError:
+        foreign = converters.detect(root)
+        if foreign is None:
+            raise
+        task = task or "detect"
+        root, more = converters.convert(root, foreign, dest / "converted", task)
+        notes.extend(more)
+        fmt = "yolo"
+    if fmt == "coco":
+        task = task or coco_task(root)
+        root, fmt = coco_to_yolo(root, dest / "coco", task=task, notes=notes), "yolo"
+    split = None
+    if splits.needs_split(root, fmt):
+        fraction = splits.VAL_FRACTION if val_fraction is None else val_fraction
+        root, split = splits.auto_split(root, fmt, dest / "split", fraction)
+        notes.append(f"no validation split: made one from train ({split['val']} of {split['train'] + split['val']} "
+                     f"images, val_fraction {fraction}, seed {split['seed']}, stratified by {split['stratified_by']})")
+    return root, fmt, task or ("classify" if fmt == "imagefolder" else ""), split
 
 
 # --------------------------------------------------------------------------------------------- YOLO
@@ -231,17 +274,17 @@ def _prepare_imagefolder(root: Path, task: str, workdir: Path) -> DatasetInfo:
 def prepare_local(root: Path, task: str, workdir: Path) -> DatasetInfo:
     """Describe the local dataset at ``root`` for the trainers of ``task``; files go to ``workdir``.
 
-    COCO datasets are converted to YOLO under ``workdir/yolo`` first (detect and segment only).
+    COCO datasets are converted to YOLO under ``workdir/yolo`` first (detect, segment and pose).
     """
     if task not in TASK_FORMATS:
         raise DatasetError(f"task {task!r} is unknown: use one of {', '.join(TASK_FORMATS)}")
     root, workdir = Path(root).resolve(), Path(workdir).resolve()
     fmt = detect_format(root)
     expected = TASK_FORMATS[task]
-    if fmt == "coco" and task in ("detect", "segment"):
+    if fmt == "coco" and task in COCO_TASKS:
         root, fmt = coco_to_yolo(root, workdir / "yolo", task), "yolo"
     if fmt != expected:
-        others = [t for t, f in TASK_FORMATS.items() if f == fmt or (fmt == "coco" and t in ("detect", "segment"))]
+        others = [t for t, f in TASK_FORMATS.items() if f == fmt or (fmt == "coco" and t in COCO_TASKS)]
         raise DatasetError(
             f"task {task!r} needs {_EXPECTED[expected]}, but {root} is a {fmt} dataset: "
             f"use task {' or '.join(others)} with this dataset, or point {task} at {_EXPECTED[expected]}"
@@ -254,9 +297,69 @@ def prepare_local(root: Path, task: str, workdir: Path) -> DatasetInfo:
 # --------------------------------------------------------------------------------------------- COCO
 
 
+# COCO's own file-name prefixes: instances_train2017.json, person_keypoints_val2017.json, ...
+COCO_PREFIXES = ("instances_", "person_keypoints_", "keypoints_", "panoptic_", "stuff_", "captions_")
+
+
+def _split_token(p: Path) -> str:
+    """The split part of a COCO file's name: ``train2017`` for ``instances_train2017.json``,
+    ``valid`` for Roboflow's ``valid/_annotations.coco.json``."""
+    if p.name == "_annotations.coco.json":
+        return p.parent.name
+    stem = p.stem.lower()
+    return next((stem.removeprefix(pre) for pre in COCO_PREFIXES if stem.startswith(pre)), stem)
+
+
 def _split_name(p: Path) -> str:
-    stem = p.parent.name if p.name == "_annotations.coco.json" else p.stem.lower().removeprefix("instances_")
-    return split_of(stem) or stem
+    token = _split_token(p)
+    return split_of(token) or token
+
+
+def coco_kind(data: dict) -> str:
+    """``keypoints`` when the file's categories define keypoints (COCO's person_keypoints files),
+    else ``instances`` (boxes, polygons, masks)."""
+    cats = data.get("categories") or []
+    return "keypoints" if any(isinstance(c, dict) and c.get("keypoints") for c in cats) else "instances"
+
+
+def coco_task(root: Path) -> str:
+    """The task a COCO dataset's files are for when none is given: ``pose`` when every annotation
+    file defines keypoints, else ``detect``."""
+    files = coco_jsons(root)
+    kinds = {coco_kind(_read_json(f)) for f in files}
+    return "pose" if kinds == {"keypoints"} else "detect"
+
+
+def select_coco_files(src: Path, task: str) -> dict[str, Path]:
+    """split -> the one COCO file for it and ``task``.
+
+    Several files for one split (the official COCO download has instances_, person_keypoints_ and
+    captions_ files) are told apart by their kind: keypoint files for pose, the others for detect
+    and segment. Two candidates left for one split is an error that names both: vtp never picks one
+    silently. Raises DatasetError when there is no train or val file."""
+    files = coco_jsons(src)
+    groups: dict[str, list[Path]] = {}
+    for f in files:
+        groups.setdefault(_split_name(f), []).append(f)
+    want = "keypoints" if task == "pose" else "instances"
+    chosen: dict[str, Path] = {}
+    for split, candidates in groups.items():
+        if len(candidates) > 1:
+            candidates = [f for f in candidates if coco_kind(_read_json(f)) == want] or candidates
+        if len(candidates) > 1:
+            names = " and ".join(f.relative_to(src).as_posix() for f in candidates)
+            raise DatasetError(f"{src}: {len(candidates)} COCO files for the {split} split ({names}) and no rule to "
+                               "choose: keep one annotation file per split, or move the other out of the dataset")
+        chosen[split] = candidates[0]
+    if task == "pose" and not any(coco_kind(_read_json(f)) == "keypoints" for f in chosen.values()):
+        raise DatasetError(f"{src}: pose needs COCO keypoint annotations (person_keypoints_*.json, categories with "
+                           "`keypoints`); these files have none: use task detect or segment")
+    if not {"train", "val"} <= chosen.keys():
+        raise DatasetError(
+            f"{src}: COCO needs a train and a val JSON (e.g. annotations/instances_train.json and "
+            f"annotations/instances_val.json); found {', '.join(f.name for f in files) or 'none'}"
+        )
+    return {s: chosen[s] for s in SPLITS if s in chosen}
 
 
 def _polygon(seg: list, w: float, h: float) -> list[float] | None:
@@ -273,44 +376,112 @@ def _polygon(seg: list, w: float, h: float) -> list[float] | None:
     return [min(1.0, max(0.0, v / (w if i % 2 == 0 else h))) for i, v in enumerate(best)]
 
 
+def _rle_polygon(rle: dict, w: int, h: int) -> list[list[float]] | None:
+    """An RLE segmentation (COCO's compressed string or uncompressed list ``counts``) as a
+    list-of-polygons in pixels: the outer outline of each part of the mask (pycocotools decodes,
+    OpenCV traces). None when the mask is empty or its ``size`` is not the image's [h, w]."""
+    import cv2
+    import numpy as np
+    from pycocotools import mask as mask_utils
+
+    size, counts = rle.get("size"), rle.get("counts")
+    if not (isinstance(size, list) and len(size) == 2 and [int(v) for v in size] == [h, w]) or counts is None:
+        return None
+    try:
+        encoded = mask_utils.frPyObjects(rle, h, w) if isinstance(counts, list) else \
+            {"size": [h, w], "counts": counts.encode() if isinstance(counts, str) else counts}
+        mask = mask_utils.decode(encoded)
+    except (TypeError, ValueError):
+        return None
+    contours, _ = cv2.findContours(np.ascontiguousarray(mask.astype(np.uint8)), cv2.RETR_EXTERNAL,
+                                   cv2.CHAIN_APPROX_SIMPLE)
+    polygons = [c.reshape(-1).astype(float).tolist() for c in contours if len(c) >= 3]
+    return polygons or None
+
+
 def _find_image(src: Path, json_file: Path, split: str, file_name: str) -> Path | None:
-    """The image a COCO ``file_name`` names, searched inside ``src`` only (closed world)."""
-    for base in (src / "images" / split, src, json_file.parent, src / "images", src / split):
+    """The image a COCO ``file_name`` names, searched inside ``src`` only (closed world): next to the
+    file, under images/<split>/, a folder named like the file's split (``train2017/`` for
+    ``instances_train2017.json``) or any top folder that stands for the split (``valid/``)."""
+    token = _split_token(json_file)
+    bases = [src / "images" / split, src, json_file.parent, src / "images", src / split, src / token,
+             src / "images" / token]
+    bases += [d for d in sorted(src.iterdir()) if d.is_dir() and split_of(d.name) == split]
+    for base in dict.fromkeys(bases):
         p = within(src, file_name, base)
         if p is not None and p.is_file():
             return p
     return None
 
 
-def coco_to_yolo(src: Path, dest: Path, task: str = "detect") -> Path:
-    """Convert COCO instances JSON (one file per split) under ``src`` to a YOLO dataset in ``dest``.
+def _parent_categories(splits: dict[str, dict]) -> dict[int, str]:
+    """Categories that are only the parent of the others (Roboflow's project category: id 0, no
+    annotations, named as the ``supercategory`` of the real classes): id -> name."""
+    used = {a.get("category_id") for d in splits.values() for a in d["annotations"]}
+    cats = {int(c["id"]): c for d in splits.values() for c in d["categories"]}
+    parents = {str(c.get("supercategory")) for cid, c in cats.items() if str(c.get("supercategory")) != str(c["name"])}
+    return {cid: str(c["name"]) for cid, c in cats.items() if cid not in used and str(c["name"]) in parents}
 
-    Classes are the categories sorted by id, renumbered 0..N-1. Crowd annotations are skipped;
-    for ``segment``, RLE masks are skipped with a warning and multi-part objects keep their
-    largest polygon. Nothing is written when any image or box is wrong; the DatasetError lists
-    every problem.
-    """
-    if task not in ("detect", "segment"):
-        raise DatasetError(f"COCO converts to detect or segment datasets, not {task!r}")
+
+def _flip_idx(names: list[str]) -> list[int] | None:
+    """Each keypoint's mirror image under a horizontal flip, from left_/right_ names; None without names."""
+    if not names:
+        return None
+    index = {n: i for i, n in enumerate(names)}
+    swap = {"left": "right", "right": "left"}
+    out = []
+    for n in names:
+        other = next((n.replace(a, b, 1) for a, b in swap.items() if a in n), n)
+        out.append(index.get(other, index[n]))
+    return out
+
+
+def coco_to_yolo(src: Path, dest: Path, task: str = "detect", notes: list[str] | None = None) -> Path:
+    """Convert COCO annotation JSON (one file per split, :func:`select_coco_files`) under ``src`` to a
+    YOLO dataset in ``dest`` (images hard-linked or copied, labels normalized to 0..1).
+
+    Tasks: detect (boxes), segment (polygons) and pose (boxes and keypoints, ``kpt_shape: [K, 3]``).
+    Classes are the categories sorted by id, renumbered 0..N-1, without a parent category that owns
+    no annotations (Roboflow's project category). Crowd annotations are skipped; for ``segment``,
+    RLE masks (compressed or not) become their outline and multi-part objects keep their largest
+    polygon. ``notes`` gets a
+    sentence for each such decision. Nothing is written when any image or box is wrong; the
+    DatasetError lists every problem."""
+    if task not in ("detect", "segment", "pose"):
+        raise DatasetError(f"COCO converts to detect, segment or pose datasets, not {task!r}")
+    notes = notes if notes is not None else []
     src, dest = Path(src).resolve(), Path(dest)
-    files = coco_jsons(src)
-    by_split = {_split_name(f): f for f in files}
-    if not {"train", "val"} <= by_split.keys():
-        raise DatasetError(
-            f"{src}: COCO needs a train and a val JSON (e.g. annotations/instances_train.json and "
-            f"annotations/instances_val.json); found {', '.join(f.name for f in files) or 'none'}"
-        )
-    splits = {s: json.loads(by_split[s].read_text()) for s in SPLITS if s in by_split}
+    by_split = select_coco_files(src, task)
+    splits = {s: _read_json(f) for s, f in by_split.items()}
     if max(len(d["categories"]) for d in splits.values()) > MAX_CLASSES:
         raise DatasetError(f"{src}: more than {MAX_CLASSES} categories; vtp trains at most {MAX_CLASSES} classes")
+    if len(by_split) > 0:
+        notes.append("converted COCO to YOLO: " + ", ".join(f"{s} from {f.relative_to(src).as_posix()}"
+                                                             for s, f in by_split.items()))
+    parents = _parent_categories(splits)
+    for cid, name in parents.items():
+        notes.append(f"category {cid} {name!r} is the parent (supercategory) of the other categories and has no "
+                     "annotations: it is not a class")
     cats: dict[int, str] = {}
+    keypoints: dict[int, list[str]] = {}
     for s, d in splits.items():
         for c in d["categories"]:
+            if int(c["id"]) in parents:
+                continue
             if cats.setdefault(int(c["id"]), str(c["name"])) != str(c["name"]):
                 raise DatasetError(f"{by_split[s]}: category id {c['id']} is named differently across splits")
+            if c.get("keypoints"):
+                keypoints[int(c["id"])] = [str(k) for k in c["keypoints"]]
+    if task == "pose":
+        cats = {cid: name for cid, name in cats.items() if cid in keypoints}
+        shapes = {len(k) for k in keypoints.values()}
+        if len(shapes) != 1:
+            raise DatasetError(f"{src}: pose needs one number of keypoints for every category; found {sorted(shapes)}")
+    n_kpt = len(next(iter(keypoints.values()))) if task == "pose" else 0
     index = {cid: i for i, cid in enumerate(sorted(cats))}
     problems: list[str] = []
-    skipped_rle = 0
+    skipped = {"rle": 0, "crowd": 0, "other": 0}
+    converted_rle = 0
     plan: list[tuple[Path, Path, list[str]]] = []
     for split, d in splits.items():
         jf = by_split[split]
@@ -322,7 +493,8 @@ def coco_to_yolo(src: Path, dest: Path, task: str = "detect") -> Path:
             img = _find_image(src, jf, split, str(im["file_name"]))
             if img is None:  # one message for a missing file and a path outside: nothing outside is revealed
                 problems.append(f"{jf.name}: image {im['file_name']!r} (id {im['id']}) not found in the dataset "
-                                "(file_name must name a file inside the dataset folder)")
+                                "(looked next to the JSON file, in images/<split>/ and in a folder named like the "
+                                "split, e.g. train2017/; file_name must name a file inside the dataset folder)")
                 continue
             w, h = im.get("width"), im.get("height")
             if not w or not h:
@@ -333,9 +505,13 @@ def coco_to_yolo(src: Path, dest: Path, task: str = "detect") -> Path:
             lines: list[str] = []
             for a in anns.get(im["id"], []):
                 if a.get("iscrowd"):
+                    skipped["crowd"] += 1
                     continue
                 where = f"{jf.name}: annotation {a.get('id')} on {im['file_name']!r}"
                 if a.get("category_id") not in index:
+                    if task == "pose" and a.get("category_id") in cats.keys() | set(parents):
+                        skipped["other"] += 1
+                        continue
                     problems.append(f"{where}: category_id {a.get('category_id')} is not in categories")
                     continue
                 bbox = a.get("bbox")
@@ -348,26 +524,44 @@ def coco_to_yolo(src: Path, dest: Path, task: str = "detect") -> Path:
                     problems.append(f"{where}: bbox {bbox!r} lies outside the {w}x{h} image")
                     continue
                 cls = index[a["category_id"]]
+                box = [(x0 + x1) / 2 / w, (y0 + y1) / 2 / h, (x1 - x0) / w, (y1 - y0) / h]
                 if task == "detect":
-                    vals = [(x0 + x1) / 2 / w, (y0 + y1) / 2 / h, (x1 - x0) / w, (y1 - y0) / h]
+                    vals = box
+                elif task == "pose":
+                    kp = a.get("keypoints") or [0] * (3 * n_kpt)
+                    if not (isinstance(kp, list) and len(kp) == 3 * n_kpt):
+                        problems.append(f"{where}: {len(kp) if isinstance(kp, list) else kp!r} keypoint values; "
+                                        f"the category defines {n_kpt} keypoints (x, y, visibility each)")
+                        continue
+                    vals = box + [v / (w if i % 3 == 0 else h) if i % 3 != 2 else v for i, v in enumerate(kp)]
                 else:
                     seg = a.get("segmentation")
-                    if not isinstance(seg, list):
-                        skipped_rle += 1
-                        continue
-                    vals = _polygon(seg, w, h)
+                    if isinstance(seg, dict):  # an RLE mask: its largest outline
+                        seg = _rle_polygon(seg, int(w), int(h))
+                        if seg is None:
+                            skipped["rle"] += 1
+                            continue
+                        converted_rle += 1
+                    vals = _polygon(seg, w, h) if isinstance(seg, list) else None
                     if vals is None:
                         problems.append(f"{where}: segmentation has no polygon of 3 or more points")
                         continue
-                lines.append(" ".join([str(cls), *(f"{v:.6f}" for v in vals)]))
+                lines.append(" ".join([str(cls), *(f"{v:.6f}" if not isinstance(v, int) else str(v) for v in vals)]))
             plan.append((img, dest / "images" / split / name, lines))
     if problems:
         shown = "\n  ".join(problems[:50]) + (f"\n  ... and {len(problems) - 50} more" if len(problems) > 50 else "")
         raise DatasetError(
             f"COCO dataset {src} has {len(problems)} problem(s); fix them and convert again:\n  {shown}", problems
         )
-    if skipped_rle:
-        log.warning("%s: skipped %d RLE (mask) segmentations; only polygon segmentations convert", src, skipped_rle)
+    if converted_rle:
+        notes.append(f"converted {converted_rle} RLE mask(s) to polygons (each mask's largest outline)")
+    if skipped["rle"]:
+        notes.append(f"skipped {skipped['rle']} RLE mask(s) that are empty or do not match their image's size")
+        log.warning("%s: skipped %d RLE masks (empty, or not the image's size)", src, skipped["rle"])
+    if skipped["crowd"]:
+        notes.append(f"skipped {skipped['crowd']} crowd annotation(s) (iscrowd: 1), as COCO's own evaluation does")
+    if skipped["other"]:
+        notes.append(f"skipped {skipped['other']} annotation(s) of categories without keypoints (pose)")
     for img, out, lines in plan:
         out.parent.mkdir(parents=True, exist_ok=True)
         lbl = label_path(out)
@@ -379,6 +573,14 @@ def coco_to_yolo(src: Path, dest: Path, task: str = "detect") -> Path:
         except OSError:
             shutil.copy2(img, out)
         lbl.write_text("".join(f"{ln}\n" for ln in lines))
-    data = {"path": ".", **{s: f"images/{s}" for s in splits}, "names": {index[c]: cats[c] for c in sorted(cats)}}
-    (dest / "data.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    data: dict[str, Any] = {"path": ".", **{s: f"images/{s}" for s in splits},
+                            "names": {index[c]: cats[c] for c in sorted(cats)}}
+    if task == "pose":
+        names = next(iter(keypoints.values()))
+        data["kpt_shape"] = [n_kpt, 3]
+        flip = _flip_idx(names)
+        if flip:
+            data["flip_idx"] = flip
+        data["kpt_names"] = {0: names}
+    (dest / "data.yaml").write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
     return dest

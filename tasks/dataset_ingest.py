@@ -26,6 +26,7 @@ from tasks.storage import Storage
 
 log = logging.getLogger("vtp")
 MAX_DROPPED_LISTED = 200
+MAX_PROBLEMS_STORED = 500  # findings kept in a stored report (the counts say how many there were)
 
 
 def data_roots(settings: Settings) -> list[Path]:
@@ -122,15 +123,17 @@ def guess_task(root: Path, fmt: str) -> str:
 
 
 def ingest_folder(name: str, root: Path, *, task: str | None = None, storage: Storage | None = None,
-                  dropped: list[tuple[str, str]] | None = None, owned: bool = False) -> dataset_store.DatasetRecord:
+                  dropped: list[tuple[str, str]] | None = None, owned: bool = False,
+                  val_fraction: float | None = None) -> dataset_store.DatasetRecord:
     """Validate and import the dataset folder ``root``. Files that are not dataset files are left out
     (removed when ``owned``: an extraction vtp made) and listed, with ``dropped`` (what extraction
     left out already), in the record's ``report``."""
-    from tasks.dataset_formats import coco_to_yolo, detect_format
+    from tasks.dataset_formats import normalize
     from tasks.validation import validate
 
     storage = storage or Storage()
     dropped = list(dropped or [])
+    notes: list[str] = []
     with tempfile.TemporaryDirectory(prefix="vtp-ingest-") as tmp:
         original = root
         root, more = _only_dataset_files(root, Path(tmp), owned=owned)
@@ -139,10 +142,10 @@ def ingest_folder(name: str, root: Path, *, task: str | None = None, storage: St
             log.warning("dataset %s: left out %s: %s", name, rel, reason)
         names: dict[Path, str | Path] = {root: original} if root != original else {}
         try:
-            fmt = detect_format(root)
-            if fmt == "coco":
-                root = coco_to_yolo(root, Path(tmp) / "yolo", task=task or "detect")
-                fmt = "yolo"
+            before = root
+            root, fmt, task, split = normalize(root, task, Path(tmp), notes, val_fraction=val_fraction)
+            if root != before:
+                names.setdefault(root, original)
             task = task or guess_task(root, fmt)
             report = validate(root, task)
             report.raise_if_fatal()
@@ -150,10 +153,12 @@ def ingest_folder(name: str, root: Path, *, task: str | None = None, storage: St
             if root != original:
                 names[root] = original
             raise renamed(e, names) if names else e from None
-        record = dataset_store.import_folder(storage, name, root, format=fmt, task=task,
+        full = {**report.to_dict(), "validated": True, "notes": notes, "auto_split": split, **dropped_report(dropped)}
+        full["problems"] = full["problems"][:MAX_PROBLEMS_STORED]
+        record = dataset_store.import_folder(storage, name, root, format=fmt, task=task, report=full,
                                              classes=list(report.classes), counts=dict(report.counts))
-        # not a DatasetRecord field (the registry stays small): the API stores it as the import report
-        record.report = {**report.to_dict(), "validated": True, **dropped_report(dropped)}  # type: ignore[attr-defined]
+        # not a DatasetRecord field (the registry stays small): stored beside the version, and by the API
+        record.report = {**full, "version": record.version, "hash": record.hash}  # type: ignore[attr-defined]
         return record
 
 
@@ -179,7 +184,7 @@ def renamed(error: DatasetError, names: dict[Path, str | Path], prefix: str = ""
 
 
 def ingest(name: str, source: str, *, task: str | None = None, storage: Storage | None = None,
-           label: str | None = None) -> dataset_store.DatasetRecord:
+           label: str | None = None, val_fraction: float | None = None) -> dataset_store.DatasetRecord:
     """SOURCE: a local folder or archive (imported into storage) or a storage URI (registered).
 
     Problems found in an archive are reported as ``<label>: <path inside the archive> ...``;
@@ -202,7 +207,8 @@ def ingest(name: str, source: str, *, task: str | None = None, storage: Storage 
             dropped: list[tuple[str, str]] = []
             root = extract(path, dest, label=label, dropped=dropped)
             try:
-                return ingest_folder(name, root, task=task, storage=storage, dropped=dropped, owned=True)
+                return ingest_folder(name, root, task=task, storage=storage, dropped=dropped, owned=True,
+                                     val_fraction=val_fraction)
             except DatasetError as e:
                 error = renamed(e, {dest: ""})
                 inner = root.relative_to(dest).as_posix() if root != dest else ""
@@ -212,7 +218,7 @@ def ingest(name: str, source: str, *, task: str | None = None, storage: Storage 
                 raise renamed(error, {}, prefix=where) from None
     if not path.is_dir():
         raise DatasetError(f"{path} is neither a folder nor a .zip/.tar/.tar.gz/.tgz archive")
-    return ingest_folder(name, path, task=task, storage=storage)
+    return ingest_folder(name, path, task=task, storage=storage, val_fraction=val_fraction)
 
 
 def ingest_sample(sample: str, name: str | None = None, *, n_train: int = 24, n_val: int = 8,

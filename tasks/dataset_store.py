@@ -48,6 +48,12 @@ class CacheStats:
 
 @dataclass
 class DatasetRecord:
+    """A registered dataset. Imported datasets are versioned: ``versions`` lists every import of
+    the name (oldest first, each ``{version, hash, uri, format, task, classes, counts, created}``);
+    the top-level fields describe the version this record stands for (the latest, unless resolved
+    from ``NAME@vN`` or ``NAME@<hash prefix>``). ``hash`` is the first 12 hex digits of the sha256
+    of the version's manifest (every file's path and sha256), so equal content is one version."""
+
     name: str
     uri: str
     format: str | None = None
@@ -55,15 +61,51 @@ class DatasetRecord:
     classes: list[str] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
     created: float = field(default_factory=time.time)
+    version: int | None = None
+    hash: str | None = None
+    versions: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def ref(self) -> str:
+        """The name that pins this exact version (``pets@v2``), or the name when it has no versions."""
+        return f"{self.name}@v{self.version}" if self.version else self.name
 
 
 def is_uri(ref: str) -> bool:
     return "://" in ref
 
 
+VERSION_FIELDS = ("uri", "format", "task", "classes", "counts", "created", "version", "hash")
+REF_RE = re.compile(r"^(?P<name>[^@]+)@(?:v(?P<version>\d{1,6})|(?P<hash>[0-9a-f]{4,64}))$")
+
+
 def list_datasets(storage: Storage) -> dict[str, DatasetRecord]:
     raw = storage.read_json(*INDEX) or {}
-    return {name: DatasetRecord(**rec) for name, rec in raw.items()}
+    known = set(DatasetRecord.__dataclass_fields__)
+    return {name: DatasetRecord(**{k: v for k, v in rec.items() if k in known}) for name, rec in raw.items()}
+
+
+def pinned(record: DatasetRecord, selector: str) -> DatasetRecord:
+    """``record`` at the version ``selector`` names: ``v2`` or a prefix (4+ hex digits) of its hash.
+    Raises DatasetError listing the versions when none (or more than one) matches."""
+    m = REF_RE.match(f"{record.name}@{selector}")
+    if m is None:
+        raise DatasetError(f"{record.name}@{selector}: a version is v<number> or the first hex digits of its hash")
+    if m["version"]:
+        found = [v for v in record.versions if v.get("version") == int(m["version"])]
+    else:
+        found = [v for v in record.versions if str(v.get("hash") or "").startswith(m["hash"])]
+    if len(found) != 1:
+        listed = ", ".join(f"v{v['version']} ({v.get('hash') or 'no hash'})" for v in record.versions) or "none"
+        what = "matches more than one version" if found else "is not a version of it"
+        raise DatasetError(f"dataset {record.name!r}: {selector!r} {what}; its versions: {listed}")
+    return DatasetRecord(**{**asdict(record), **{k: found[0][k] for k in VERSION_FIELDS if k in found[0]}})
+
+
+def version_hash(manifest: dict[str, Any]) -> str:
+    """A dataset version's identity: sha256 of its files' paths and sha256 sums, first 12 hex digits."""
+    files = {rel: info["sha256"] for rel, info in manifest["files"].items()}
+    return hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def register(storage: Storage, record: DatasetRecord) -> DatasetRecord:
@@ -94,9 +136,12 @@ def resolve(storage: Storage, ref: str) -> DatasetRecord:
         check_data_root(ref, storage.settings)
         return DatasetRecord(name=ref.rstrip("/").rsplit("/", 1)[-1], uri=ref.rstrip("/"))
     datasets = list_datasets(storage)
-    if ref in datasets:
-        check_data_root(datasets[ref].uri, storage.settings)
-        return datasets[ref]
+    name, _, selector = ref.partition("@")
+    if name in datasets:
+        record = pinned(datasets[name], selector) if selector else datasets[name]
+        check_data_root(record.uri, storage.settings)
+        return record
+    ref = name
     from core.spec import suggest
 
     known = ", ".join(sorted(datasets)) or "none yet"
@@ -106,15 +151,61 @@ def resolve(storage: Storage, ref: str) -> DatasetRecord:
     )
 
 
-def import_folder(storage: Storage, name: str, local: Path, **meta: Any) -> DatasetRecord:
-    """Copy a local dataset folder into ``datasets/<name>/`` (manifest last) and register it."""
+def import_folder(storage: Storage, name: str, local: Path, *, report: dict[str, Any] | None = None,
+                  **meta: Any) -> DatasetRecord:
+    """Store a local dataset folder as a new version of ``name`` and register it.
+
+    A version is immutable: its files go to ``datasets/<name>/<hash>/`` (manifest last) and are never
+    written again. Content equal to an existing version's (same files, same bytes) is that version:
+    nothing is uploaded, and the returned record says which version it is. ``report`` (the import's
+    health report) is stored beside the version as ``datasets/<name>/<hash>.report.json``."""
     if not NAME_RE.match(name):
         raise DatasetError(f"dataset name {name!r} is not allowed: use letters, digits, '.', '_' or '-'")
     files = [p for p in local.rglob("*") if p.is_file() and not p.is_symlink()]
     if not files:
         raise DatasetError(f"{local} holds no files: point to a dataset folder (YOLO, ImageFolder or COCO)")
-    upload_folder(storage, local, "datasets", name, files=files)
-    return register(storage, DatasetRecord(name=name, uri=storage.uri("datasets", name), **meta))
+    manifest = build_manifest(local, files)
+    digest = version_hash(manifest)
+    existing = list_datasets(storage).get(name)
+    versions = list(existing.versions) if existing else []
+    if existing and not versions:  # registered before versions existed: its files are version 1
+        versions = [{**{k: getattr(existing, k) for k in VERSION_FIELDS}, "version": 1}]
+    same = next((v for v in versions if v.get("hash") == digest), None)
+    stored = same is None
+    if same is None:
+        upload_folder(storage, local, "datasets", name, digest, files=files)
+        if report is not None:
+            storage.write_json(report, "datasets", name, f"{digest}.report.json")
+        same = {"uri": storage.uri("datasets", name, digest), **meta, "created": time.time(),
+                "version": max((int(v.get("version") or 0) for v in versions), default=0) + 1, "hash": digest}
+        versions.append(same)
+    record = register(storage, DatasetRecord(name=name, **{k: same[k] for k in VERSION_FIELDS if k in same},
+                                             versions=versions))
+    record.stored = stored  # type: ignore[attr-defined] - False: the content was an existing version
+    return record
+
+
+def drop_version(storage: Storage, record: DatasetRecord) -> None:
+    """Undo the import of ``record``'s version (the newest): its files, its report and its entry;
+    the name points to the version before it again."""
+    versions = [v for v in record.versions if v.get("hash") != record.hash]
+    if record.hash:
+        storage.remove("datasets", record.name, record.hash)
+        with contextlib.suppress(FileNotFoundError):
+            storage.remove("datasets", record.name, f"{record.hash}.report.json")
+    if not versions:
+        unregister(storage, record.name)
+        return
+    register(storage, DatasetRecord(name=record.name, **{k: versions[-1][k] for k in VERSION_FIELDS if k in versions[-1]},
+                                    versions=versions))
+
+
+def read_report(storage: Storage, record: DatasetRecord) -> dict[str, Any] | None:
+    """The health report stored with ``record``'s version at import, or None (registered URIs,
+    versions imported before reports were stored)."""
+    if not record.hash:
+        return None
+    return storage.read_json("datasets", record.name, f"{record.hash}.report.json")
 
 
 def _remote_listing(storage: Storage, uri: str) -> tuple[Storage, dict[str, dict[str, Any]], bool]:
@@ -275,6 +366,6 @@ def _check_rel(rel: str) -> None:
 
 
 __all__ = [
-    "CacheStats", "DatasetRecord", "build_manifest", "download", "import_folder", "list_datasets",
-    "register", "resolve", "unregister",
+    "CacheStats", "DatasetRecord", "build_manifest", "download", "import_folder", "list_datasets", "pinned",
+    "read_report", "register", "resolve", "unregister", "version_hash",
 ]

@@ -44,14 +44,15 @@ def download_dataset(spec: TrainSpec, settings: Settings) -> tuple[Path, dataset
 @task(name="validate-dataset", cache_policy=NONE)
 def validate_dataset(local: Path, spec: TrainSpec, workdir: Path) -> tuple[DatasetInfo, dict[str, Any]]:
     """Check the dataset before any training; fatal problems stop the run with each file named."""
-    from tasks.dataset_formats import detect_format, prepare_local
+    from tasks.dataset_formats import normalize, prepare_local
     from tasks.validation import validate
 
-    fmt = detect_format(local)
-    if fmt == "coco":
-        from tasks.dataset_formats import coco_to_yolo
-
-        local = coco_to_yolo(local, workdir / "dataset-yolo", task=spec.task or "detect")
+    # a dataset registered where it is (a storage URI) may still be COCO, another tool's export or lack
+    # a val split: converted and split here as an import would (imported datasets pass through unchanged)
+    notes: list[str] = []
+    local, _, _, _ = normalize(local, spec.task, workdir / "dataset-normalized", notes)
+    for note in notes:
+        logging.getLogger("vtp").warning("dataset %s: %s", spec.dataset, note)
     report = validate(local, spec.task or "")
     report.raise_if_fatal()
     info = prepare_local(local, spec.task or "", workdir)
@@ -203,7 +204,9 @@ def make_summary(run_id: str, spec: TrainSpec, result: TrainResult, record: data
         "stopped_early": result.stopped_early,
         "pretrained_used": result.pretrained_used,
         "notes": result.notes,
-        "dataset": {"name": record.name, "uri": record.uri},
+        # the exact version trained on: `dataset=<ref>` trains on the same files again
+        "dataset": {"name": record.name, "uri": record.uri, "version": record.version, "hash": record.hash,
+                    "ref": record.ref if record.version else spec.dataset},
         "num_classes": len(record.classes or []) or None,
         "dataset_cache": asdict(stats),
         "run_uri": f"{storage_uri}/runs/{run_id}",

@@ -12,6 +12,7 @@ leads outside gets the same error whether or not the file it names exists.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -60,6 +61,9 @@ class ValidationReport:
     classes: list[str]
     counts: dict[str, int]
     problems: list[Problem] = field(default_factory=list)
+    # the health report (:func:`health`): per split images, labelled, background, unreadable, instances per
+    # class, image sizes and duplicates; train/val leakage; classes with no training instance
+    stats: dict = field(default_factory=dict)
 
     @property
     def fatal(self) -> bool:
@@ -97,10 +101,34 @@ class ValidationReport:
             )
 
 
+@dataclass
+class _SplitStats:
+    images: int = 0
+    unreadable: int = 0
+    labelled: int = 0  # images with at least one valid object (YOLO) or in a class folder (ImageFolder)
+    annotated: int = 0  # images whose label file has at least one row, valid or not (YOLO)
+    sizes: list[tuple[int, int]] = field(default_factory=list)
+    hashes: dict[str, list[str]] = field(default_factory=dict)  # sha256 of the file -> its names
+    instances: dict[int | str, int] = field(default_factory=dict)  # class id (YOLO) or name -> objects/images
+
+
 class _Collector:
     def __init__(self, root: Path):
         self.root = root
         self.problems: list[Problem] = []
+        self.splits: dict[str, _SplitStats] = {}
+        self.split = "train"  # the split being checked
+
+    @property
+    def stats(self) -> _SplitStats:
+        return self.splits.setdefault(self.split, _SplitStats())
+
+    def seen(self, p: Path, size: tuple[int, int]) -> None:
+        """A readable image of the current split: its size and content hash go into the health report."""
+        with open(p, "rb") as f:
+            digest = hashlib.file_digest(f, "sha256").hexdigest()
+        self.stats.sizes.append(size)
+        self.stats.hashes.setdefault(digest, []).append(self.name(p))
 
     def name(self, p: Path) -> str:
         try:
@@ -127,6 +155,14 @@ class _Collector:
 
 
 def check_image(p: Path, out: _Collector) -> bool:
+    out.stats.images += 1
+    if not _check_image(p, out):
+        out.stats.unreadable += 1
+        return False
+    return True
+
+
+def _check_image(p: Path, out: _Collector) -> bool:
     try:
         with warnings.catch_warnings():  # PIL's own bomb warning: the cap below decides
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -153,6 +189,7 @@ def check_image(p: Path, out: _Collector) -> bool:
             if f.read() != b"\xff\xd9":
                 out.warning(p, "JPEG has no end marker (truncated?); re-save it, or some readers will fail on it",
                             "JPEG 끝 표시가 없습니다(잘린 파일?): 다시 저장해 주세요. 일부 도구가 읽지 못합니다")
+    out.seen(p, (w, h))
     return True
 
 
@@ -179,7 +216,72 @@ def validate(root: Path, task: str) -> ValidationReport:
         _validate_yolo(root, task, out, report)
     else:
         _validate_imagefolder(root, task, out, report)
+    report.stats = health(out, report)
     return report
+
+
+def _size_summary(sizes: list[tuple[int, int]]) -> dict[str, list[int]]:
+    """min, median and max of width and height, in pixels, each taken on its own."""
+    if not sizes:
+        return {}
+    ws, hs = sorted(w for w, _ in sizes), sorted(h for _, h in sizes)
+    mid = len(sizes) // 2
+    return {"min": [ws[0], hs[0]], "median": [ws[mid], hs[mid]], "max": [ws[-1], hs[-1]]}
+
+
+def health(out: _Collector, report: ValidationReport) -> dict:
+    """The health report of a checked dataset, and the warnings it implies (added to ``out``).
+
+    Returns ``{"splits": {split: {images, labelled, background, unreadable, instances: {class: n},
+    image_size: {min, median, max: [w, h] px}, duplicates}}, "leakage": {count, examples: [[a, b]]},
+    "empty_classes": [names]}``. ``instances`` counts objects per class for YOLO tasks and images per
+    class folder for ImageFolder; ``background`` counts readable images without an object;
+    ``duplicates`` counts images whose bytes equal an earlier image's in the same split; leakage is
+    the same bytes in train and in val or test (the val metrics would overstate)."""
+    names = report.classes
+    yolo = report.format == "yolo"
+    splits: dict[str, dict] = {}
+    for split, st in out.splits.items():
+        if split not in report.counts:
+            continue
+        instances = {n: st.instances.get(i if yolo else n, 0) for i, n in enumerate(names)}
+        splits[split] = {
+            "images": st.images, "labelled": st.labelled, "unreadable": st.unreadable,
+            "background": max(0, st.images - st.unreadable - st.labelled),
+            "instances": instances, "image_size": _size_summary(st.sizes),
+            "duplicates": sum(len(v) - 1 for v in st.hashes.values()),
+        }
+        dup = [v for v in st.hashes.values() if len(v) > 1]
+        if dup:
+            n = sum(len(v) - 1 for v in dup)
+            out.warning(dup[0][0], f"{n} image(s) in {split} repeat another {split} image byte for byte "
+                                   f"(e.g. {dup[0][0]} = {dup[0][1]}); they weigh double in training",
+                        f"{split}의 이미지 {n}개가 같은 분할의 다른 이미지와 똑같습니다 (예: {dup[0][0]} = {dup[0][1]})")
+    train = out.splits.get("train")
+    leaks: list[list[str]] = []
+    if train is not None:
+        for split in ("val", "test"):
+            other = out.splits.get(split)
+            if other is None or split not in report.counts:
+                continue
+            for digest, files in other.hashes.items():
+                if digest in train.hashes:
+                    leaks.append([train.hashes[digest][0], files[0]])
+    if leaks:
+        out.warning(leaks[0][1], f"{len(leaks)} val/test image(s) are also in train (same bytes, e.g. {leaks[0][0]} = "
+                                 f"{leaks[0][1]}): the val metrics will overstate how well the model does on new "
+                                 "images; remove them from one split",
+                    f"검증/테스트 이미지 {len(leaks)}개가 학습 분할에도 있습니다 (예: {leaks[0][0]} = {leaks[0][1]}): "
+                    "검증 지표가 실제보다 좋게 나옵니다. 한쪽 분할에서 지워 주세요")
+    empty: list[str] = []
+    if "train" in splits and splits["train"]["images"] and (not yolo or out.splits["train"].annotated):
+        empty = [n for n, k in splits["train"]["instances"].items() if k == 0]
+        for n in empty[:MAX_LISTED]:
+            out.warning(report.format == "yolo" and "data.yaml" or "train", f"class {n!r} has no instance in train: "
+                        "the model cannot learn it; remove it from the class names or add labelled images",
+                        f"클래스 {n!r}의 학습 인스턴스가 없습니다: 모델이 배울 수 없습니다. 클래스 목록에서 빼거나 "
+                        "라벨이 있는 이미지를 넣어 주세요")
+    return {"splits": splits, "leakage": {"count": len(leaks), "examples": leaks[:MAX_LISTED]}, "empty_classes": empty}
 
 
 # --------------------------------------------------------------------------------------------- YOLO
@@ -220,6 +322,7 @@ def check_label_file(lbl: Path, task: str, nc: int, kpt: tuple[int, int] | None,
                   f"라벨 파일을 읽을 수 없습니다 ({e}): UTF-8 텍스트로 다시 저장해 주세요")
         return
     widths: set[str] = set()
+    objects = 0
     for n, line in enumerate(text.splitlines(), start=1):
         parts = line.split()
         if not parts:
@@ -244,6 +347,13 @@ def check_label_file(lbl: Path, task: str, nc: int, kpt: tuple[int, int] | None,
             out.error(where, "coordinates outside 0..1: labels must be normalized by the image width and height",
                       "좌표가 0..1 밖에 있습니다: 라벨은 이미지의 너비와 높이로 정규화되어야 합니다")
         widths.add("box" if len(parts) == 5 else "polygon")
+        if cls % 1 == 0 and 0 <= cls < nc:
+            out.stats.instances[int(cls)] = out.stats.instances.get(int(cls), 0) + 1
+            objects += 1
+    if objects:
+        out.stats.labelled += 1
+    if any(line.strip() for line in text.splitlines()):
+        out.stats.annotated += 1
     if task == "detect" and len(widths) == 2:
         out.error(lbl, "mixes box rows (5 values) and polygon rows; use one kind per file",
                   "박스 줄(값 5개)과 폴리곤 줄이 섞여 있습니다: 파일마다 한 가지만 써 주세요")
@@ -300,6 +410,7 @@ def _validate_yolo(root: Path, task: str, out: _Collector, report: ValidationRep
         out.error(layout.yaml_file, "names is empty: list the class names",
                   "names가 비어 있습니다: 클래스 이름을 적어 주세요")
     for split, entries in _split_entries(layout, root, out).items():
+        out.split = split
         images = [img for e in entries for img in list_images(e, root)]
         report.counts[split] = len(images)
         if not images and entries:
@@ -323,8 +434,12 @@ def _check_yolo_split(
                 check_label_file(lbl, task, nc, kpt, out)
         else:
             unlabeled.append(img)
-    out.warn_files(unlabeled, "no label file; trained as a background image (nothing to find)", "images have no label",
-                   "라벨 파일이 없어 배경 이미지(찾을 것이 없는 이미지)로 학습합니다", "라벨이 없는 이미지")
+    if images and not out.stats.annotated and (task != "pose" or kpt is not None):
+        _no_labelled_image(images, out)
+    else:
+        out.warn_files(unlabeled, "no label file; trained as a background image (nothing to find)",
+                       "images have no label", "라벨 파일이 없어 배경 이미지(찾을 것이 없는 이미지)로 학습합니다",
+                       "라벨이 없는 이미지")
     orphans: list[Path] = []
     for entry in entries:
         if entry.is_dir():
@@ -335,6 +450,36 @@ def _check_yolo_split(
                    "짝이 되는 이미지가 없는 라벨 파일이라 무시합니다", "이미지가 없는 라벨 파일")
 
 
+def _no_labelled_image(images: list[Path], out: _Collector) -> None:
+    """A split whose images have no object at all: an error (it would train or measure on nothing)
+    that says where YOLO looked and where label files with the images' names are."""
+    root, split = out.root, out.split
+    first = images[0]
+    stems = {img.stem for img in images}
+    found: dict[Path, int] = {}
+    for t in root.rglob("*.txt"):
+        if t.stem in stems:
+            found[t.parent] = found.get(t.parent, 0) + 1
+    where = max(found, key=lambda d: (d.name == first.parent.name, found[d])) if found else None  # labels/val for val
+    msg = (f"{split} split: none of its {len(images)} images has a labelled object. YOLO finds an image's labels by "
+           f"replacing /images/ with /labels/ in its path, so {out.name(first)} needs {out.name(label_path(first))}")
+    ko = (f"{split} 분할의 이미지 {len(images)}개 중 라벨이 있는 이미지가 하나도 없습니다. YOLO는 이미지 경로의 /images/를 "
+          f"/labels/로 바꿔 라벨을 찾으므로 {out.name(first)}에는 {out.name(label_path(first))}이(가) 필요합니다")
+    if where is not None and where != label_path(first).parent:
+        msg += f"; {out.name(where)}/ holds {found[where]} label files with the same names (stems) as these images"
+        ko += f". {out.name(where)}/에 이미지와 같은 이름의 라벨 파일이 {found[where]}개 있습니다"
+    capital = next((part for part in first.relative_to(root).parts[:-1] if part.lower() == "images" and part != "images"),
+                   None)
+    if capital:
+        msg += (f". The folder is named {capital!r} with a capital letter: rename {capital}/ to images/ "
+                "(lower-case) and import again")
+        ko += f". 폴더 이름이 대문자로 시작하는 {capital!r}입니다: {capital}/를 소문자 images/로 바꾸고 다시 가져오세요"
+    else:
+        msg += ": put each image's label file there (same name, .txt), or fix the split's entry in data.yaml"
+        ko += ": 각 이미지의 라벨 파일(같은 이름, .txt)을 그 위치에 두거나 data.yaml의 분할 항목을 고쳐 주세요"
+    out.error(out.name(first.parent), msg, ko)
+
+
 # -------------------------------------------------------------------------------------- ImageFolder
 
 
@@ -343,6 +488,7 @@ def _validate_imagefolder(root: Path, task: str, out: _Collector, report: Valida
     split_dirs = {"train": root / "train", "val": val}
     per_split: dict[str, set[str]] = {}
     for split, d in split_dirs.items():
+        out.split = split
         if d is None or not d.is_dir():
             out.error(split, f"missing {split}/ folder: add {split}/<class>/ folders of images",
                       f"{split}/ 폴더가 없습니다: 이미지가 든 {split}/<클래스>/ 폴더를 추가해 주세요")
@@ -360,7 +506,9 @@ def _validate_imagefolder(root: Path, task: str, out: _Collector, report: Valida
             classes.add(c.name)
             count += len(imgs)
             for img in imgs:
-                check_image(img, out)
+                if check_image(img, out):
+                    out.stats.instances[c.name] = out.stats.instances.get(c.name, 0) + 1
+                    out.stats.labelled += 1
         report.counts[split] = count
         per_split[split] = classes
         if count == 0:
@@ -378,3 +526,39 @@ def _validate_imagefolder(root: Path, task: str, out: _Collector, report: Valida
         for c in sorted(val_classes - train):
             out.error(f"{val.name}/{c}", f"class {c!r} is in {val.name}/ but not in train/: add train images or remove it",
                       f"클래스 {c!r}은(는) {val.name}/에는 있지만 train/에는 없습니다: 학습 이미지를 넣거나 지워 주세요")
+
+
+def describe(report: dict, *, limit: int = 30) -> str:
+    """A stored report (:meth:`ValidationReport.to_dict` with ``stats``, ``notes`` and ``dropped``) as
+    the lines `vtp datasets add` and `vtp datasets show` print: what vtp did, a table per split, image
+    sizes, leakage, and every error and warning (up to ``limit``)."""
+    lines: list[str] = [f"  note: {n}" for n in report.get("notes") or []]
+    stats = report.get("stats") or {}
+    splits = stats.get("splits") or {}
+    if splits:
+        lines.append(f"  {'split':<6} {'images':>6} {'labelled':>8} {'background':>10} {'unreadable':>10} {'dups':>5}"
+                     "  instances per class")
+        for split, st in splits.items():
+            inst = ", ".join(f"{k} {v}" for k, v in list(st["instances"].items())[:12])
+            more = len(st["instances"]) - 12
+            inst += f", ... {more} more" if more > 0 else ""
+            lines.append(f"  {split:<6} {st['images']:>6} {st['labelled']:>8} {st['background']:>10} "
+                         f"{st['unreadable']:>10} {st['duplicates']:>5}  {inst}")
+        sizes = [(s, st["image_size"]) for s, st in splits.items() if st.get("image_size")]
+        for split, size in sizes:
+            lines.append(f"  {split} image size (w x h px): median {size['median'][0]}x{size['median'][1]}, "
+                         f"min {size['min'][0]}x{size['min'][1]}, max {size['max'][0]}x{size['max'][1]}")
+    leakage = (stats.get("leakage") or {}).get("count")
+    if leakage:
+        lines.append(f"  leakage: {leakage} val/test image(s) are also in train (same bytes)")
+    if report.get("dropped_count"):
+        lines.append(f"  left out {report['dropped_count']} file(s) that are not dataset files "
+                     f"(e.g. {report['dropped'][0]['file']}: {report['dropped'][0]['reason']})")
+    problems = report.get("problems") or []
+    ordered = [p for p in problems if p["severity"] == "error"] + [p for p in problems if p["severity"] == "warning"]
+    for p in ordered[:limit]:
+        lines.append(f"  {p['severity']}: {p['file']}: {p['message']}")
+    if len(ordered) > limit:
+        lines.append(f"  ... and {len(ordered) - limit} more (vtp datasets show NAME --json lists them all)")
+    return "\n".join(lines)
+

@@ -54,6 +54,8 @@ STRINGS: dict[str, tuple[str, str]] = {  # key: (English, Korean)
     "sample": ("Sample", "예제"), "generate": ("Generate", "만들기"),
     "datasets": ("Datasets", "데이터셋 목록"), "report": ("Validation report", "검증 보고서"),
     "gallery": ("Samples with labels", "라벨이 그려진 샘플"),
+    "class_chart": ("Instances per class and split (objects; images for classification)",
+                    "클래스·분할별 인스턴스 수 (객체 수, 분류는 이미지 수)"),
     "need_name": ("Give the dataset a name.", "데이터셋 이름을 입력하세요."),
     "need_file": ("Choose an archive first.", "먼저 압축 파일을 고르세요."),
     "imported": ("Dataset **{name}** imported: {n} classes.", "데이터셋 **{name}**을(를) 가져왔습니다: 클래스 {n}개."),

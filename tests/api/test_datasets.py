@@ -22,10 +22,12 @@ def test_upload_zip_imports_validates_and_registers(client, auth, sample, tmp_pa
     assert ds["name"] == "shapes" and ds["task"] == "classify" and ds["format"] == "imagefolder"
     assert ds["classes"] == ["circle", "square", "triangle"] and ds["counts"] == {"train": 6, "val": 3}
     assert ds["report"]["fatal"] is False and ds["report"]["validated"] is True
-    assert ds["uri"] == f"{settings.storage_url}/datasets/shapes"
+    version = ds["report"]["hash"]
+    assert ds["uri"] == f"{settings.storage_url}/datasets/shapes/{version}"  # the version's own folder
+    assert [(v["version"], v["hash"], v["uri"]) for v in ds["versions"]] == [(1, version, ds["uri"])]
     registry = list_datasets(Storage(settings=settings))
     assert registry["shapes"].uri == ds["uri"]
-    stored = tree(settings.home / "storage" / "datasets" / "shapes")
+    stored = tree(settings.home / "storage" / "datasets" / "shapes" / version)
     assert "manifest.json" in stored and any(p.endswith(".jpg") for p in stored)
     assert client.get(f"/api/datasets/{ds['id']}", headers=auth).json() == ds
     assert not any((settings.home / "uploads").iterdir()), "the upload folder is cleaned up"
@@ -51,7 +53,16 @@ def test_list_adopts_datasets_registered_outside_the_api(client, auth, settings)
     ingest_sample("shapes-detect", n_train=3, n_val=2, image_size=64, storage=Storage(settings=settings))
     listed = client.get("/api/datasets", headers=auth).json()
     assert [d["name"] for d in listed["items"]] == ["shapes-detect"]
-    assert listed["items"][0]["task"] == "detect" and listed["items"][0]["report"] is None
+    item = listed["items"][0]
+    # the health report made at import is stored beside the version, so the API shows it too
+    assert item["task"] == "detect" and item["report"]["stats"]["splits"]["train"]["images"] == 3
+    assert [v["version"] for v in item["versions"]] == [1]
+
+    # a second import of changed content through the CLI's path: v2, and the API's row follows it
+    ingest_sample("shapes-detect", n_train=4, n_val=2, image_size=64, storage=Storage(settings=settings))
+    item = client.get("/api/datasets", headers=auth).json()["items"][0]
+    assert [v["version"] for v in item["versions"]] == [1, 2] and item["counts"] == {"train": 4, "val": 2}
+    assert item["uri"] == item["versions"][1]["uri"] != item["versions"][0]["uri"]
 
 
 def test_register_existing_uri(client, auth, sample, settings):
@@ -83,15 +94,27 @@ def test_register_empty_uri_is_refused(client, auth, tmp_path, settings):
     assert r.status_code == 422 and "holds no files" in r.json()["detail"]
 
 
-def test_duplicate_name_is_409_and_nothing_changes(client, auth, sample, tmp_path, settings):
-    assert upload(client, auth, "dup", zip_folder(sample, tmp_path / "a.zip")).status_code == 201
+def test_same_name_upload_is_a_version_and_a_uri_is_409(client, auth, sample, tmp_path, settings):
+    first = upload(client, auth, "dup", zip_folder(sample, tmp_path / "a.zip"))
+    assert first.status_code == 201
     before = list_datasets(Storage(settings=settings))["dup"]
-    again = upload(client, auth, "dup", zip_folder(sample, tmp_path / "b.zip"))
-    assert again.status_code == 409 and "exists already" in again.json()["detail"]
+    again = upload(client, auth, "dup", zip_folder(sample, tmp_path / "b.zip"))  # same content: v1 again
+    assert again.status_code == 200 and again.json()["id"] == first.json()["id"]
+    assert [v["version"] for v in again.json()["versions"]] == [1]
+    assert list_datasets(Storage(settings=settings))["dup"] == before
     settings.data_roots = str(sample.parent)
     uri = client.post("/api/datasets", json={"name": "dup", "uri": sample.as_uri()}, headers=auth)
-    assert uri.status_code == 409
+    assert uri.status_code == 409 and "new version" in uri.json()["detail"]
     assert list_datasets(Storage(settings=settings))["dup"] == before
+
+    extra = sorted(sample.rglob("*.jpg"))[0]
+    (extra.parent / f"more-{extra.name}").write_bytes(extra.read_bytes())
+    changed = upload(client, auth, "dup", zip_folder(sample, tmp_path / "c.zip"))
+    assert changed.status_code == 201, changed.text
+    out = changed.json()
+    assert out["id"] == first.json()["id"] and [v["version"] for v in out["versions"]] == [1, 2]
+    assert out["uri"] == out["versions"][1]["uri"] and out["report"]["version"] == 2
+    assert (settings.home / "storage" / "datasets" / "dup" / out["versions"][0]["hash"] / "manifest.json").is_file()
 
 
 def test_invalid_dataset_is_422_with_problems_and_not_registered(client, auth, tmp_path, settings):

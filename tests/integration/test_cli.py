@@ -115,7 +115,8 @@ def test_datasets_add_folder_archive_coco_uri_and_refusals(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "cocoset: detect, yolo" in out.stdout
 
-    storage_uri = (tmp_path / "home" / "storage" / "datasets" / "det").as_uri()
+    version = next(p for p in (tmp_path / "home" / "storage" / "datasets" / "det").iterdir() if p.is_dir())
+    storage_uri = version.as_uri()  # an imported version's folder, registered where it is
     out = vtp("datasets", "add", "det-again", storage_uri, env=env)
     assert out.returncode == 0, out.stderr
 

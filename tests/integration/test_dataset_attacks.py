@@ -53,7 +53,7 @@ def test_pickle_chain_and_escaping_lists_are_refused(stack_env, tmp_path):
     first = _upload(base, auth, "attack-a", _zip(sample, tmp_path / "a.zip",
                                                  {"labels/train.cache": payload, "labels/val.cache": payload}))
     assert first.status_code == 201, first.text
-    stored_a = settings.home / "storage" / "datasets" / "attack-a"
+    stored_a = next(p for p in (settings.home / "storage" / "datasets" / "attack-a").iterdir() if p.is_dir())
     assert _caches(stored_a) == {}
     assert {d["file"] for d in first.json()["report"]["dropped"]} == {"ds/labels/train.cache", "ds/labels/val.cache"}
 

@@ -109,7 +109,8 @@ def test_every_way_in_lands_in_the_ledger(stack_env, tmp_path):
             runs = [r for r in _all_runs(api) if r["spec"].get("seed") == 5 and r["state"] not in ("queued", "pending")]
             return min(runs, key=lambda r: r["created"]) if runs else None
 
-        started["schedule"] = {"run_id": wait_for(first_scheduled, timeout=300, every=2)["id"]}
+        # it starts when the pool has a slot: after some of the five above on a busy machine (seen: > 300 s)
+        started["schedule"] = {"run_id": wait_for(first_scheduled, timeout=900, every=2)["id"]}
         ended = {}
         for way, how in started.items():
             run = wait_for(lambda how=how: (r := _find(api, **how)) and r["state"] in TERMINAL and r, timeout=600, every=2)

@@ -116,16 +116,47 @@ def test_coco_to_yolo_lists_missing_images_and_bad_boxes(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_coco_to_yolo_skips_rle_with_a_warning(tmp_path, caplog):
+@pytest.mark.parametrize("compressed", [True, False], ids=["compressed-rle", "uncompressed-rle"])
+def test_coco_rle_masks_become_their_outline(tmp_path, caplog, compressed):
+    import numpy as np
+    from pycocotools import mask as mask_utils
+
     _, src = _coco_from_sample(tmp_path, "segment")
     doc = json.loads((src / "annotations/instances_train.json").read_text())
-    doc["annotations"][0]["segmentation"] = {"size": [SIZE, SIZE], "counts": "abc"}
+    first = doc["annotations"][0]
+    image = next(im for im in doc["images"] if im["id"] == first["image_id"])
+    h, w = image["height"], image["width"]
+    mask = np.zeros((h, w), dtype=np.uint8, order="F")
+    mask[10:30, 20:50] = 1  # rows 10..29, columns 20..49
+    if compressed:
+        rle = mask_utils.encode(mask)
+        first["segmentation"] = {"size": [h, w], "counts": rle["counts"].decode()}
+    else:  # COCO's uncompressed form: run lengths, column-major, starting with zeros
+        flat = mask.flatten(order="F")
+        runs, value, n = [], 0, 0
+        for v in flat:
+            if v == value:
+                n += 1
+            else:
+                runs.append(n)
+                value, n = v, 1
+        runs.append(n)
+        first["segmentation"] = {"size": [h, w], "counts": runs}
+    doc["annotations"][1]["segmentation"] = {"size": [h + 1, w], "counts": [5, 5]}  # not the image's size
     (src / "annotations/instances_train.json").write_text(json.dumps(doc))
+    notes: list[str] = []
     with caplog.at_level(logging.WARNING, logger="vtp"):
-        dest = coco_to_yolo(src, tmp_path / "out", "segment")
-    assert "RLE" in caplog.text
+        dest = coco_to_yolo(src, tmp_path / "out", "segment", notes=notes)
+    assert any("converted 1 RLE mask" in n for n in notes) and any("skipped 1 RLE" in n for n in notes)
     total = sum(len(_rows(p)) for p in (dest / "labels/train").glob("*.txt"))
     assert total == len(doc["annotations"]) - 1
+    label = dest / "labels/train" / Path(image["file_name"]).with_suffix(".txt").name
+    polys = [[float(v) for v in r[1:]] for r in _rows(label)]
+    xs = [p[0::2] for p in polys]
+    ys = [p[1::2] for p in polys]
+    outline = next(i for i, (x, y) in enumerate(zip(xs, ys, strict=True))
+                   if abs(min(x) * w - 20) < 1e-3 and abs(max(x) * w - 49) < 1e-3)
+    assert min(ys[outline]) * h == pytest.approx(10, abs=1e-3) and max(ys[outline]) * h == pytest.approx(29, abs=1e-3)
 
 
 def test_coco_to_yolo_needs_train_and_val(tmp_path):

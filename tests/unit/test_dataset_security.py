@@ -83,7 +83,7 @@ def test_archive_import_drops_pickles_and_other_files_and_reports_them(tmp_path)
     })
     settings = Settings(home=tmp_path / "home")
     record = ingest("d", str(archive), storage=Storage(settings=settings), label="d.zip")
-    stored = _tree(settings.home / "storage" / "datasets" / "d")
+    stored = _tree(settings.home / "storage" / "datasets" / "d" / record.hash)
     assert not any(n.endswith((".cache", ".pt", ".pkl", ".npy", ".sh")) for n in stored), stored
     assert any(n.startswith("images/train/") for n in stored) and "data.yaml" in stored
     dropped = {d["file"]: d["reason"] for d in record.report["dropped"]}

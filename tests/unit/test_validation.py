@@ -121,9 +121,22 @@ def test_backgrounds_and_orphan_labels_are_warnings(detect):
 
 def test_many_backgrounds_become_one_warning(tmp_path):
     root = make_sample("shapes-detect", tmp_path / "ds", n_train=30, n_val=2)
+    for label in sorted((root / "labels/train").glob("*.txt"))[1:]:
+        label.unlink()
+    report = validate(root, "detect")
+    assert not report.fatal
+    warnings = [p for p in report.problems if "have no label" in p.message]
+    assert len(warnings) == 1 and "29 images have no label" in warnings[0].message
+    assert report.stats["splits"]["train"]["background"] == 29 and report.stats["splits"]["train"]["labelled"] == 1
+
+
+def test_a_split_without_any_label_is_refused_and_says_where_yolo_looked(tmp_path):
+    root = make_sample("shapes-detect", tmp_path / "ds", n_train=6, n_val=2)
     shutil.rmtree(root / "labels/train")
-    warnings = [p for p in validate(root, "detect").problems if p.severity == "warning"]
-    assert len(warnings) == 1 and "30 images have no label" in warnings[0].message
+    report = validate(root, "detect")
+    error = next(p for p in report.errors if "train split" in p.message)
+    assert "none of its 6 images has a labelled object" in error.message
+    assert "labels/train/" in error.message and error.message_ko
 
 
 def test_download_key_is_a_warning(detect):
@@ -180,13 +193,16 @@ def test_report_summary_to_dict_and_raise(detect):
     report = validate(detect, "detect")
     assert len(report.errors) == 60
     text = report.summary()
-    assert "60 error(s)" in text and "... and 10 more" in text and "labels/train/train_0000.txt:1" in text
+    assert "60 error(s)" in text and "labels/train/train_0000.txt:1" in text
+    # no valid object is left in train: every class is reported as one the model cannot learn
+    assert "3 warning(s)" in text and "... and 13 more" in text
+    assert report.stats["empty_classes"] == report.classes
     d = report.to_dict()
     assert d["fatal"] is True and d["format"] == "yolo" and d["counts"] == {"train": 6, "val": 3}
     assert d["problems"][0]["severity"] == "error"
     with pytest.raises(DatasetError) as e:
         report.raise_if_fatal()
-    assert "fix the files named below" in str(e.value) and len(e.value.problems) == 60
+    assert "fix the files named below" in str(e.value) and len(e.value.problems) == 63
     assert isinstance(e.value.problems[0], Problem)
 
 

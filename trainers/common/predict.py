@@ -30,11 +30,12 @@ class ImagePrediction(TypedDict):
 Predictor = Callable[..., list[ImagePrediction]]
 
 
-def open_rgb(image: Any) -> Any:
-    """A PIL image in RGB from a PIL image or an image file path."""
-    from PIL import Image
+def open_rgb(image: Any, scale: float | None = None) -> Any:
+    """A PIL image in 8-bit RGB from a PIL image or an image file path; 16-bit images are scaled by
+    ``scale`` (the training dataset's, :func:`trainers.common.images.bit_depth_scale`)."""
+    from trainers.common.images import load_rgb, to_rgb
 
-    return (Image.open(image) if isinstance(image, str | Path) else image).convert("RGB")
+    return load_rgb(image, scale) if isinstance(image, str | Path) else to_rgb(image, scale)
 
 
 def draw(image: Any, task: str, predictions: list[dict[str, Any]]) -> Any:

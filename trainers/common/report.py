@@ -55,6 +55,9 @@ def _figure(**kw: Any) -> Any:
     except ImportError:
         log.info("matplotlib is not installed; skipping plots")
         return None
+    from core.fonts import use_cjk_font
+
+    use_cjk_font()  # Korean class names: an installed CJK font as fallback (once per process)
     return Figure(**kw)
 
 
@@ -128,7 +131,7 @@ def plot_pr_curve(path: Path, preds: list[dict[str, Any]], gts: list[dict[str, A
 def prediction_grid(path: Path, images: list[str], captions: list[str],
                     boxes: list[list[tuple[list[float], str]]] | None = None) -> Path | None:
     """Up to 16 validation images with their predictions (caption, and boxes for detection)."""
-    from PIL import Image
+    from trainers.common.images import load_rgb
 
     n = min(GRID, len(images))
     cols = min(4, n)
@@ -140,7 +143,7 @@ def prediction_grid(path: Path, images: list[str], captions: list[str],
         ax.axis("off")
         if k >= n:
             continue
-        ax.imshow(Image.open(images[k]).convert("RGB"))
+        ax.imshow(load_rgb(images[k]))  # 16-bit images by their container's range, not clipped to white
         ax.set_title(captions[k], fontsize=8)
         for (x1, y1, x2, y2), label in (boxes[k] if boxes else []):
             ax.add_patch(_rect(x1, y1, x2 - x1, y2 - y1))

@@ -95,7 +95,8 @@ def predict(folder: Path | str, images: list[Any], top_k: int = 5, threshold: fl
     from trainers.common.predict import open_rgb
 
     model, processor, info = load_checkpoint(folder, device)
-    return _run(model, processor, info, [open_rgb(im) for im in images], top_k, threshold, device)
+    scale = info.get("pixel_scale")
+    return _run(model, processor, info, [open_rgb(im, scale) for im in images], top_k, threshold, device)
 
 
 def load_predictor(folder: Path | str, *, name: str | None = None, device: str = "cpu") -> Any:
@@ -107,7 +108,7 @@ def load_predictor(folder: Path | str, *, name: str | None = None, device: str =
     model, processor, info = load_checkpoint(folder, device, name)
 
     def predictor(images: list[Any], top_k: int = 5, conf: float = 0.25, **_: Any) -> list[ImagePrediction]:
-        pil = [open_rgb(im) for im in images]
+        pil = [open_rgb(im, info.get("pixel_scale")) for im in images]
         found = _run(model, processor, info, pil, top_k, conf, device)
         if info["task"] == "detect":
             return [detection(im, objects) for im, objects in zip(pil, found, strict=True)]

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from core.contracts import TrainContext, TrainResult
+from core.dataset_layout import list_images
 from core.errors import ResumeCheckpointError, TrainerError
 from trainers import loader_workers
 from trainers.common import (
@@ -28,6 +29,7 @@ from trainers.common import (
     save_torch_atomic,
     write_text_atomic,
 )
+from trainers.common.images import bit_depth_scale, describe_scale
 from trainers.huggingface import data
 from trainers.huggingface.metrics import mean_average_precision
 from trainers.huggingface.model import build, build_from_checkpoint
@@ -79,11 +81,21 @@ class Session:
             if self.ctx.dataset.data_yaml is None:
                 raise TrainerError("detection needs a YOLO-format dataset (data.yaml with images/ and labels/)")
             classes, splits = data.yolo_splits(Path(self.ctx.dataset.root), Path(self.ctx.dataset.data_yaml))
-            return (classes, data.DetectDataset(splits["train"], processor, True, o.hflip, o.color_jitter),
-                    data.DetectDataset(splits["val"], processor, False))
+            scale = self._pixel_scale([*splits["train"], *splits["val"]])
+            return (classes, data.DetectDataset(splits["train"], processor, True, o.hflip, o.color_jitter,
+                                                pixel_scale=scale),
+                    data.DetectDataset(splits["val"], processor, False, pixel_scale=scale))
         classes, train, val = image_folder(Path(self.ctx.dataset.root))
-        return (classes, data.ClassifyDataset(train, classes, processor, True, o.hflip, o.color_jitter),
-                data.ClassifyDataset(val, classes, processor, False))
+        scale = self._pixel_scale(p for d in (train, val) for c in classes for p in list_images(d / c))
+        return (classes, data.ClassifyDataset(train, classes, processor, True, o.hflip, o.color_jitter, pixel_scale=scale),
+                data.ClassifyDataset(val, classes, processor, False, pixel_scale=scale))
+
+    def _pixel_scale(self, paths: Any) -> float | None:
+        """One scale for every image of the dataset (16-bit data), said in the run's notes."""
+        scale = self.pixel_scale = bit_depth_scale(paths)
+        if describe_scale(scale):
+            self.note(describe_scale(scale))
+        return scale
 
     def _optimizer(self, model: torch.nn.Module) -> torch.optim.Optimizer:
         lr = self.spec.learning_rate or (1e-4 if self.detect else 5e-4)
@@ -275,7 +287,8 @@ class Session:
         model.save_pretrained(tmp)
         processor.save_pretrained(tmp)
         write_text_atomic(tmp / "vtp.json", json.dumps({"task": self.spec.task, "classes": classes, "epoch": epoch,
-                                                        "metrics": metrics, "spec": self.spec.model_dump(mode="json")}))
+                                                        "metrics": metrics, "spec": self.spec.model_dump(mode="json"),
+                                                        "pixel_scale": getattr(self, "pixel_scale", None)}))
         replace_folder(tmp, folder)
 
 

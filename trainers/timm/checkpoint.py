@@ -179,7 +179,7 @@ def load_predictor(path: Path | str, *, name: str | None = None, device: str | t
     transform = eval_transform(DataConfig.from_dict(model.vtp_data_config))
 
     def predictor(images: list[Any], top_k: int = 5, **_: Any) -> list[ImagePrediction]:
-        pil = [open_rgb(im) for im in images]
+        pil = [open_rgb(im, (getattr(model, "vtp_data_config", None) or {}).get("pixel_scale")) for im in images]
         return [classification(im, top) for im, top in zip(pil, _top_k(model, classes, transform, pil, top_k, device),
                                                            strict=True)]
 
@@ -204,4 +204,5 @@ def predict(
     """Top-k (class, probability) per image, best first; images are PIL images or file paths."""
     model, classes = load_checkpoint(path, device)
     transform = eval_transform(DataConfig.from_dict(model.vtp_data_config))
-    return _top_k(model, classes, transform, [open_rgb(im) for im in images], top_k, device)
+    scale = (getattr(model, "vtp_data_config", None) or {}).get("pixel_scale")
+    return _top_k(model, classes, transform, [open_rgb(im, scale) for im in images], top_k, device)

@@ -1,9 +1,11 @@
 """ImageFolder data for the timm trainer: train/ and val/ class folders (:func:`trainers.common.image_folder`),
-timm's own transforms."""
+timm's own transforms. Images are opened by :func:`trainers.common.images.load_rgb` (EXIF-upright 8-bit
+RGB; 16-bit images scaled by one dataset-wide bit depth, :attr:`DataConfig.pixel_scale`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,7 @@ from torchvision.datasets import ImageFolder
 from core.dataset_layout import class_dirs, is_image
 from core.errors import TrainerError
 from trainers.common import seed_worker
+from trainers.common.images import bit_depth_scale, describe_scale, load_rgb
 
 
 class FixedClassesFolder(ImageFolder):
@@ -48,6 +51,8 @@ class DataConfig:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     crop_pct: float
+    # the value shown as 255 for 16-bit images (trainers.common.images.bit_depth_scale); None: 8-bit data
+    pixel_scale: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -56,6 +61,7 @@ class DataConfig:
             "mean": list(self.mean),
             "std": list(self.std),
             "crop_pct": self.crop_pct,
+            "pixel_scale": self.pixel_scale,
         }
 
     @classmethod
@@ -66,7 +72,13 @@ class DataConfig:
             tuple(d["mean"]),
             tuple(d["std"]),
             float(d["crop_pct"]),
+            d.get("pixel_scale"),  # checkpoints written before it existed: 8-bit handling
         )
+
+    def pixel_note(self) -> str | None:
+        """What the report says about the pixel scale, e.g. "16-bit images scaled from 12-bit range
+        (0-4095 -> 0-255)"; None for 8-bit data."""
+        return describe_scale(self.pixel_scale)
 
 
 def data_config(model: torch.nn.Module, image_size: int) -> DataConfig:
@@ -124,6 +136,11 @@ def loaders(
     color_jitter: float,
     scale_min: float,
 ) -> tuple[DataLoader, DataLoader]:
+    """(train, val) loaders of the ImageFolder dataset. Sets ``cfg.pixel_scale`` to the dataset's
+    16-bit scale (:func:`trainers.common.images.bit_depth_scale` over train and val images; None
+    for 8-bit data), so the checkpoint that stores ``cfg`` predicts with the same scale. Batches are
+    (images: float (B, 3, H, W) normalized by ``cfg.mean``/``cfg.std``, labels: int64 (B,)).
+    Raises TrainerError when a class folder is empty or val/ has classes train/ lacks."""
     train_tf = train_transform(cfg, hflip=hflip, color_jitter=color_jitter, scale_min=scale_min)
     try:
         train_ds = FixedClassesFolder(str(train_dir), classes, transform=train_tf)
@@ -131,6 +148,9 @@ def loaders(
         val_ds = FixedClassesFolder(str(val_dir), classes, transform=eval_transform(cfg), allow_empty=True)
     except FileNotFoundError as e:  # torchvision: a class folder without images
         raise TrainerError(f"the image folder dataset at {train_dir.parent} is incomplete: {e}") from e
+    cfg.pixel_scale = bit_depth_scale(p for ds in (train_ds, val_ds) for p, _ in ds.samples)
+    for ds in (train_ds, val_ds):
+        ds.loader = partial(load_rgb, scale=cfg.pixel_scale)  # picklable for worker processes
     generator = torch.Generator().manual_seed(seed)
     common: dict[str, Any] = {
         "num_workers": workers,

@@ -186,6 +186,8 @@ class Session:
             scale_min=self.opts.scale_min,
         )
         self.loaders += [train_dl, val_dl]
+        if cfg.pixel_note():
+            self.note(cfg.pixel_note())
         model.to(device)
         if rt.channels_last:
             model.to(memory_format=torch.channels_last)

@@ -8,7 +8,9 @@ What ultralytics does on its own, and what this module does about it (ultralytic
   ``<VTP home>/ultralytics`` and write a settings file there before the import, with the three
   folders under it and analytics (``sync``) plus every third-party logger integration turned off.
 - Dataset checks and plots call ``check_font("Arial.ttf")``, which downloads the font when it is not
-  in the settings folder. We copy matplotlib's DejaVuSans there under both names ultralytics asks for.
+  in the settings folder. We copy matplotlib's DejaVuSans there under both names ultralytics asks for,
+  then :func:`core.fonts.use_cjk_font` makes ``Arial.Unicode.ttf`` (used for non-ASCII,
+  e.g. Korean, labels) an installed CJK font and adds it to matplotlib's fallback fonts.
 - ``YOLO_OFFLINE=1`` makes ``ultralytics.utils.ONLINE`` False: no pip-update check against PyPI, no
   analytics events, no online probes. ``YOLO_AUTOINSTALL=false`` stops ``check_requirements`` from
   running pip. Both are defaults only: an operator who sets them otherwise wins.
@@ -54,8 +56,12 @@ def prepare(home: Path | None = None) -> None:
 
         if _chosen(Path(USER_CONFIG_DIR)):
             _install_fonts(Path(USER_CONFIG_DIR))
-        elif not _warned:
-            _warn_late(Path(USER_CONFIG_DIR))
+        else:
+            from core.fonts import use_cjk_font
+
+            use_cjk_font()  # matplotlib's fallback only: the user's own settings folder is left alone
+            if not _warned:
+                _warn_late(Path(USER_CONFIG_DIR))
         return
     config_dir = Path(os.environ["YOLO_CONFIG_DIR"]).expanduser() / "Ultralytics"
     config_dir.mkdir(parents=True, exist_ok=True)
@@ -112,7 +118,21 @@ def import_ultralytics() -> ModuleType:
 
     guard()  # label caches (pickles): only those this process wrote are loaded
     _quiet_settings()
+    _no_heif_install()
     return ultralytics
+
+
+def _no_heif_install() -> None:
+    """Ultralytics patches ``PIL.Image.open`` so that the first file Pillow cannot identify makes it
+    try to install pi-heif (a pip install at run time, offline here) and then raise ImportError instead
+    of PIL's UnidentifiedImageError. vtp installs nothing at run time: an unreadable image stays an
+    unreadable image (OSError), in every process that imported ultralytics."""
+    try:
+        from ultralytics.utils import patches
+    except ImportError:
+        return
+    if hasattr(patches, "_pil_plugins_registered"):
+        patches._pil_plugins_registered = True
 
 
 def _write_settings(file: Path, root: Path) -> None:
@@ -147,6 +167,13 @@ def _quiet_settings() -> None:
 
 
 def _install_fonts(config_dir: Path) -> None:
+    _install_latin_fonts(config_dir)
+    from core.fonts import use_cjk_font
+
+    use_cjk_font(config_dir)  # Hangul labels: Arial.Unicode.ttf -> an installed CJK font, offline
+
+
+def _install_latin_fonts(config_dir: Path) -> None:
     import matplotlib
 
     source = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
+import pandas as pd
 from PIL import Image
 
 from core.escape import md_text
@@ -20,16 +21,63 @@ SAMPLES = ("shapes-detect", "shapes-segment", "shapes-classify", "shapes-pose", 
 
 
 def describe(d: dict[str, Any], lang: str) -> str:
-    lines = [f"### {d['name']}", f"`{d['uri']}` · format `{d.get('format') or '—'}` · task `{d.get('task') or '—'}`", ""]
+    lines = [f"### {d['name']}", f"`{d['uri']}` · format `{d.get('format') or '—'}` · task `{d.get('task') or '—'}`",
+             ""]
     classes = d.get("classes") or []
-    lines.append(f"**classes ({len(classes)}):** " + ", ".join(f"`{c}`" for c in classes))
+    lines.append(f"**classes ({len(classes)}):** " + ", ".join(f"`{c}`" for c in classes) + "  ")
     counts = d.get("counts") or {}
     if counts:
-        lines.append("**counts:** " + ", ".join(f"{k}: {v}" for k, v in counts.items()))
+        lines.append("**counts:** " + ", ".join(f"{k}: {v}" for k, v in counts.items()) + "  ")
+    versions = d.get("versions") or []
+    if versions:
+        current = next((v["version"] for v in versions if v.get("uri") == d.get("uri")), None)
+        label = "버전" if lang == "ko" else "versions"
+        lines.append(f"**{label}:** " + ", ".join(
+            f"{'**' if v['version'] == current else ''}v{v['version']} `{v.get('hash') or '—'}`"
+            f"{'**' if v['version'] == current else ''}" for v in versions))
     report = d.get("report")
     if report:
+        lines += ["", health_markdown(report, lang)]
         lines += ["", f"**{t('report', lang)}**", "", report_markdown(report, lang)]
     return "\n".join(lines)
+
+
+HEALTH_COLUMNS = {"en": ("split", "images", "labelled", "background", "unreadable", "duplicates", "median size (px)"),
+                  "ko": ("분할", "이미지", "라벨 있음", "배경", "읽을 수 없음", "중복", "중간 크기 (px)")}
+
+
+def health_markdown(report: dict[str, Any], lang: str) -> str:
+    """The health report's table (one row per split), what vtp did on import, leakage and empty classes."""
+    ko = lang == "ko"
+    stats = report.get("stats") or {}
+    splits = stats.get("splits") or {}
+    lines = [f"- {md_text(str(n))}" for n in report.get("notes") or []]
+    if splits:
+        head = HEALTH_COLUMNS["ko" if ko else "en"]
+        lines += ["", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for split, st in splits.items():
+            size = st.get("image_size", {}).get("median")
+            lines.append(f"| {split} | {st['images']} | {st['labelled']} | {st['background']} | {st['unreadable']} | "
+                         f"{st['duplicates']} | {f'{size[0]}×{size[1]}' if size else '—'} |")
+    leak = (stats.get("leakage") or {}).get("count")
+    if leak:
+        lines.append("")
+        lines.append(f"**검증/테스트 이미지 {leak}개가 학습 분할에도 있습니다** (같은 파일): 검증 지표가 실제보다 좋게 나옵니다"
+                     if ko else f"**{leak} val/test image(s) are also in train** (same bytes): val metrics will overstate")
+    empty = stats.get("empty_classes") or []
+    if empty:
+        names = ", ".join(f"`{md_text(str(c))}`" for c in empty[:20])
+        lines.append("")
+        lines.append(f"**학습 인스턴스가 없는 클래스:** {names}" if ko else f"**Classes with no training instance:** {names}")
+    return "\n".join(lines)
+
+
+def distribution(d: dict[str, Any]) -> pd.DataFrame:
+    """Rows (class, split, count) of the health report's instances per class, for the bar chart."""
+    splits = (((d.get("report") or {}).get("stats") or {}).get("splits")) or {}
+    rows = [{"class": str(c), "split": s, "count": int(n)} for s, st in splits.items()
+            for c, n in (st.get("instances") or {}).items()]
+    return pd.DataFrame(rows, columns=["class", "split", "count"])
 
 
 def report_markdown(report: dict[str, Any], lang: str, limit: int = 30) -> str:
@@ -78,6 +126,8 @@ def build(ctx: Ctx) -> None:
             message = gr.Markdown(elem_id="ds-message")
             pick = L(gr.Dropdown(choices=[], elem_id="ds-pick"), "datasets")
             info = gr.Markdown(elem_id="ds-info")
+            chart = L(gr.BarPlot(x="class", y="count", color="split", elem_id="ds-chart", height=260,
+                                 x_label_angle=-30), "class_chart")
             gallery = L(gr.Gallery(columns=4, height=360, elem_id="ds-gallery"), "gallery")
 
     def listing() -> list[tuple[str, int]] | None:
@@ -90,27 +140,35 @@ def build(ctx: Ctx) -> None:
         found = listing()
         return gr.update() if found is None else gr.update(choices=found)
 
+    empty = distribution({})
+
     def show(dataset_id: int | None, lang: str):
         if dataset_id is None:
-            return "", []
+            return "", [], empty
         try:
             d = ctx.api.dataset(int(dataset_id))
         except ApiError as e:
-            return error_text(e, lang), []
+            return error_text(e, lang), [], empty
         try:
             images = [decode(item) for item in ctx.api.samples(int(dataset_id))]
         except ApiError as e:
-            return describe(d, lang) + "\n\n" + error_text(e, lang), []
-        return describe(d, lang), images
+            return describe(d, lang) + "\n\n" + error_text(e, lang), [], distribution(d)
+        return describe(d, lang), images, distribution(d)
 
     def done(created: dict[str, Any], lang: str):
         msg = t("imported", lang, name=created["name"], n=len(created.get("classes") or []))
+        versions = created.get("versions") or []
+        version = next((v["version"] for v in versions if v.get("uri") == created.get("uri")), None)
+        if version:
+            many = f" · {len(versions)}{'개 버전' if lang == 'ko' else ' versions'}" if len(versions) > 1 else ""
+            msg += f" (v{version}{many})"
         found = listing() or [(created["name"], created["id"])]
-        return msg, gr.update(choices=found, value=created["id"]), gr.update(), gr.update()
+        # shown here, not by the pick's change: a new version keeps the dataset's id, so the pick does not change
+        return msg, gr.update(choices=found, value=created["id"]), *show(created["id"], lang)
 
     def failed(message: str):
         """A refusal replaces what the panel showed: no earlier dataset's report next to the error."""
-        return message, gr.update(value=None), "", []
+        return message, gr.update(value=None), "", [], empty
 
     def do_upload(file: str | None, name: str, lang: str, progress=gr.Progress()):  # noqa: B008 - gradio's idiom
         if not file:
@@ -137,10 +195,10 @@ def build(ctx: Ctx) -> None:
         except ApiError as e:
             return failed(error_text(e, lang))
 
-    outs = [message, pick, info, gallery]
+    outs = [message, pick, info, gallery, chart]
     upload.click(do_upload, [archive, up_name, ctx.lang], outs)
     register.click(do_register, [reg_name, reg_uri, ctx.lang], outs)
     generate.click(do_sample, [sample, ctx.lang], outs)
-    pick.change(show, [pick, ctx.lang], [info, gallery])
+    pick.change(show, [pick, ctx.lang], [info, gallery, chart])
     pick.focus(names, ctx.lang, pick)
     ctx.on_load.append((names, [ctx.lang], [pick]))
