@@ -18,7 +18,7 @@ from tasks import converters
 from tasks.converters import convert, detect
 
 REPO = Path(__file__).resolve().parents[2]
-CASES = REPO.parent / "shared" / "cases"
+CASES = REPO / "tests" / "cases"  # the generators, kept in the repo
 W, H = 64, 48
 
 
@@ -462,7 +462,7 @@ def test_same_names_in_one_split_stay_apart(tmp_path: Path) -> None:
     assert sorted(p.name for p in (dest / "labels" / "train").iterdir()) == ["img.txt", "img_1.txt"]
 
 
-# ------------------------------------------------------------------------------------- shared cases
+# ------------------------------------------------------------------------------------- the cases
 
 
 def case(tmp_path: Path, name: str, sub: str) -> Path:
