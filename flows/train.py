@@ -181,7 +181,7 @@ def train_flow(spec: TrainSpec, run_id: str | None = None, api_url: str | None =
         logger.info("dataset %s: %d files, %d bytes transferred, %d files from cache",
                     record.name, stats.files_total, stats.bytes_transferred, stats.files_from_cache)
         info, report = steps.validate_dataset(local, spec, workdir)
-        logger.info("dataset %s: %s classes %s, images %s", record.ref if record.version else record.name,
+        logger.info("dataset %s: %s classes %s, images %s", record.ref,
                     len(report.get("classes") or []), report.get("classes"), report.get("counts"))
         for problem in [p for p in report.get("problems") or [] if p["severity"] == "warning"][:20]:
             logger.warning("dataset: %s: %s", problem["file"], problem["message"])  # what the import said, again

@@ -173,7 +173,7 @@ def import_folder(storage: Storage, name: str, local: Path, *, report: dict[str,
     same = next((v for v in versions if v.get("hash") == digest), None)
     stored = same is None
     if same is None:
-        upload_folder(storage, local, "datasets", name, digest, files=files)
+        upload_folder(storage, local, "datasets", name, digest, manifest=manifest)
         if report is not None:
             storage.write_json(report, "datasets", name, f"{digest}.report.json")
         same = {"uri": storage.uri("datasets", name, digest), **meta, "created": time.time(),
@@ -191,8 +191,7 @@ def drop_version(storage: Storage, record: DatasetRecord) -> None:
     versions = [v for v in record.versions if v.get("hash") != record.hash]
     if record.hash:
         storage.remove("datasets", record.name, record.hash)
-        with contextlib.suppress(FileNotFoundError):
-            storage.remove("datasets", record.name, f"{record.hash}.report.json")
+        storage.remove("datasets", record.name, f"{record.hash}.report.json")
     if not versions:
         unregister(storage, record.name)
         return

@@ -175,10 +175,11 @@ class UploadResult:
 
 
 def upload_folder(storage: Storage, local_root: Path, *parts: str, files: Iterable[Path] | None = None,
-                  **manifest_extra: Any) -> UploadResult:
+                  manifest: dict[str, Any] | None = None, **manifest_extra: Any) -> UploadResult:
     """Upload files under ``local_root`` to ``parts``; the manifest goes last, so a reader never
-    takes a half-uploaded folder for a complete one. An earlier manifest is removed first."""
-    manifest = build_manifest(local_root, files, **manifest_extra)
+    takes a half-uploaded folder for a complete one. An earlier manifest is removed first.
+    ``manifest`` is one :func:`build_manifest` already made of these files (not hashed again)."""
+    manifest = manifest or build_manifest(local_root, files, **manifest_extra)
     if storage.exists(*parts, MANIFEST):
         storage.remove(*parts, MANIFEST)
     for rel in manifest["files"]:
