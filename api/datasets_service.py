@@ -59,7 +59,8 @@ def check_task(task: str | None) -> str | None:
 
 
 def import_archive(session: Session, *, settings: Settings, name: str, archive: Path, task: str | None = None,
-                   project_id: int | None = None, filename: str | None = None) -> tuple[Dataset, bool]:
+                   project_id: int | None = None, filename: str | None = None,
+                   val_fraction: float | None = None) -> tuple[Dataset, bool]:
     """Ingest an uploaded archive; the archive and its extraction are removed afterwards. Problems
     are reported against ``filename`` (the upload's own name) and paths inside the archive. An
     imported dataset's name takes the upload as its next version. Returns (the row, whether anything
@@ -67,7 +68,8 @@ def import_archive(session: Session, *, settings: Settings, name: str, archive: 
     storage = Storage(settings=settings)
     check_new_name(session, name=name, storage=storage, versioned=True)
     crud.check_project(session, project_id=project_id)
-    record = ingest(name, str(archive), task=check_task(task), storage=storage, label=filename or archive.name)
+    record = ingest(name, str(archive), task=check_task(task), storage=storage, label=filename or archive.name,
+                    val_fraction=val_fraction)
     if not getattr(record, "stored", True):  # the same content as an existing version: nothing to save
         return crud.get_dataset_by_name(session, name=name) or _save(
             session, storage=storage, record=record, report=_report(record, imported=True), project_id=project_id,

@@ -8,16 +8,19 @@ start-up, :func:`downgrade` reverses it.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.settings import Settings, get_settings
+
+log = logging.getLogger("vtp.api.db")
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 # Any constant: serialises concurrent `migrate` calls (several API processes starting) on PostgreSQL.
@@ -69,6 +72,37 @@ def alembic_config(url: str) -> Any:
     return config
 
 
+# vtp's own Alembic version table: Prefect's server keeps Alembic's default (alembic_version), and a
+# docker-compose deployment may give both one database
+VERSION_TABLE = "vtp_alembic_version"
+LEGACY_VERSION_TABLE = "alembic_version"
+
+
+def _adopt_legacy_version(conn: Any, config: Any) -> None:
+    """A database vtp migrated before it had its own version table keeps vtp's revision in
+    ``alembic_version``: move that row (one of vtp's revision ids) to :data:`VERSION_TABLE`, and drop
+    the old table when nothing else is left in it. Another tool's revisions there are not touched."""
+    from alembic.script import ScriptDirectory
+
+    tables = set(inspect(conn).get_table_names())
+    if VERSION_TABLE in tables or LEGACY_VERSION_TABLE not in tables:
+        return
+    script = ScriptDirectory.from_config(config)
+    ours = {rev.revision for rev in script.walk_revisions()}
+    rows = [r[0] for r in conn.execute(text(f"SELECT version_num FROM {LEGACY_VERSION_TABLE}"))]
+    mine = [r for r in rows if r in ours]
+    if not mine:
+        return
+    conn.execute(text(f"CREATE TABLE {VERSION_TABLE} (version_num VARCHAR(32) NOT NULL, "
+                      f"CONSTRAINT {VERSION_TABLE}_pkc PRIMARY KEY (version_num))"))
+    for rev in mine:
+        conn.execute(text(f"INSERT INTO {VERSION_TABLE} (version_num) VALUES (:v)"), {"v": rev})
+        conn.execute(text(f"DELETE FROM {LEGACY_VERSION_TABLE} WHERE version_num = :v"), {"v": rev})
+    if len(mine) == len(rows):
+        conn.execute(text(f"DROP TABLE {LEGACY_VERSION_TABLE}"))
+    log.info("moved vtp's migration revision %s from %s to %s", ", ".join(mine), LEGACY_VERSION_TABLE, VERSION_TABLE)
+
+
 def _run(url: str, action: str, revision: str) -> None:
     from alembic import command
 
@@ -78,6 +112,7 @@ def _run(url: str, action: str, revision: str) -> None:
             if conn.dialect.name == "postgresql":
                 conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
             config = alembic_config(url)
+            _adopt_legacy_version(conn, config)
             config.attributes["connection"] = conn
             getattr(command, action)(config, revision)
     finally:
@@ -107,6 +142,6 @@ def current_revision(url: str) -> str | None:
     engine = make_engine(url)
     try:
         with engine.connect() as conn:
-            return MigrationContext.configure(conn).get_current_revision()
+            return MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE}).get_current_revision()
     finally:
         engine.dispose()

@@ -6,8 +6,10 @@
   size words, edits, confirmations) and parses each with the default path (registry read from storage).
 - Cold: the first parse in a fresh VTP_HOME, whose timm name cache is empty (imports timm once).
 - Warm: every request after a warm-up pass; p50/p99 over all of them.
-- LLM path: a local OpenAI-compatible fake server answers validly, invalidly-then-validly, or with
-  garbage; the script counts chat-completion requests per parse (instructor's re-asks included).
+- LLM path: a local OpenAI-compatible fake server answers validly, invalidly-then-validly, first
+  dropping a field the message states (the offline cross-check re-asks) then validly, or with
+  garbage; the script counts chat-completion requests per parse (instructor's re-asks included), on
+  20 requests the scripted answers are true to.
 
 The last line is machine-readable: p50_ms=… p99_ms=… …
 """
@@ -150,15 +152,24 @@ def main() -> None:
     scenarios = {
         "valid": [json.dumps({"intent": "new", "model": "yolo11n", "dataset": "coco8", "epochs": 50})],
         "invalid_then_valid": [json.dumps({"model": "yolo99z", "dataset": "coco8"}),
-                               json.dumps({"intent": "new", "model": "yolo11n", "dataset": "coco8"})],
+                               json.dumps({"intent": "new", "model": "yolo11n", "dataset": "coco8", "epochs": 50})],
+        "drops_a_field": [json.dumps({"intent": "new", "model": "yolo11n", "dataset": "coco8"}),
+                          json.dumps({"intent": "new", "model": "yolo11n", "dataset": "coco8", "epochs": 50})],
         "garbage": ["not json at all"],
     }
+    # requests the scripted answers are true to (the offline cross-check re-asks an answer that drops or
+    # changes what the message says, so a fixed answer to unrelated requests would count re-asks as 'valid')
+    llm_texts = [f.format(m="yolo11n", d="coco8", e=50) for f in (
+        "train {m} on {d} for {e} epochs", "{d}로 {m} {e}에폭 학습해줘", "{m}으로 {d} 데이터셋 {e} 에폭", "{d} {m} epochs={e}",
+        "please fine-tune {m} on {d}, {e} epochs", "{d} 데이터로 {m} 모델 에폭 {e}", "{m} {d} {e} epochs go",
+        "새로 {m} 모델을 {d}에 {e}에폭 돌려줘", "use {m} with {d} dataset for {e} epochs", "{d}, {m}, {e} epochs",
+    )] * 2
     llm_rows = {}
     for mode in ("tools", "json"):
         settings = LLMSettings(base_url=fake.url, model="bench", mode=mode, max_retries=2, timeout_s=5)
         for name, script in scenarios.items():
             calls, ms = [], []
-            for text in texts[:20]:
+            for text in llm_texts:
                 fake.script, fake.calls = script, 0
                 t = time.perf_counter()
                 result = parse(text, llm_settings=settings, previous=previous)
@@ -179,6 +190,7 @@ def main() -> None:
         print(f"  {key:28s} {calls:.2f} calls  {ms:.1f} ms")
     print(f"p50_ms={p50:.2f} p99_ms={p99:.2f} cold_first_ms={cold_ms:.0f} "
           f"llm_calls_valid={llm_rows['tools/valid'][0]:.2f} llm_calls_reask={llm_rows['tools/invalid_then_valid'][0]:.2f} "
+          f"llm_calls_dropped_field={llm_rows['tools/drops_a_field'][0]:.2f} "
           f"llm_calls_garbage={llm_rows['tools/garbage'][0]:.2f}")
 
 

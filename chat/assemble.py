@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from chat import replies
+from chat.dataset_names import lookup
 from chat.model_names import YOLO_FAMILIES, ModelMention
 from chat.result import SPEC_ORDER, Context, Extraction, ParseResult
 from core import frameworks as registry
@@ -54,11 +55,13 @@ def decide_intent(ex: Extraction, prev: dict[str, Any] | None) -> str:
 def assemble(ex: Extraction, ctx: Context) -> ParseResult:
     lang = ex.lang
     notes = [replies.say(lang, key, **args) for key, args in ex.notes]
+    notes.extend(_provenance(ex, lang))
     if ex.clipped:
         notes.append(replies.say(lang, "clipped", n=2000))
     prev = dict(ctx.previous) if ctx.previous else None
     intent = decide_intent(ex, prev)
-    result = ParseResult(intent=intent, language=lang, source=ex.source, start=ex.start)  # type: ignore[arg-type]
+    result = ParseResult(intent=intent, language=lang, source=ex.source, start=ex.start,  # type: ignore[arg-type]
+                         unplaced=list(ex.unplaced))
 
     if intent == "compare":
         # the API compares the runs (api.compare); the pending spec stays as it was
@@ -94,8 +97,34 @@ def assemble(ex: Extraction, ctx: Context) -> ParseResult:
     result.notes = notes
     if intent != "cancel":
         _check(result, ctx, lang)
+        if ex.ambiguous_model is not None and ex.model is None:
+            written, options = ex.ambiguous_model
+            ask = replies.say(lang, "model_ambiguous", written=written, options=", ".join(options))
+            result.missing.append("model")
+            result.ready = False
+            result.question = " ".join(q for q in (ask, result.question) if q)
     result.reply = _reply(result, lang, prev)
     return result
+
+
+def _provenance(ex: Extraction, lang: str) -> list[str]:
+    """Where a negated or corrected value came from, and the words nothing placed."""
+    out = []
+    for key, words in ex.negated.items():
+        if key == "model":
+            out.append(replies.say(lang, "negated_model", words=words))
+            continue
+        value = ex.fields.get(key, ex.overrides.get(key))
+        if isinstance(value, bool):
+            value = ("on" if value else "off") if lang != "ko" else ("켬" if value else "끔")
+        elif isinstance(value, list) or value is None:
+            value = ", ".join(value or []) or "-"
+        out.append(replies.say(lang, "negated", field=key, value=value, words=words))
+    for key, (old, new) in ex.corrected.items():
+        out.append(replies.say(lang, "corrected", field=key, old=old, new=new))
+    if ex.unplaced:
+        out.append(replies.say(lang, "unplaced", words=", ".join(f"'{w}'" for w in ex.unplaced)))
+    return out
 
 
 def _stated(ex: Extraction, notes: list[str], lang: str, prev: dict[str, Any] | None) -> dict[str, Any]:
@@ -198,9 +227,11 @@ def _complete(spec: dict[str, Any], ex: Extraction, ctx: Context, notes: list[st
               result: ParseResult, fresh: bool) -> dict[str, Any]:
     """Infer task/framework/model the way TrainSpec does; record what is missing or refused."""
     dataset = spec.get("dataset")
-    if dataset and dataset not in ctx.datasets and "://" not in dataset:  # 'COCO8' is the registered 'coco8'
-        spec["dataset"] = next((name for name in ctx.datasets if name.lower() == dataset.lower()), dataset)
-    record = ctx.datasets.get(spec.get("dataset") or "")
+    if dataset and "://" not in dataset:  # 'COCO8' is the registered 'coco8' (and 'COCO8@v1' its version)
+        base, at, selector = dataset.partition("@")
+        if base not in ctx.datasets:
+            spec["dataset"] = next((name for name in ctx.datasets if name.lower() == base.lower()), base) + at + selector
+    record, _ = lookup(ctx, spec.get("dataset"))
     dtask = getattr(record, "task", None)
     bare_model = not spec.get("model") or (_yolo_parts(spec["model"]) or ("", "", "-"))[2] == ""
     if dtask and not spec.get("task") and bare_model and not _not_installed(spec):
@@ -260,6 +291,9 @@ def _map_overrides(spec: dict[str, Any], notes: list[str], lang: str) -> None:
     for key, value in overrides.items():
         own = caps.generic_overrides.get(key, key)
         kind = caps.overrides.get(own)
+        if kind is None and caps.overrides:  # an option this framework does not have: said, not sent
+            notes.append(replies.say(lang, "option_ignored", framework=fw, option=key))
+            continue
         if kind == "bool" and isinstance(value, (int, float)) and not isinstance(value, bool):
             value = bool(value)
         elif kind == "float" and isinstance(value, int) and not isinstance(value, bool):
@@ -269,7 +303,10 @@ def _map_overrides(spec: dict[str, Any], notes: list[str], lang: str) -> None:
         elif own == "optimizer" and isinstance(value, str):
             value = caps.optimizer_names.get(value.lower(), value if caps.optimizer_names else value.lower())
         mapped[own] = value
-    spec["overrides"] = mapped
+    if mapped:
+        spec["overrides"] = mapped
+    else:
+        spec.pop("overrides", None)
 
 
 def _check(result: ParseResult, ctx: Context, lang: str) -> None:
@@ -282,10 +319,14 @@ def _check(result: ParseResult, ctx: Context, lang: str) -> None:
         result.missing.insert(0, "dataset")
     unknown = None
     dataset = spec.get("dataset")
-    if dataset and "://" not in dataset and ctx.registry_error is None and dataset not in ctx.datasets:
+    found, version_problem = lookup(ctx, dataset)
+    if dataset and "://" not in dataset and ctx.registry_error is None and found is None:
         unknown = dataset
         result.notes.append(replies.say(lang, "unknown_dataset", dataset=dataset))
         result.errors.append(replies.say("en", "unknown_dataset", dataset=dataset))
+    elif version_problem:
+        result.notes.append(replies.say(lang, "unknown_version", **version_problem))
+        result.errors.append(replies.say("en", "unknown_version", **version_problem))
     if ctx.registry_error:
         result.notes.append(replies.say(lang, "registry_unreadable", error=ctx.registry_error))
     if spec.get("dataset") and not _not_installed(spec):

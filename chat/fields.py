@@ -5,9 +5,11 @@ goes to the field word next to it ('batch 16 epochs 50' and '100 epochs 16 batch
 
 from __future__ import annotations
 
+import difflib
 import re
 
 from chat import lexicon as L
+from chat.negation import CORRECTION
 from chat.numbers import NUM, to_number
 from chat.result import Extraction
 from chat.text import IC, blank
@@ -66,8 +68,30 @@ _MORE_RE = re.compile(_N + r"\s*more\s+epochs?|(?:에폭|에포크)\s*" + _N.rep
                       + _N.replace("<n>", "<n3>") + r"\s*(?:에폭|에포크)\s*더", IC)
 
 
+_KEYWORDS = ("epochs", "epoch", "batch", "imgsz", "seed", "workers", "patience", "resolution", "warmup")
+_NEAR_NUMBER_WORD = re.compile(r"(?<![A-Za-z0-9_.-])([A-Za-z]{4,})(?![A-Za-z0-9_-])(?=\s*[:=]?\s*\d)|(?<=\d)(\s*)([A-Za-z]{4,})(?![A-Za-z0-9_-])", IC)
+
+
+def _fix_keyword_typos(work: str, ex: Extraction) -> str:
+    """A misspelt field word next to a number ('epcohs 40', '16 bacth') is read as the closest field word,
+    with a note; a word close to none stays as written (and is listed as not understood)."""
+    def fix(m: re.Match[str]) -> str:
+        word = m.group(1) or m.group(3)
+        low = word.lower()
+        if low in _KEYWORDS or re.fullmatch(L.EPOCH_WORDS + "|" + L.BATCH_WORDS, low, IC):
+            return m.group(0)
+        close = difflib.get_close_matches(low, _KEYWORDS, n=1, cutoff=0.8)
+        if not close:
+            return m.group(0)
+        ex.notes.append(("alias", {"written": word, "model": close[0]}))
+        return close[0] if m.group(1) else m.group(2) + close[0]
+
+    return _NEAR_NUMBER_WORD.sub(fix, work)
+
+
 def take_numbers(work: str, ex: Extraction) -> str:
     """Read every number that has a field word next to it into ``ex``; blank what was read."""
+    work = _fix_keyword_typos(work, ex)
     for m in _RELATIVE_RE.finditer(work):
         kw = (m.group("kw") or m.group("kw2") or "").lower()
         factor_word = m.group("f") or m.group("f2") or ""
@@ -80,6 +104,8 @@ def take_numbers(work: str, ex: Extraction) -> str:
         if isinstance(n, int):
             ex.add["epochs"] = n
             work = blank(work, m.start(), m.end())
+    text = work  # as written, for the clauses the values stand in
+    reads: list[tuple[int, int, str, int | float]] = []  # (start, end, field, value) of each plain field value
     for m in _FIELD_RE.finditer(work):
         i = int(m.lastgroup[1:]) if m.lastgroup and m.lastgroup.startswith("a") else _alt_index(m)
         fieldname = _FIELD_PATS[i][0]
@@ -90,7 +116,7 @@ def take_numbers(work: str, ex: Extraction) -> str:
             value = to_number(raw)
             if value is not None:
                 ex.overrides.setdefault(fieldname.split(":", 1)[1], value)
-        elif fieldname not in ex.fields:
+        elif fieldname not in ex.fields or any(r[2] == fieldname for r in reads):
             value = to_number(raw)
             if fieldname == "image_size" and m.groupdict().get(f"m{i}"):
                 value = max(int(value or 0), int(m.group(f"m{i}")))
@@ -99,8 +125,10 @@ def take_numbers(work: str, ex: Extraction) -> str:
             if fieldname in ("warmup_epochs", "close_mosaic"):
                 ex.overrides.setdefault(fieldname, value)
             else:
-                ex.fields[fieldname] = value
+                reads.append((m.start(), m.end(), fieldname, value))
         work = blank(work, m.start(), m.end())
+    work = _take_bare_corrections(work, reads)
+    _settle(text, ex, reads)
     if "image_size" not in ex.fields:  # a lone 640 or 320 next to the rest of a request is an image size
         lone = [m for m in re.finditer(r"(?<![\w.:/-])(?<!\d,)(\d{3,4})(?![\w.:/%-]|,\d|\s*(?:장|개|images?|photos?|classes))", work)
                 if int(m.group(1)) in IMAGE_SIZES]
@@ -108,6 +136,59 @@ def take_numbers(work: str, ex: Extraction) -> str:
             ex.fields["image_size"] = int(lone[0].group(1))
             work = blank(work, lone[0].start(), lone[0].end())
     return work
+
+
+_BARE_CORRECTION_RE = re.compile(r"(?:" + CORRECTION.pattern + r")\s*[,.]?\s*(?:make\s+it\s+|to\s+)?" + _N
+                                 + r"\s*(?=으로|로|요|$|[,.!?;]|\s+(?![A-Za-z가-힣]))", IC)
+
+
+def _take_bare_corrections(work: str, reads: list[tuple[int, int, str, int | float]]) -> str:
+    """A bare number after a correction word ('100 에폭, 아니 200으로', '640으로 하다가 그냥 320으로',
+    'batch 16, actually 32') is another value of the field read last before it."""
+    for m in _BARE_CORRECTION_RE.finditer(work):
+        before = [r[2] for r in reads if r[1] <= m.start()]
+        value = to_number(m.group("n"))
+        if before and value is not None:
+            reads.append((m.start("n"), m.end("n"), before[-1], value))
+            work = blank(work, m.start(), m.end())
+    return work
+
+
+# Words that put a value in doubt ('1k 에폭은 너무 많나?', 'is 64 too big?'): a doubted value is never committed.
+HEDGE = re.compile(r"너무\s*(?:많|적|크|작|길|짧|오래|커)|많나|적나|많을까|적을까|큰가|작은가|과한가|길려나|오래\s*걸리|"
+                   r"\btoo\s+(?:many|much|few|long|big|small|large|high|low)\b|\boverkill\b|\bis\s+that\s+(?:ok|enough|too)", IC)
+# Where a clause ends: punctuation, a correction word, or a turn ('…는데', 'but').
+_CLAUSE_END = re.compile(r"[.?!;,\n]|" + CORRECTION.pattern + r"|(?:는데|은데|인데|지만)(?![가-힣])|\bbut\b", IC)
+
+
+def _clauses(text: str) -> list[tuple[int, int]]:
+    bounds, start = [], 0
+    for m in _CLAUSE_END.finditer(text):
+        bounds.append((start, m.end()))
+        start = m.end()
+    return [*bounds, (start, len(text))]
+
+
+def _settle(text: str, ex: Extraction, reads: list[tuple[int, int, str, int | float]]) -> None:
+    """Per field, the last value not in doubt wins; a value in doubt (a hedge in its clause, or a question
+    followed by one) is not committed. A field whose only values are in doubt is left out, and asked about."""
+    clauses = _clauses(text)
+    hedged = [bool(HEDGE.search(text[a:b])) for a, b in clauses]
+
+    def in_doubt(pos: int) -> bool:
+        k = next(i for i, (a, b) in enumerate(clauses) if a <= pos < b or b == len(text))
+        asked = text[clauses[k][0]:clauses[k][1]].rstrip().endswith("?")
+        return hedged[k] or (asked and k + 1 < len(clauses) and hedged[k + 1])
+
+    for fieldname in dict.fromkeys(r[2] for r in reads):
+        said = sorted((r for r in reads if r[2] == fieldname), key=lambda r: r[0])
+        kept = [r for r in said if not in_doubt(r[0])]
+        if not kept:
+            ex.notes.append(("hedged", {"field": fieldname, "value": said[-1][3]}))
+            continue
+        ex.fields[fieldname] = kept[-1][3]
+        if said[0][3] != kept[-1][3]:
+            ex.corrected[fieldname] = (said[0][3], kept[-1][3])
 
 
 IMAGE_SIZES = frozenset({128, 160, 192, 224, 256, 288, 320, 352, 384, 416, 448, 480, 512, 576, 608, 640, 704, 768,

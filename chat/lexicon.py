@@ -115,6 +115,9 @@ need want like use using used make made get got give set run runs ran try tried 
 about above after before over under between through during than also very more most less least
 so if else as such any each few many much own same both either neither only just again still yet
 nano medium xlarge mosaic mixup cutmix dropout warmup momentum optimizer cosine cos fp32 lr0 default
+fine-tuning finetuning fine-tune finetune fine-tuned pretrained pre-trained pretrain scratch augmentation augment
+export exports exported onnx torchscript tflite openvino coreml engine tensorrt ncnn accumulate accumulation
+gradient split ratio fraction hour hours minutes budget time class
 """.strip()))
 # Words that introduce or follow a dataset name.
 DATASET_KO_ONLY = r"데이터\s*셋|데이터셋|데이터\s*세트|데이타셋|데이타|데이터|셋"
@@ -129,9 +132,9 @@ IMAGE_SIZE_WORDS = (r"imgsz|img_size|image_size|image-size|img\s*size|image\s*si
                     r"이미지(?=\s*(?:는|은|를|을)?\s*\d+(?!\s*(?:장|개|images)))|"
                     r"resolution|이미지\s*(?:크기|사이즈|해상도)|입력\s*(?:크기|사이즈|해상도)|인풋\s*(?:크기|사이즈)|"
                     r"해상도|이미지\s*크기|크기|사이즈|\bsize\b")
-IMAGE_SIZE_UNITS = r"px|pixels?|픽셀|해상도|resolution|사이즈\s*이미지|size\s+images"
+IMAGE_SIZE_UNITS = r"px|pixels?|픽셀|해상도|resolution|사이즈\s*이미지|size\s+images|(?:image|img|input)[\s_-]*(?:size|resolution)|imgsz"
 BATCH_WORDS = r"batch[\s_-]*size|batchsize|batch\s*(?:크기|사이즈)|\bbatch\b|\bbs\b|미니\s*배치|배치\s*(?:사이즈|크기)|배치"
-BATCH_UNITS = r"배치|batch(?:es)?\b|장\s*씩|개\s*씩|images?\s+per\s+(?:batch|step)|per\s+batch"
+BATCH_UNITS = r"배치\s*(?:사이즈|크기)?|batch[\s_-]*size\b|batch(?:es)?\b|장\s*씩|개\s*씩|images?\s+per\s+(?:batch|step)|per\s+batch"
 LR_WORDS = r"learning[\s_-]*rate|\blr0?\b|학습\s*률|학습률|러닝\s*레이트|lr\s*rate"
 SEED_WORDS = r"\bseed\b|random\s+seed|시드|랜덤\s*시드"
 PATIENCE_WORDS = r"\bpatience\b|early[\s_-]*stop(?:ping)?(?:\s+patience)?|조기\s*종료|얼리\s*스탑(?:핑)?|인내심?"
@@ -171,3 +174,23 @@ OPTIMIZERS = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW", "nadam": "NAdam", 
               "rmsprop": "RMSProp", "adamax": "Adamax", "lamb": "lamb", "lion": "lion"}
 AMP_OFF = r"\bamp\s*(?:off|끄|false|없이)|mixed\s+precision\s+off|no\s+amp|혼합\s*정밀도\s*(?:끄|없이)|fp32\s*(?:only|로만)"
 COS_LR = r"\bcos(?:ine)?[\s_-]*(?:lr|learning\s+rate|schedule|annealing)|코사인\s*(?:스케줄|lr|학습률)"
+
+
+def _known_words() -> re.Pattern[str]:
+    """Every word pattern above, as one regex: what is left after it (and the fillers) is unplaced."""
+    parts = [p for _, p in TASK_WORDS] + [TASK_FALSE_FRIENDS, CONFIRM.replace("^", ""), CANCEL.replace("^", ""), RETRY, RESUME,
+             COMPARE, EDIT_MARKERS, NEW_MARKERS, START_WORDS, DOUBLE, HALVE, EPOCH_WORDS, EPOCH_UNITS, IMAGE_SIZE_WORDS,
+             IMAGE_SIZE_UNITS, BATCH_WORDS, BATCH_UNITS, LR_WORDS, SEED_WORDS, PATIENCE_WORDS, WORKER_WORDS, PATIENCE_OFF,
+             SCRATCH, PRETRAINED, DEVICE_CPU, DEVICE_GPU, DEVICE_MPS, OVERRIDE_OFF, AMP_OFF, COS_LR, DATASET_KO, DATASET_EN]
+    parts += [p for p, _ in OVERRIDE_WORDS] + [p for _, p in SIZE_PHRASES] + [SIZE_STEP_UP, SIZE_STEP_DOWN]
+    parts += [re.escape(w) for w in (*SIZE_WORDS, *OPTIMIZERS)]
+    from chat.negation import CORRECTION, NEG_AFTER
+
+    parts += [CORRECTION.pattern, NEG_AFTER.pattern.split("(?P<neg>", 1)[1][:-1], r"\bmaybe|\bhmm+|\bwait|\bperhaps|아마|글쎄|흠+"]
+    body = "|".join(f"(?:{p})" for p in sorted(parts, key=len, reverse=True))
+    # whole words only on the Latin side ('no' is not in 'ignore'); on the Hangul side a word's particles and
+    # endings go with it ('세그멘테이션', '에폭은')
+    return re.compile(r"(?<![A-Za-z0-9])(?:" + body + r")(?![A-Za-z0-9])[가-힣]*", re.IGNORECASE | re.ASCII)
+
+
+KNOWN_WORDS_RE = _known_words()

@@ -7,6 +7,7 @@ Every finder returns (start, end, ModelMention) spans of the text so the caller 
 
 from __future__ import annotations
 
+import difflib
 import functools
 import re
 from dataclasses import dataclass
@@ -28,7 +29,8 @@ class ModelMention:
     suffix: str | None = None  # -seg -cls -pose -obb
     framework: str | None = None
     task_hint: str | None = None
-    alias_note: str | None = None  # 'ViT' -> vit_base_patch16_224: say so
+    alias_note: str | None = None  # 'ViT' -> vit_base_patch16_224: say so; 'ambiguous': ask among candidates
+    candidates: tuple[str, ...] = ()  # the known names a near miss ('effnet') could be
 
     def resolved(self, size: str | None = None) -> str:
         if self.family is None:
@@ -248,3 +250,84 @@ def parse_model_string(value: str) -> ModelMention:
         if hits and hits[0][0] == 0 and hits[0][1] >= len(value.rstrip()) - 3:
             return hits[0][2]
     return ModelMention(text=value, name=value)
+
+
+@functools.cache
+def known_model_index() -> dict[str, str]:
+    """squashed name -> name, for every concrete model some installed framework trains (its
+    capabilities' ``known_models()``; hub ids left out), plus the architecture aliases."""
+    out: dict[str, str] = {}
+    for caps in registry.all_capabilities():
+        try:
+            names = caps.known_models()
+        except (OSError, ValueError, re.error):
+            continue
+        for name in names:
+            if "/" not in name:
+                out.setdefault(squash(name), name)
+    for key, (name, framework, _task) in ALIASES.items():
+        if framework == "timm":
+            out.setdefault(key, name)
+    return out
+
+
+@functools.cache
+def _families() -> tuple[str, ...]:
+    """The letter stems of the known names ('efficientnet', 'resnet', 'convnext'), longest first."""
+    stems = {m.group(0) for name in known_model_index().values() if (m := re.match(r"[a-z]{3,}", name.lower()))}
+    return tuple(sorted(stems, key=len, reverse=True))
+
+
+def _is_subsequence(short: str, long: str) -> bool:
+    it = iter(long)
+    return all(c in it for c in short)
+
+
+def _near(letters: str, family: str) -> bool:
+    """'effnet' ~ 'efficientnet' (an abbreviation), 'resnt' ~ 'resnet', 'efficentnet' ~ 'efficientnet' (typos)."""
+    if letters == family or letters[:2] != family[:2]:
+        return False
+    if len(letters) >= max(4, len(family) // 2) and _is_subsequence(letters, family):
+        return True
+    return len(letters) >= 5 and difflib.SequenceMatcher(None, letters, family).ratio() >= 0.85
+
+
+_GENERIC = frozenset({"convnet", "convnets", "network", "networks", "cnn", "cnns", "backbone", "transformer"})
+_NEAR_TOKEN_RE = re.compile(r"(?<![A-Za-z0-9_./-])(?P<l>[A-Za-z]{3,})(?P<r>(?:[\s_-]?(?:[a-z]?\d[a-z0-9]*|tiny|small|base|large))?)"
+                            r"(?![A-Za-z0-9_/-])", re.IGNORECASE)
+
+
+def find_near_misses(text: str) -> list[tuple[int, int, ModelMention]]:
+    """Model-like words that are no known name as written, matched to the closest known ones:
+    'effnet-b0' -> efficientnet_b0, 'resnt50' -> resnet50, 'convnxt tiny' -> convnext_tiny. One match is
+    a mention with ``alias_note='alias'`` (the reply says how it was read); several are a mention with
+    ``alias_note='ambiguous'`` and ``candidates`` (the reply asks)."""
+    from chat.lexicon import NOT_DATASETS
+
+    index = known_model_index()
+    found = []
+    for m in _NEAR_TOKEN_RE.finditer(text):
+        word, rest0 = m.group("l").lower(), squash(m.group("r"))
+        if word in NOT_DATASETS or word in _GENERIC or squash(m.group(0)) in index:
+            continue
+        scored: dict[str, float] = {}
+        for cut in (0, 1, 2):  # 'effnetb0' is 'effnet' + 'b0': the variant's letters may be glued on
+            letters, rest = word[:len(word) - cut], word[len(word) - cut:] + rest0
+            if len(letters) < 4 or (cut and not rest0):
+                continue
+            for family in _families():
+                if _near(letters, family):
+                    key = family + rest
+                    name = index.get(key) or (index.get(squash(ALIASES[key][0])) if key in ALIASES else None)
+                    if name:
+                        closeness = difflib.SequenceMatcher(None, letters, family).ratio()
+                        scored[name] = max(scored.get(name, 0.0), closeness)
+        if not scored:
+            continue
+        options = sorted(scored, key=lambda n: -scored[n])
+        tied = [n for n in options if scored[options[0]] - scored[n] < 0.02]  # as close as the best: ask
+        mention = ModelMention(text=m.group(0).strip(), name=options[0], framework="timm", task_hint="classify",
+                               alias_note="alias" if len(tied) == 1 else "ambiguous")
+        mention.candidates = tuple(tied[:4])
+        found.append((m.start(), m.end(), mention))
+    return found

@@ -28,17 +28,13 @@ NUM = r"(?:\d{1,3}(?:,\d{3})+(?![\d])|\d+(?:\.\d+)?(?:[eE][-+]?\d+)?|\.\d+(?:[eE
 
 # Words next to which a number word is a number (units after it, field words before it).
 _UNIT_AFTER = (r"(?:에폭|에포크|이포크|epochs?|ep\b|번(?!째)|회(?!차|전)|바퀴|장|픽셀|px|pixels?|rounds?|times|passes|"
-               r"images?|workers?|개|배치|batch)")
-_FIELD_BEFORE = (r"(?:에폭|에포크|epochs?|배치|batch(?:\s?size)?|bs|크기|사이즈|size|해상도|resolution|시드|seed|"
-                 r"workers?|워커|patience|인내|imgsz)(?:\s?(?:수|횟수))?\s*(?:[:=]|는|은|를|을|이|가|만|of|to|at|is|as)?")
-
-_SINO_RE = re.compile(r"(?<![가-힣])([일이삼사오육륙칠팔구십백천만]+)(?=\s*" + _UNIT_AFTER + r"|\s*(?:으로|로)(?![가-힣]))")
-_SINO_AFTER_FIELD_RE = re.compile(r"(" + _FIELD_BEFORE + r")\s*(?!만(?:\s|$))([일이삼사오육륙칠팔구십백천만]+)(?=으로|로|$|[,.!?]|\s+(?![\d\s]))")
+               r"images?|workers?|개|배치|batch|시간|분(?!류|할|석|야|포|량)|퍼센트|프로|%)")
+_FIELD_WORDS = (r"(?:에폭|에포크|epochs?|배치|batch(?:\s?size)?|bs|크기|사이즈|size|해상도|resolution|시드|seed|"
+                r"workers?|워커|patience|인내|imgsz|누적|accumulat\w*|비율|ratio)(?:\s?(?:수|횟수))?")
 _NATIVE_RE = re.compile(
     r"(?<![가-힣])((?:열|스물|스무|서른|마흔|쉰|예순|일흔|여든|아흔)?\s?(?:하나|둘|두|셋|세|넷|네|다섯|여섯|일곱|여덟|아홉)?)"
     r"(?=\s?(?:번(?!째)|바퀴|에폭|에포크|회(?!차|전)))"
 )
-_DIGIT_UNIT_RE = re.compile(r"(\d+)\s?(만|천|백)(?=\s*" + _UNIT_AFTER + r"|\s*(?:으로|로)(?![가-힣]))")
 _EN_WORD = "|".join([*EN_ONES, *EN_TENS, "hundred", "thousand", "and"])
 _EN_RE = re.compile(
     r"\b((?:(?:" + "|".join([*EN_ONES, *EN_TENS]) + r"|a)(?:[\s-]+(?:" + _EN_WORD + r"))*))\b", re.IGNORECASE | re.ASCII
@@ -125,20 +121,75 @@ def to_number(raw: str) -> int | float | None:
 def words_to_digits(text: str) -> str:
     """Rewrite number words that stand next to a unit or a field word as digits."""
     if re.search(r"[가-힣]", text):
-        text = _DIGIT_UNIT_RE.sub(lambda m: str(int(m.group(1)) * {"만": 10000, "천": 1000, "백": 100}[m.group(2)]), text)
-        text = _SINO_AFTER_FIELD_RE.sub(lambda m: m.group(1) + " " + _as_str(sino_to_int(m.group(2)), m.group(2)), text)
-        text = _SINO_RE.sub(_sino, text)
+        text = _KO_RUN_RE.sub(_korean_run, text)
         text = _NATIVE_RE.sub(lambda m: _native(m.group(1)), text)
+        text = _NATIVE_AFTER_FIELD_RE.sub(lambda m: m.group(1) + _as_str(native_to_int(m.group(2)), m.group(2)), text)
     if re.search(r"[a-zA-Z]", text):
         text = _EN_RE.sub(_english, text)
     return text
 
 
-def _sino(m: re.Match[str]) -> str:
-    raw = m.group(1)
-    if raw in ("이", "일") and m.string[m.end():m.end() + 1] in ("번", "회"):  # 이번 = this time, 일회 = once
+# A Korean numeral run: Sino-Korean syllables and digit groups with their units ('이백', '1천', '2백오십',
+# '1만 2천'). It starts where no Hangul precedes it, so a particle glued to a word ('에폭이') is never read
+# as the numeral 이 (2).
+_KO_RUN_RE = re.compile(r"(?<![가-힣\d.])((?:\d+\s?[십백천만]\s?(?=\d)|\d+\s?[십백천만]|[일이삼사오육륙칠팔구십백천만])+|\d+(?=\s?[십백천만]))")
+_FIELD_END = re.compile(_FIELD_WORDS + r"\s*(?:[:=]|는|은|를|을|이|가|만|도|값|of|to|at|is|as)?\s*$",
+                        re.IGNORECASE)
+_NATIVE_AFTER_FIELD_RE = re.compile(
+    r"((?:에폭|에포크|epochs?|배치|batch)\s*(?:은|는|을|를|만|도|:|=)?\s*)"
+    r"((?:열|스물|스무|서른|마흔|쉰|예순|일흔|여든|아흔)(?:하나|둘|셋|넷|다섯|여섯|일곱|여덟|아홉)?)(?=(?:으로|로)?(?:요|까지|정도|쯤)?(?![가-힣]))")
+
+
+def korean_number(raw: str) -> int | None:
+    """A Korean numeral with digit groups: '이백' -> 200, '1천' -> 1000, '2백오십' -> 250, '1만 2천' -> 12000;
+    None when ``raw`` is not one ('이삼', '만만')."""
+    tokens = re.findall(r"\d+|[일이삼사오육륙칠팔구]|[십백천]|만", raw.replace(" ", ""))
+    if not tokens or "".join(tokens) != raw.replace(" ", ""):
+        return None
+    total, section, digit = 0, 0, None
+    last_unit = 10**9
+    for t in tokens:
+        if t.isdigit() or t in SINO_DIGITS:
+            if digit is not None:
+                return None
+            digit = int(t) if t.isdigit() else SINO_DIGITS[t]
+        elif t in SINO_UNITS:
+            unit = SINO_UNITS[t]
+            if unit >= last_unit:
+                return None  # '백백', '십백' are not numerals
+            section += (digit if digit is not None else 1) * unit
+            digit, last_unit = None, unit
+        else:  # 만
+            if total:
+                return None
+            total = (section + (digit or 0) or 1) * 10000
+            section, digit, last_unit = 0, None, 10**9
+    return total + section + (digit or 0)
+
+
+def _korean_run(m: re.Match[str]) -> str:
+    """One numeral run -> digits when a field word stands before it or a unit after it; else unchanged.
+    A run glued to a following word is that word ('사진', '구분'); a lone digit syllable (이, 사, 오) counts
+    only before a unit or at the end of a field phrase ('배치는 팔'): it is more often a word than a number."""
+    raw, text = m.group(1), m.string
+    after = text[m.end():]
+    field_before = _FIELD_END.search(text[max(0, m.start() - 40):m.start()]) is not None
+    unit_after = re.match(r"\s*" + _UNIT_AFTER + r"|(?:으로|로)(?![가-힣])", after) is not None
+    if raw.isdigit():  # '32' before 만 ('배치 32만 바꿔' is 'only 32'): handled by the digit rules
         return raw
-    return _as_str(sino_to_int(raw), raw)
+    if raw.endswith("만") and not unit_after and re.match(r"\s|$", after) and (re.search(r"\d", raw) or len(raw) == 1):
+        return raw  # '50만' / '만' before a space is the particle 'only'
+    if not re.match(r"\s*" + _UNIT_AFTER + r"|(?:으로|로|에|에다|이고|이랑|랑|하고|과|와|이나|은|는|도)?(?:요|까지|정도|쯤|이요)?(?![가-힣])",
+                    after):
+        return raw  # glued to a following word: '사진', '이거', '오늘', '구분'
+    if len(raw) == 1 and raw in SINO_DIGITS and re.match(r"[가-힣]", after) and not re.match(r"에폭|에포크", after):
+        return raw  # one digit syllable glued to a unit-like syllable is a word: 구분, 사장, 이번, 사회
+    if len(raw) == 1 and raw in SINO_DIGITS and not unit_after and not (field_before and re.match(r"\s*(?:$|[,.!?;])", after)):
+        return raw  # a lone 이/사/오 is a word, unless it ends a field phrase ('배치는 팔')
+    if not (field_before or unit_after):
+        return raw
+    value = korean_number(raw)
+    return str(value) if value is not None else raw
 
 
 def _as_str(value: int | None, original: str) -> str:

@@ -17,7 +17,16 @@ import yaml
 from chat import dataset_names
 from chat import lexicon as L
 from chat.fields import take_numbers
-from chat.model_names import find_aliases_and_timm, find_hub_ids, find_yolo, parse_model_string
+from chat.knobs import take_knobs
+from chat.model_names import (
+    ModelMention,
+    find_aliases_and_timm,
+    find_hub_ids,
+    find_near_misses,
+    find_yolo,
+    parse_model_string,
+)
+from chat.negation import corrected_between, negation_at, take_switches
 from chat.numbers import NUM, to_number, words_to_digits
 from chat.result import Context, Extraction
 from chat.safety import (
@@ -31,6 +40,7 @@ from chat.safety import (
     trim_uri,
 )
 from chat.text import FIELD_KEYS, HANGUL, IC, blank, is_override_key
+from chat.unplaced import unplaced_words
 
 _KV_RE = re.compile(r"(?<![\w.-])(?P<k>[A-Za-z][\w.-]{0,40})[ \t]{0,2}[=:][ \t]{0,2}(?P<v>\"[^\"]*\"|'[^']*'|[^\s,;]+)")
 _WIDE = {c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}  # full-width Latin -> ASCII (not NFKC: it
@@ -50,12 +60,28 @@ def extract(message: str, ctx: Context) -> Extraction:
     work = _take_key_values(work, ex, ctx)
     work = dataset_names.take_registered(work, ex, ctx)
     work = _take_models(work, ex)
-    work = dataset_names.take_phrases(work, ex, ctx)
+    work = take_switches(work, ex)
     work = words_to_digits(work)
+    work = take_knobs(work, ex, *known_class_names(ex, ctx))
+    work = dataset_names.take_phrases(work, ex, ctx)
     work = take_numbers(work, ex)
-    _take_words(work, ex)
+    work = _take_words(work, ex)
+    ex.unplaced = unplaced_words(work)
     return ex
 
+
+def known_class_names(ex: Extraction, ctx: Context) -> tuple[list[str], bool]:
+    """The class names a class list may use, and whether they are exactly one dataset's: the named
+    dataset's (this message or the conversation's), else every registered dataset's."""
+    def classes_of(record: Any) -> list[str]:
+        found = record.get("classes") if isinstance(record, dict) else getattr(record, "classes", None)
+        return [c for c in found or [] if isinstance(c, str)]
+
+    named = ex.fields.get("dataset") or (ctx.previous or {}).get("dataset")
+    record, _ = dataset_names.lookup(ctx, named if isinstance(named, str) else None)
+    if record is not None:
+        return classes_of(record), True
+    return [c for record in ctx.datasets.values() for c in classes_of(record)], False
 
 
 def _take_run_refs(text: str, ex: Extraction) -> str:
@@ -163,15 +189,35 @@ def _store_field(ex: Extraction, target: str, value: Any, raw: str, ctx: Context
 
 
 def _take_models(work: str, ex: Extraction) -> str:
-    for finder in (find_hub_ids, find_yolo, find_aliases_and_timm):
+    """Every model mention, in order of appearance. A negated one ('yolo11n 말고', 'not resnet50',
+    'instead of vit') is never chosen; a later one replaces the chosen one only when a correction word
+    stands between them ('yolo11n, 아니 yolo11s', 'resnet18 ... actually make it resnet50')."""
+    mentions: list[tuple[int, int, ModelMention]] = []
+    for finder in (find_hub_ids, find_yolo, find_aliases_and_timm, find_near_misses):
         for start, end, mention in finder(work):
-            if ex.model is None:
-                ex.model = mention
+            mentions.append((start, end, mention))
             work = blank(work, start, end)
+    chosen_end = None
+    for start, end, mention in sorted(mentions, key=lambda t: t[0]):
+        if mention.alias_note == "ambiguous":  # asked about, never replaced by a default
+            ex.ambiguous_model = (mention.text, mention.candidates)
+            continue
+        neg = negation_at(work, start, end)
+        if neg is not None:
+            ex.negated["model"] = f"{mention.text} {neg[0]}" if neg[2] > end else f"{neg[0]} {mention.text}"
+            work = blank(work, neg[1], neg[2])
+            continue
+        if ex.model is None:
+            ex.model, chosen_end = mention, end
+        elif corrected_between(work, chosen_end or 0, start) and mention.resolved() != ex.model.resolved():
+            ex.corrected["model"] = (ex.model.resolved(), mention.resolved())
+            ex.model, chosen_end = mention, end
     return work
 
 
-def _take_words(work: str, ex: Extraction) -> None:
+def _take_words(work: str, ex: Extraction) -> str:
+    """Task, framework, device, size, intent and option words; returns ``work`` with every word the
+    lexicon knows blanked, so what is left is what no pass could place."""
     low = re.sub(L.TASK_FALSE_FRIENDS, " ", work, flags=IC)
     if "task" not in ex.fields:
         for task, pattern in L.TASK_WORDS:
@@ -200,15 +246,23 @@ def _take_words(work: str, ex: Extraction) -> None:
     _take_override_words(low, ex)
     _take_size_words(low, ex)
     _take_intent_words(low, ex)
+    spaces = lambda m: " " * len(m.group(0))  # noqa: E731
+    low = L.KNOWN_WORDS_RE.sub(spaces, low)
+    for _, pattern in L.framework_words():
+        low = re.sub(pattern, spaces, low, flags=IC)
+    return low
 
 
 def _take_override_words(low: str, ex: Extraction) -> None:
     for pattern, key in L.OVERRIDE_WORDS:
         if key in ex.overrides:
             continue
-        if re.search(r"(?:" + pattern + r")\s*(?:은|는|을|를|도)?\s*" + L.OVERRIDE_OFF, low, IC) or \
-                re.search(r"\b(?:no|without|disable)\s+(?:" + pattern + ")", low, IC):
-            ex.overrides[key] = False if key in ("amp",) else 0
+        for m in re.finditer(pattern, low, IC):
+            neg = negation_at(low, m.start(), m.end())  # 'mosaic 빼고', 'turn off mixup', 'no cutmix'
+            if neg is not None:
+                ex.overrides[key] = 0
+                ex.negated[key] = low[neg[1]:neg[2]].strip()
+                break
     if "amp" not in ex.overrides and re.search(L.AMP_OFF, low, IC):
         ex.overrides["amp"] = False
     if "cos_lr" not in ex.overrides and re.search(L.COS_LR, low, IC):

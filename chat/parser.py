@@ -9,6 +9,7 @@ from typing import Any
 from chat import offline
 from chat.assemble import assemble
 from chat.llm_settings import LLMSettings
+from chat.replies import say
 from chat.result import Context, ParseResult
 
 
@@ -45,8 +46,18 @@ def parse(
         ex = offline.extract(message, ctx)
         ex.notes.insert(0, ("llm_fallback", {"error": outcome.error}))
         result = assemble(ex, ctx)
+        if outcome.disagreements:  # the LLM kept reading a field otherwise: say both readings and ask
+            asks = [say(result.language, "ask_llm_disagrees", key=field, mine=_shown(mine), theirs=_shown(theirs))
+                    for field, (mine, theirs) in outcome.disagreements.items()]
+            result.question = " ".join([*asks, result.question or ""]).strip()
+            result.ready = False
+            result.reply = "\n".join(filter(None, [result.reply, *asks]))
     result.llm_calls, result.llm_error = outcome.calls, outcome.error
     return result
+
+
+def _shown(value: Any) -> str:
+    return "-" if value is None else ", ".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
 def make_context(history: Sequence[Any] | None, previous: Any, datasets: Mapping[str, Any] | None,

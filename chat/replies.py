@@ -20,6 +20,8 @@ TEXT: dict[str, dict[str, str]] = {
     "task_dataset_mismatch": {"en": "dataset {dataset} is registered for {dtask}, but the request is {task}",
                               "ko": "데이터셋 {dataset}은(는) {dtask}용으로 등록되어 있는데 요청은 {task}입니다"},
     "unknown_dataset": {"en": "dataset '{dataset}' is not registered", "ko": "데이터셋 '{dataset}'은(는) 등록되어 있지 않습니다"},
+    "unknown_version": {"en": "dataset '{dataset}' has no version '{selector}': its versions are {versions}",
+                        "ko": "데이터셋 '{dataset}'에는 '{selector}' 버전이 없습니다. 있는 버전: {versions}"},
     "registry_unreadable": {"en": "the dataset registry could not be read ({error}); dataset names were not checked",
                             "ko": "데이터셋 목록을 읽지 못해({error}) 데이터셋 이름을 확인하지 못했습니다"},
     "huggingface_later": {"en": "{model} is a Hugging Face model: the huggingface framework arrives in a later release",
@@ -45,7 +47,21 @@ TEXT: dict[str, dict[str, str]] = {
                       "ko": "{model}은(는) {task}을(를) 하지 않아 {task} 기본 모델로 바꿨습니다"},
     "llm_fallback": {"en": "the LLM did not answer ({error}): this reply comes from the offline parser",
                      "ko": "LLM이 응답하지 않아({error}) 오프라인 파서가 답했습니다"},
+    "negated": {"en": "{field}: {value} — from '{words}'", "ko": "{field}: {value} — '{words}'에서 읽었습니다"},
+    "negated_model": {"en": "'{words}': that model is left out, as you said", "ko": "'{words}'(이)라고 하셔서 그 모델은 쓰지 않습니다"},
+    "corrected": {"en": "{field} {new} (you corrected {old} → {new})", "ko": "{field} {new} (정정하신 대로 {old} → {new})"},
+    "hedged": {"en": "{field} {value}: you asked whether it is right, so it is not set; say the value you want",
+               "ko": "{field} {value}: 괜찮은지 물으셔서 정하지 않았습니다. 원하는 값을 알려 주세요"},
+    "unplaced": {"en": "I did not understand {words}: say what they should set, or leave them out",
+                 "ko": "{words}은(는) 이해하지 못했습니다: 무엇을 설정하려는 건지 알려 주시거나 빼 주세요"},
+    "model_ambiguous": {"en": "'{written}' could be {options}: which one?", "ko": "'{written}'은(는) {options} 중 어느 것인가요?"},
+    "export_which": {"en": "export: which format? ({formats})", "ko": "내보낼 형식을 알려 주세요 ({formats})"},
+    "option_ignored": {"en": "{framework} has no {option}; ignored", "ko": "{framework}에는 {option} 설정이 없어 무시했습니다"},
     # questions
+    "ask_llm_disagrees": {"en": "The message reads {key}={mine}, but the LLM kept answering {theirs}: I used {mine}. "
+                                "Is {mine} right?",
+                          "ko": "메시지에서는 {key}={mine}(으)로 읽었는데 LLM은 계속 {theirs}(이)라고 답했습니다: {mine}(으)로 "
+                                "했습니다. {mine}이(가) 맞나요?"},
     "ask_dataset": {"en": "Which dataset should I train on? Registered: {datasets}. An s3://bucket/prefix works too.",
                     "ko": "어떤 데이터셋으로 학습할까요? 등록된 데이터셋: {datasets}. s3://버킷/경로도 됩니다."},
     "ask_dataset_none": {"en": "Which dataset should I train on? None is registered yet: add one with `vtp datasets add NAME FOLDER` "
@@ -92,7 +108,9 @@ ACTION = {"retry": {"en": "run again", "ko": "다시 실행"}, "resume": {"en": 
           "confirm": {"en": "start", "ko": "시작"}}
 FIELD_KO = {"epochs": "에폭", "batch_size": "배치", "image_size": "이미지 크기", "learning_rate": "학습률", "model": "모델",
             "dataset": "데이터셋", "task": "작업", "device": "장치", "seed": "시드", "patience": "조기 종료",
-            "workers": "워커", "pretrained": "사전 학습", "framework": "프레임워크", "overrides": "추가 설정"}
+            "workers": "워커", "pretrained": "사전 학습", "framework": "프레임워크", "overrides": "추가 설정",
+            "val_fraction": "검증 비율", "max_time": "최대 시간(분)", "accumulate": "그래디언트 누적", "classes": "클래스",
+            "export": "내보내기", "amp": "AMP", "cos_lr": "코사인 학습률"}
 
 
 def say(lang: str, key: str, /, **kwargs: Any) -> str:

@@ -12,7 +12,8 @@ from chat.model_names import ModelMention
 Intent = Literal["new", "edit", "retry", "confirm", "cancel", "resume", "compare"]
 INTENTS: tuple[str, ...] = ("new", "edit", "retry", "confirm", "cancel", "resume", "compare")
 SPEC_ORDER = ("task", "framework", "model", "dataset", "epochs", "image_size", "batch_size", "device", "seed",
-              "patience", "learning_rate", "pretrained", "workers", "overrides")
+              "patience", "learning_rate", "pretrained", "workers", "val_fraction", "max_time", "accumulate", "classes",
+              "export", "overrides")
 
 
 class ParseResult(BaseModel):
@@ -34,7 +35,8 @@ class ParseResult(BaseModel):
         default=None,
         description="Every TrainSpec field known so far: stated, inherited from the previous spec, or inferred "
                     "(task, framework, model). May hold values TrainSpec does not accept yet; see errors.")
-    missing: list[str] = Field(default_factory=list, description="Fields still needed: dataset, task.")
+    missing: list[str] = Field(default_factory=list, description="Fields still needed: dataset, task, model (a "
+                                                                 "model name that could be several known ones).")
     question: str | None = Field(default=None, description="What to ask the person, in their language.")
     notes: list[str] = Field(default_factory=list, description="Assumptions and refusals, in their language.")
     errors: list[str] = Field(default_factory=list, description="Why spec is not submittable as it stands.")
@@ -48,6 +50,8 @@ class ParseResult(BaseModel):
     source: Literal["offline", "llm"] = "offline"
     llm_calls: int = 0
     llm_error: str | None = None
+    unplaced: list[str] = Field(default_factory=list, description="Words of the request the parser could not place, "
+                                                                  "as written; the reply lists them.")
     reply: str = Field(default="", description="One message for the person: what was understood, plus the question.")
 
     def train_spec(self) -> Any:
@@ -107,7 +111,11 @@ class Extraction:
     notes: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (replies key, args)
     clipped: bool = False
     source: str = "offline"
+    negated: dict[str, str] = field(default_factory=dict)  # field -> the words that negated it ('pretrained 없이')
+    corrected: dict[str, tuple[Any, Any]] = field(default_factory=dict)  # field -> (value taken back, value kept)
+    unplaced: list[str] = field(default_factory=list)  # words no pass could place
+    ambiguous_model: tuple[str, tuple[str, ...]] | None = None  # (as written, the known names it could be)
 
     def says_something(self) -> bool:
-        return bool(self.fields or self.model or self.size or self.size_step or self.overrides or self.scale
+        return bool(self.fields or self.model or self.ambiguous_model or self.size or self.size_step or self.overrides or self.scale
                     or self.add)

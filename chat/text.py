@@ -17,6 +17,8 @@ FIELD_KEYS = {
     "lr": "learning_rate", "lr0": "learning_rate", "device": "device", "seed": "seed", "patience": "patience",
     "workers": "workers", "num_workers": "workers", "pretrained": "pretrained", "model": "model",
     "task": "task", "framework": "framework", "dataset": "dataset", "data": "dataset",
+    "max_time": "max_time", "time_limit": "max_time", "val_fraction": "val_fraction", "val_split": "val_fraction",
+    "accumulate": "accumulate", "grad_accum": "accumulate", "gradient_accumulation": "accumulate",
 }
 
 

@@ -357,11 +357,39 @@ def parse_cmd(
 
 
 @app.command("chat")
-def chat_cmd() -> None:
-    """Chat with vtp in the terminal (Korean or English); runs start once you confirm."""
-    from chat.terminal import chat_loop
+def chat_cmd(
+    action: Annotated[str | None, typer.Argument(help="'eval' scores the parser on a labelled file; omit to chat")] = None,
+    file: Annotated[Path | None, typer.Argument(help="eval: a JSONL file, one {text, expect, expect_missing} per line")] = None,
+    llm: Annotated[bool, typer.Option("--llm", help="eval: score the configured LLM endpoint, not the offline parser")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="eval: print the report as JSON")] = False,
+) -> None:
+    """Chat with vtp in the terminal (Korean or English); runs start once you confirm.
 
-    raise typer.Exit(chat_loop(get_settings()))
+    `vtp chat eval FILE.jsonl [--llm] [--json]` scores the parser on labelled requests instead."""
+    if action is None:
+        from chat.terminal import chat_loop
+
+        raise typer.Exit(chat_loop(get_settings()))
+    if action != "eval" or file is None:
+        typer.echo(f"unknown chat action {action!r}: use `vtp chat` to chat or `vtp chat eval FILE.jsonl` to score"
+                   if action != "eval" else "vtp chat eval needs a file: `vtp chat eval FILE.jsonl`", err=True)
+        raise typer.Exit(2)
+    from chat.eval import format_report, load_cases, score
+
+    if llm:
+        from chat.llm_settings import LLMSettings
+
+        if not LLMSettings().configured:
+            typer.echo("--llm needs an endpoint: set VTP_LLM_BASE_URL and VTP_LLM_MODEL (see `vtp chat` in the README)",
+                       err=True)
+            raise typer.Exit(2)
+    try:
+        cases = load_cases(file)
+    except (OSError, ValueError) as e:
+        typer.echo(f"cannot read {file}: {e}", err=True)
+        raise typer.Exit(2) from None
+    report = score(cases, use_llm=llm)
+    typer.echo(json.dumps(report.as_dict(), ensure_ascii=False, indent=2) if as_json else format_report(report))
 
 
 @datasets_app.command("list")

@@ -66,6 +66,29 @@ def stack_env(settings: Settings) -> dict[str, str]:
     return env
 
 
+def check_advertised(settings: Settings) -> None:
+    """Refuse an advertised address the services `vtp up` starts would not answer at: with
+    VTP_ADVERTISE_HOST set to an address other hosts use, neither the Prefect server nor the API may
+    listen on loopback only (workers and pods would call an address nothing answers at)."""
+    advertised = settings.advertise_host.strip("[]")
+    if not advertised or _is_loopback(advertised):
+        return
+    for setting, bind in (("VTP_PREFECT_HOST", settings.prefect_host), ("VTP_API_HOST", settings.api_host)):
+        if _is_loopback(bind):
+            raise RuntimeError(f"VTP_ADVERTISE_HOST={advertised} but {setting}={bind}: workers and pods would call "
+                               f"an address nothing listens on. Set {setting}={advertised} (or 0.0.0.0, every "
+                               "interface), or leave VTP_ADVERTISE_HOST unset")
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
 @dataclass
 class Stack:
     settings: Settings
@@ -113,7 +136,8 @@ class Stack:
         # Prefect's CLI with SQLite transactions begun IMMEDIATE (cli/prefect_server.py: no
         # "database is locked" on a busy machine)
         proc = self._spawn("prefect-server", [sys.executable, "-m", "cli.prefect_server", "server", "start",
-                                              "--host", "127.0.0.1", "--port", str(self.settings.prefect_port)])
+                                              "--host", self.settings.prefect_host,
+                                              "--port", str(self.settings.prefect_port)])
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if proc.poll() is not None:
@@ -293,6 +317,7 @@ class Stack:
         if other is not None and other != os.getpid():
             raise RuntimeError(f"vtp up is already running (pid {other}) for VTP_HOME={self.settings.home}; "
                                f"use that one, or stop it with Ctrl-C (or `kill {other}`)")
+        check_advertised(self.settings)
         self.pid_file.write_text(str(os.getpid()))
         echo(f"vtp home: {self.settings.home}\nstorage:  {self.settings.storage_url}")
         echo("starting the Prefect server ...")

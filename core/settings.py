@@ -29,8 +29,22 @@ class Settings(BaseSettings):
     s3_endpoint_url: str | None = Field(
         default=None, description="S3-compatible endpoint (MinIO, moto); falls back to AWS_ENDPOINT_URL."
     )
+    prefect_host: str = Field(
+        default="127.0.0.1",
+        description="Interface the Prefect server `vtp up` starts listens on. Loopback by default; a wider one (the "
+        "Kind network's gateway 172.18.0.1, or 0.0.0.0) is an explicit choice, for workers or pods on other hosts: "
+        "the server still requires its auth string (VTP_PREFECT_AUTH_STRING).",
+    )
     prefect_port: int = 4200
-    prefect_api_url: str = Field(default="", description="Defaults to the local server on prefect_port.")
+    prefect_api_url: str = Field(
+        default="", description="The Prefect API every client and worker is told to use; defaults to "
+        "http://<advertise_host>:<prefect_port>/api (the server `vtp up` starts).")
+    advertise_host: str = Field(
+        default="",
+        description="Host name or address that workers and job pods are told to reach the Prefect server and the "
+        "API at: the host of the default VTP_PREFECT_API_URL and VTP_API_URL. For Kind, the docker network's "
+        "gateway (172.18.0.1); empty = the listening interface (127.0.0.1 when that is 0.0.0.0 or ::).",
+    )
     target: str = Field(default="process", description="Work-pool target: process | kind | k8s.")
     worker_poll_seconds: float = Field(default=0.5, gt=0, description="How often workers ask for runs.")
     weights_dir: Path | None = Field(default=None, description="Local folder of pretrained weights.")
@@ -38,11 +52,17 @@ class Settings(BaseSettings):
     database_url: str = Field(
         default="", description="SQLAlchemy URL of the API database; defaults to SQLite at $VTP_HOME/vtp.db."
     )
-    api_host: str = Field(default="127.0.0.1", description="Interface `vtp api` listens on.")
+    api_host: str = Field(
+        default="127.0.0.1",
+        description="Interface `vtp api` listens on. Loopback by default; a wider one (the Kind network's gateway, "
+        "or 0.0.0.0) is an explicit choice: the API still requires a token (an API token, or a run's token for "
+        "callbacks) on every route but /api/health, /metrics and /docs.",
+    )
     api_port: int = Field(default=8000, ge=1, le=65535)
     api_workers: int = Field(default=1, ge=1, le=64, description="API processes; more than one needs redis_url "
                              "for live WebSocket events across them.")
-    api_url: str = Field(default="", description="URL trainers call back; defaults to http://<api_host>:<api_port>.")
+    api_url: str = Field(default="", description="URL trainers call back; defaults to "
+                         "http://<advertise_host>:<api_port>.")
     secret_key: SecretStr | None = Field(
         default=None, description="Signs run tokens; generated once into $VTP_HOME/secret_key when not set."
     )
@@ -147,7 +167,7 @@ class Settings(BaseSettings):
             self.storage_url = (self.home / "storage").as_uri()
         self.storage_url = self.storage_url.rstrip("/")
         if not self.prefect_api_url:
-            self.prefect_api_url = f"http://127.0.0.1:{self.prefect_port}/api"
+            self.prefect_api_url = f"http://{self.advertised(self.prefect_host)}:{self.prefect_port}/api"
         if self.target not in TARGETS:
             raise ValueError(f"VTP_TARGET={self.target!r} is not a target; use one of {', '.join(TARGETS)}")
         if self.weights_dir is None:
@@ -156,10 +176,15 @@ class Settings(BaseSettings):
         if not self.database_url:
             self.database_url = f"sqlite:///{self.home / 'vtp.db'}"
         if not self.api_url:
-            host = "127.0.0.1" if self.api_host in ("0.0.0.0", "::", "") else self.api_host
-            self.api_url = f"http://{host}:{self.api_port}"
+            self.api_url = f"http://{self.advertised(self.api_host)}:{self.api_port}"
         self.api_url = self.api_url.rstrip("/")
         return self
+
+    def advertised(self, bind_host: str) -> str:
+        """The host part of a URL others are given for a service listening on ``bind_host``:
+        VTP_ADVERTISE_HOST, else ``bind_host`` (loopback for a wildcard), IPv6 in brackets."""
+        host = self.advertise_host or ("127.0.0.1" if bind_host in ("0.0.0.0", "::", "") else bind_host)
+        return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
     def signing_key(self) -> str:
         """The secret that signs run tokens: VTP_SECRET_KEY, else one generated once per VTP_HOME.

@@ -29,6 +29,9 @@ RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")
 _TYPES = {"int": int, "float": (int, float), "bool": bool, "str": str}
 MAX_SEED = 2**32 - 1  # what numpy/torch seeding takes; Prefect's parameters must also stay within 64 bits
 MAX_OVERRIDE_STR = 100
+MAX_ACCUMULATE = 64
+MAX_VAL_FRACTION = 0.5
+MAX_CLASSES = 10_000
 
 
 def suggest(value: str, choices: list[str] | tuple[str, ...]) -> str:
@@ -90,6 +93,29 @@ class TrainSpec(BaseModel):
         description="Wall-clock limit of the training in minutes (90) or as text ('1.5h', '2h30m', '45m'): at the "
         "limit the trainer stops, validates and publishes what it has, with a note. Default: VTP_RUN_TIMEOUT "
         "(no limit unless set).",
+    )
+    val_fraction: float | None = Field(
+        default=None,
+        description="Share of the train images (0 < v <= 0.5) moved to a validation split when the dataset has none. "
+        "A dataset whose val split vtp made at import (default 0.2) is split again with this share, seeded and "
+        "stratified as at import; a dataset with its own val split keeps it, with a note.",
+    )
+    accumulate: int | None = Field(
+        default=None,
+        description=f"Gradient accumulation: batches (1 to {MAX_ACCUMULATE}) whose gradients are summed before each "
+        "optimizer step, so one step sees batch_size x accumulate images. Default: the framework's (ultralytics "
+        "accumulates up to a nominal batch of 64 images; timm and Hugging Face step every batch).",
+    )
+    classes: list[str] | None = Field(
+        default=None,
+        description="Train on these dataset classes only (names as in the dataset, at least one): the model learns "
+        "just them, in this order; other classes' objects leave the labels (their images stay, as background) and "
+        "other class folders of a classification dataset are left out.",
+    )
+    export: list[str] = Field(
+        default_factory=list,
+        description="Formats to export the best checkpoint to when training ends (the framework's capabilities "
+        "list them: onnx, torchscript); each lands in the run's files as exports/model.<ext>.",
     )
     extends: str | None = Field(
         default=None,
@@ -166,6 +192,53 @@ class TrainSpec(BaseModel):
 
         return parse_minutes(v, "max_time")
 
+    @field_validator("val_fraction")
+    @classmethod
+    def _val_fraction(cls, v: float | None) -> float | None:
+        if v is not None and not (math.isfinite(v) and 0 < v <= MAX_VAL_FRACTION):
+            raise ValueError(f"val_fraction={v} is not allowed: use a share above 0 and at most {MAX_VAL_FRACTION} "
+                             "(0.2 puts a fifth of the train images in val)")
+        return v
+
+    @field_validator("accumulate")
+    @classmethod
+    def _accumulate(cls, v: int | None) -> int | None:
+        if v is not None and not 1 <= v <= MAX_ACCUMULATE:
+            raise ValueError(f"accumulate={v} is not allowed: use a whole number of batches from 1 to {MAX_ACCUMULATE}")
+        return v
+
+    @field_validator("classes", mode="before")
+    @classmethod
+    def _classes(cls, v: Any) -> list[str] | None:
+        if v is None:
+            return None
+        if isinstance(v, str):  # key=value on the command line: classes=person,car
+            v = [part for part in re.split(r"\s*,\s*", v.strip()) if part]
+        if not isinstance(v, list | tuple) or not all(isinstance(c, str) for c in v):
+            raise ValueError("classes should be a list of class names, e.g. [\"person\", \"car\"]")
+        names = [c.strip() for c in v]
+        if not names or any(not c or len(c) > 200 for c in names) or len(names) > MAX_CLASSES:
+            raise ValueError(f"classes should list 1 to {MAX_CLASSES} class names of the dataset, each 1 to 200 characters")
+        dup = sorted({c for c in names if names.count(c) > 1})
+        if dup:
+            raise ValueError(f"classes lists {', '.join(dup)} more than once: list each class once")
+        return names
+
+    @field_validator("export", mode="before")
+    @classmethod
+    def _export(cls, v: Any) -> list[str]:
+        if v is None:
+            return []
+        if isinstance(v, str):
+            v = [part for part in re.split(r"[\s,]+", v.strip()) if part]
+        if not isinstance(v, list | tuple) or not all(isinstance(f, str) for f in v):
+            raise ValueError("export should be a list of format names, e.g. [\"onnx\"]")
+        out: list[str] = []
+        for f in (f.strip().lower() for f in v):
+            if f not in out:
+                out.append(f)
+        return out
+
     @field_validator("extends")
     @classmethod
     def _extends(cls, v: str | None) -> str | None:
@@ -241,6 +314,14 @@ class TrainSpec(BaseModel):
             if self.model is None:
                 raise ValueError(f"task={self.task!r} has no default model for framework={self.framework!r}: set model")
         assert caps is not None
+        if self.export and (unknown := [f for f in self.export if f not in caps.export]):
+            raise ValueError(
+                f"export={unknown[0]!r} is not an export format of {caps.framework}: use "
+                f"{' or '.join(caps.export) or 'nothing (it exports no formats)'}" + suggest(unknown[0], list(caps.export))
+            )
+        if self.accumulate is not None and "nbs" in self.overrides:
+            raise ValueError("accumulate and overrides.nbs both set how many images one optimizer step sees: keep "
+                             f"one (accumulate={self.accumulate} means a nominal batch of batch_size x accumulate)")
         self._check_image_size(caps)
         self._check_overrides(caps)
         return self

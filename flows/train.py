@@ -63,7 +63,7 @@ def _fresh_task_runs(attempt: int) -> None:
     if context is None:
         return
     for step in (steps.download_dataset, steps.validate_dataset, steps.fetch_checkpoints, steps.run_trainer,
-                 steps.fetch_resume_before, steps.upload_outputs):
+                 steps.fetch_resume_before, steps.export_outputs, steps.upload_outputs):
         context.task_run_dynamic_keys[step.task_key] = (attempt - 1) * 1000
 
 
@@ -180,7 +180,8 @@ def train_flow(spec: TrainSpec, run_id: str | None = None, api_url: str | None =
         local, stats, record = steps.download_dataset(spec, settings)
         logger.info("dataset %s: %d files, %d bytes transferred, %d files from cache",
                     record.name, stats.files_total, stats.bytes_transferred, stats.files_from_cache)
-        info, report = steps.validate_dataset(local, spec, workdir)
+        info, report = steps.validate_dataset(local, spec, workdir, steps.auto_split_of(record, settings)
+                                              if spec.val_fraction is not None else None)
         logger.info("dataset %s: %s classes %s, images %s", record.ref,
                     len(report.get("classes") or []), report.get("classes"), report.get("counts"))
         for problem in [p for p in report.get("problems") or [] if p["severity"] == "warning"][:20]:
@@ -215,7 +216,7 @@ def train_flow(spec: TrainSpec, run_id: str | None = None, api_url: str | None =
                         reporter.event("resume_failed", message, epoch=older.epoch if older else 0, attempt=attempt)
                     point = older
                     steps.remove_workdir(workdir / "train")
-        result.notes[:0] = resume_notes
+        result.notes[:0] = [*report.get("run_notes", []), *resume_notes]
         if reporter and reporter.cancel_requested:  # the trainer stopped because the API said cancel
             raise RunCancelled(f"run {run_id} was cancelled during epoch {result.epochs_completed + 1}; nothing uploaded")
         if deadline is not None and time.monotonic() >= deadline and result.epochs_completed < spec.epochs:
@@ -228,6 +229,8 @@ def train_flow(spec: TrainSpec, run_id: str | None = None, api_url: str | None =
             if reporter:
                 reporter.event("time_limit", note, epoch=result.epochs_completed, attempt=attempt)
         layout = steps.collect_outputs(result, workdir / "outputs")
+        if spec.export:
+            result.notes.extend(steps.export_outputs(spec, workdir / "outputs", layout, run_id))
         layout[write_spec(workdir / "outputs", spec.model_dump(mode="json")).relative_to(workdir / "outputs").as_posix()] = "artifact"
         summary = steps.make_summary(run_id, spec, result, record, stats, settings.storage_url, layout, started)
         summary["dataset_report"] = report

@@ -28,6 +28,7 @@ import json
 import logging
 import os
 import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -187,7 +188,83 @@ def outside_message(where: str, split: str, entry: str) -> str:
     return f"{where}: {split} entry {entry!r} {OUTSIDE}"
 
 
-def _prepare_yolo(root: Path, task: str, workdir: Path) -> DatasetInfo:
+@dataclass
+class _ViewOptions:
+    """What a run's view changes (see :func:`prepare_local`)."""
+
+    classes: list[str] | None = None
+    eight_bit: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+def _chosen(classes: list[str] | None, names: list[str], where: str) -> dict[int, int] | None:
+    """Old class id -> new class id for TrainSpec.classes (None: all classes, unchanged); DatasetError
+    naming the dataset's classes for a name it does not have."""
+    if not classes:
+        return None
+    unknown = [c for c in classes if c not in names]
+    if unknown:
+        from core.spec import suggest
+
+        raise DatasetError(f"classes: {unknown[0]!r} is not a class of {where}; its classes are "
+                           f"{', '.join(names[:50])}{' ...' if len(names) > 50 else ''}." + suggest(unknown[0], names))
+    return {names.index(c): i for i, c in enumerate(classes)}
+
+
+def _keep_labels(src: Path, dest: Path, mapping: dict[int, int]) -> tuple[int, int]:
+    """Write ``src``'s label rows whose class is in ``mapping`` to ``dest``, renumbered; returns
+    (rows kept, rows left out). Rows whose class is not a number are kept as they are (the checker
+    reported them)."""
+    kept, dropped = [], 0
+    for line in src.read_text(encoding="utf-8", errors="replace").splitlines():
+        parts = line.split()
+        if not parts:
+            continue
+        try:
+            cls = int(float(parts[0]))
+        except ValueError:
+            kept.append(line)
+            continue
+        if cls in mapping:
+            kept.append(" ".join([str(mapping[cls]), *parts[1:]]))
+        else:
+            dropped += 1
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_text("".join(f"{row}\n" for row in kept), encoding="utf-8")
+    return len(kept), dropped
+
+
+def _eight_bit_scale(images: list[Path], opts: _ViewOptions) -> float | None:
+    """The dataset scale when the view must hold 8-bit copies of its high-bit-depth images, else None."""
+    if not opts.eight_bit:
+        return None
+    from trainers.common.images import bit_depth_scale, describe_scale
+
+    scale = bit_depth_scale(images)
+    if scale is not None:
+        opts.notes.append(f"{describe_scale(scale)} for training (the same scale for every image)")
+    return scale
+
+
+def _place_image(img: Path, dest: Path, scale: float | None) -> None:
+    """``dest`` shows ``img``: a symlink, or an 8-bit copy scaled by ``scale`` for a high-bit-depth image."""
+    if scale is not None:
+        from trainers.common.images import is_high_depth, load_rgb
+
+        try:
+            with Image.open(img) as im:
+                high = is_high_depth(im)
+        except (OSError, ImportError):
+            high = False  # unreadable: the checker reported it; the trainer skips it as before
+        if high:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            load_rgb(img, scale).save(dest)
+            return
+    _link(img, dest)
+
+
+def _prepare_yolo(root: Path, task: str, workdir: Path, opts: _ViewOptions | None = None) -> DatasetInfo:
+    opts = opts or _ViewOptions()
     layout = read_yolo(root)
     for note in layout.notes:
         log.warning(note)
@@ -209,23 +286,31 @@ def _prepare_yolo(root: Path, task: str, workdir: Path) -> DatasetInfo:
                 if refused:
                     n, line = refused[0]
                     raise DatasetError(outside_message(f"{p}:{n}", split, line))
+    mapping = _chosen(opts.classes, list(layout.names), f"dataset {root.name}")
     workdir.mkdir(parents=True, exist_ok=True)
     view = _fresh_view(workdir)
     out: dict[str, Any] = {"path": str(view)}
     counts: dict[str, int] = {}
+    listed = {(split, p): list_images(p, root) for split, entries in layout.splits.items() for p in entries}
+    scale = _eight_bit_scale([img for images in listed.values() for img in images], opts)
+    kept_rows, dropped_rows = 0, 0
     for split, entries in layout.splits.items():
         rel: list[str] = []
         images_total = 0
         for p in entries:
-            images = list_images(p, root)
+            images = listed[(split, p)]
             images_total += len(images)
             target = view / os.path.relpath(p, root)
             for img in images:
                 dest = view / os.path.relpath(img, root)
-                _link(img, dest)
+                _place_image(img, dest, scale)
                 lbl = label_path(img)
                 if within(root, os.path.relpath(lbl, root)) is not None and lbl.is_file():
-                    _link(lbl, label_path(dest))
+                    if mapping is None:
+                        _link(lbl, label_path(dest))
+                    else:
+                        kept, dropped = _keep_labels(lbl, label_path(dest), mapping)
+                        kept_rows, dropped_rows = kept_rows + kept, dropped_rows + dropped
             if p.is_dir():
                 target.mkdir(parents=True, exist_ok=True)
             else:  # a list: rewritten with the view's absolute paths (ultralytics takes them as given)
@@ -234,7 +319,12 @@ def _prepare_yolo(root: Path, task: str, workdir: Path) -> DatasetInfo:
             rel.append(os.path.relpath(p, root))
         out[split] = rel[0] if len(rel) == 1 else rel
         counts[split] = images_total
-    out["names"] = dict(enumerate(layout.names))
+    names = list(opts.classes) if mapping is not None else list(layout.names)
+    if mapping is not None:
+        opts.notes.append(f"classes: training on {len(names)} of the dataset's {len(layout.names)} classes "
+                          f"({', '.join(names)}); {dropped_rows} objects of other classes left out of the labels "
+                          f"({kept_rows} kept), their images kept as background")
+    out["names"] = dict(enumerate(names))
     for key in ("kpt_shape", "flip_idx", "kpt_names", "channels"):
         if key in layout.data:
             out[key] = layout.data[key]
@@ -244,10 +334,10 @@ def _prepare_yolo(root: Path, task: str, workdir: Path) -> DatasetInfo:
     data_yaml = workdir / "data.yaml"
     header = "".join(f"# {n}\n" for n in layout.notes)
     data_yaml.write_text(header + yaml.safe_dump(out, sort_keys=False))
-    return DatasetInfo(view, "yolo", task, layout.names, counts, data_yaml, list(kpt_shape) if kpt_shape else None)
+    return DatasetInfo(view, "yolo", task, names, counts, data_yaml, list(kpt_shape) if kpt_shape else None)
 
 
-def _prepare_imagefolder(root: Path, task: str, workdir: Path) -> DatasetInfo:
+def _prepare_imagefolder(root: Path, task: str, workdir: Path, opts: _ViewOptions | None = None) -> DatasetInfo:
     """Trainers read ``view/train`` and ``view/val``: a view of real folders in the work folder with
     one symlink per image (inside the dataset), whatever the val folder is called in the dataset."""
     val = find_val_dir(root)
@@ -258,23 +348,39 @@ def _prepare_imagefolder(root: Path, task: str, workdir: Path) -> DatasetInfo:
         raise DatasetError(f"{root}: more than {MAX_CLASSES} class folders; vtp trains at most {MAX_CLASSES} classes")
     if val.name != "val":
         log.info("%s: using %s/ as the val split", root, val.name)
+    opts = opts or _ViewOptions()
+    if _chosen(opts.classes, classes, f"dataset {root.name}") is not None:
+        opts.notes.append(f"classes: training on {len(opts.classes or [])} of the dataset's {len(classes)} classes "
+                          f"({', '.join(opts.classes or [])}); the other class folders are left out")
+        classes = list(opts.classes or [])
     workdir.mkdir(parents=True, exist_ok=True)
     view = _fresh_view(workdir)
     counts: dict[str, int] = {}
-    for split, d in (("train", root / "train"), ("val", val)):
-        counts[split] = 0
-        for c in class_dirs(d):
-            (view / split / c.name).mkdir(parents=True, exist_ok=True)
-            for img in list_images(c, root):
-                _link(img, view / split / c.name / img.relative_to(c))
-                counts[split] += 1
+    listed = {(split, c): list_images(c, root) for split, d in (("train", root / "train"), ("val", val))
+              for c in class_dirs(d) if not opts.classes or c.name in classes}
+    scale = _eight_bit_scale([img for images in listed.values() for img in images], opts)
+    for (split, c), images in listed.items():
+        counts[split] = counts.get(split, 0)
+        (view / split / c.name).mkdir(parents=True, exist_ok=True)
+        for img in images:
+            _place_image(img, view / split / c.name / img.relative_to(c), scale)
+            counts[split] += 1
+    for split in ("train", "val"):
+        counts.setdefault(split, 0)
     return DatasetInfo(view, "imagefolder", task, classes, counts)
 
 
-def prepare_local(root: Path, task: str, workdir: Path) -> DatasetInfo:
+def prepare_local(root: Path, task: str, workdir: Path, *, classes: list[str] | None = None,
+                  eight_bit: bool = False, notes: list[str] | None = None) -> DatasetInfo:
     """Describe the local dataset at ``root`` for the trainers of ``task``; files go to ``workdir``.
 
     COCO datasets are converted to YOLO under ``workdir/yolo`` first (detect, segment and pose).
+    ``classes``: train on these class names only (TrainSpec.classes): the view's labels keep just
+    their objects, renumbered in this order (images left without objects stay, as background), and a
+    classification view holds just these class folders. ``eight_bit``: the view holds 8-bit copies of
+    high-bit-depth images, scaled by the dataset's bit depth
+    (:func:`trainers.common.images.bit_depth_scale`), for trainers whose reader cannot scale them.
+    ``notes`` gets a sentence for each. Raises DatasetError for a class the dataset does not have.
     """
     if task not in TASK_FORMATS:
         raise DatasetError(f"task {task!r} is unknown: use one of {', '.join(TASK_FORMATS)}")
@@ -289,9 +395,10 @@ def prepare_local(root: Path, task: str, workdir: Path) -> DatasetInfo:
             f"task {task!r} needs {_EXPECTED[expected]}, but {root} is a {fmt} dataset: "
             f"use task {' or '.join(others)} with this dataset, or point {task} at {_EXPECTED[expected]}"
         )
+    opts = _ViewOptions(classes, eight_bit, notes if notes is not None else [])
     if fmt == "yolo":
-        return _prepare_yolo(root, task, workdir)
-    return _prepare_imagefolder(root, task, workdir)
+        return _prepare_yolo(root, task, workdir, opts)
+    return _prepare_imagefolder(root, task, workdir, opts)
 
 
 # --------------------------------------------------------------------------------------------- COCO

@@ -113,3 +113,40 @@ def auto_split(root: Path, fmt: str, dest: Path, fraction: float = VAL_FRACTION,
     n_all = sum(len(v) for v in strata.values())
     return dest, {"val_fraction": fraction, "seed": seed, "stratified_by": stratified_by,
                   "train": n_all - n_val, "val": n_val}
+
+
+def resplit(root: Path, fmt: str, dest: Path, fraction: float, seed: int = SEED) -> tuple[Path, dict[str, Any]]:
+    """The dataset at ``root`` (``yolo`` or ``imagefolder``), whose val split vtp made at import, split
+    again with ``fraction``: its train and val images are put together (links under ``dest/merged``)
+    and :func:`auto_split` makes the split, into ``dest/split``, seeded and stratified as at import.
+
+    Returns (the new folder, the split's record as :func:`auto_split` gives it). Raises DatasetError
+    when the dataset has no train or val split to merge."""
+    merged = dest / "merged"
+    if fmt == "imagefolder":
+        val_dir = find_val_dir(root)
+        if not (root / "train").is_dir() or val_dir is None:
+            raise DatasetError(f"{root}: no train/ and val/ folders to split again")
+        for split_dir in (root / "train", val_dir):
+            for c in class_dirs(split_dir):
+                for img in list_images(c, root):
+                    out = merged / "train" / c.name / img.relative_to(c)
+                    if out.exists():  # the same name in train and val: keep both
+                        out = out.with_name(f"{split_dir.name}__{out.name}")
+                    _link(img, out)
+    else:
+        layout = read_data_yaml(root)
+        entries = [e for split in ("train", "val") for e in layout.splits.get(split, [])]
+        if "train" not in layout.splits or "val" not in layout.splits:
+            raise DatasetError(f"{layout.yaml_file}: no train and val splits to split again")
+        for entry in entries:
+            for img in list_images(entry, root):
+                out = merged / "images" / "train" / Path(os.path.relpath(img, root)).as_posix().replace("/", "__")
+                _link(img, out)
+                if label_path(img).is_file():
+                    _link(label_path(img), label_path(out))
+        data = {k: v for k, v in layout.data.items() if k not in ("path", "train", "val", "test", "download")}
+        data = {"path": ".", "train": "images/train", **data, "names": dict(enumerate(layout.names))}
+        merged.mkdir(parents=True, exist_ok=True)
+        (merged / "data.yaml").write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    return auto_split(merged, fmt, dest / "split", fraction, seed)

@@ -42,21 +42,52 @@ def download_dataset(spec: TrainSpec, settings: Settings) -> tuple[Path, dataset
 
 
 @task(name="validate-dataset", cache_policy=NONE)
-def validate_dataset(local: Path, spec: TrainSpec, workdir: Path) -> tuple[DatasetInfo, dict[str, Any]]:
-    """Check the dataset before any training; fatal problems stop the run with each file named."""
-    from tasks.dataset_formats import normalize, prepare_local
+def validate_dataset(local: Path, spec: TrainSpec, workdir: Path,
+                     auto_split: dict[str, Any] | None = None) -> tuple[DatasetInfo, dict[str, Any]]:
+    """Check the dataset before any training; fatal problems stop the run with each file named.
+
+    ``auto_split``: the record of the val split vtp made when the dataset version was imported
+    (None: the dataset brought its own, or it is a storage URI). The returned report's
+    ``run_notes`` say what this run's view of the dataset changed: a val split made or made again
+    (``spec.val_fraction``), classes left out (``spec.classes``), 16-bit images scaled for a trainer
+    that reads only 8-bit ones; the flow adds them to the run's notes."""
+    from tasks import splits
+    from tasks.dataset_formats import detect_format, normalize, prepare_local
     from tasks.validation import validate
 
     # a dataset registered where it is (a storage URI) may still be COCO, another tool's export or lack
     # a val split: converted and split here as an import would (imported datasets pass through unchanged)
     notes: list[str] = []
-    local, _, _, _ = normalize(local, spec.task, workdir / "dataset-normalized", notes)
-    for note in notes:
-        logging.getLogger("vtp").warning("dataset %s: %s", spec.dataset, note)
+    local, _, _, made = normalize(local, spec.task, workdir / "dataset-normalized", notes, val_fraction=spec.val_fraction)
+    if spec.val_fraction is not None and made is None:
+        if auto_split and auto_split.get("val_fraction") != spec.val_fraction:
+            local, made = splits.resplit(local, detect_format(local), workdir / "dataset-resplit", spec.val_fraction)
+            notes.append(f"val_fraction={spec.val_fraction}: the val split vtp made at import (val_fraction "
+                         f"{auto_split.get('val_fraction')}) was made again: {made['val']} of "
+                         f"{made['train'] + made['val']} images in val, seed {made['seed']}, stratified by "
+                         f"{made['stratified_by']}")
+        elif not auto_split:
+            notes.append(f"val_fraction={spec.val_fraction} was not used: dataset {spec.dataset} has its own "
+                         "validation split, which is kept")
     report = validate(local, spec.task or "")
     report.raise_if_fatal()
-    info = prepare_local(local, spec.task or "", workdir)
-    return info, report.to_dict()
+    # ultralytics reads 16-bit images keeping only their high byte: its view holds 8-bit copies
+    info = prepare_local(local, spec.task or "", workdir, classes=spec.classes,
+                         eight_bit=spec.framework == "ultralytics", notes=notes)
+    for note in notes:
+        logging.getLogger("vtp").warning("dataset %s: %s", spec.dataset, note)
+    return info, {**report.to_dict(), "run_notes": notes}
+
+
+def auto_split_of(record: dataset_store.DatasetRecord, settings: Settings) -> dict[str, Any] | None:
+    """The record of the val split vtp made when ``record``'s version was imported, or None (it came
+    with its own, or the version has no stored report)."""
+    try:
+        report = dataset_store.read_report(Storage(settings=settings), record)
+    except Exception as e:  # noqa: BLE001 - a missing or unreadable report: the split is taken as the dataset's own
+        logging.getLogger("vtp").warning("dataset %s: its import report could not be read (%s)", record.ref, e)
+        return None
+    return (report or {}).get("auto_split")
 
 
 @task(name="fetch-checkpoints", cache_policy=NONE, **STORAGE_RETRIES)
@@ -179,6 +210,33 @@ def collect_outputs(result: TrainResult, out: Path) -> dict[str, str]:
     if "checkpoints/best.pt" not in layout and not any(v == "best" for v in layout.values()):
         raise RuntimeError("the trainer returned no checkpoint; nothing to upload")
     return layout
+
+
+@task(name="export-checkpoint", cache_policy=NONE)
+def export_outputs(spec: TrainSpec, outputs: Path, layout: dict[str, str], run_id: str) -> list[str]:
+    """Export the best checkpoint in ``outputs`` to each of ``spec.export`` (TrainSpec.export) as
+    ``exports/model.<ext>``, listed in ``layout`` (role ``export``), before the outputs are uploaded.
+    Returns a note per format: exported (with its size), or why not. An export that fails does not
+    fail the run: the checkpoint is whole, and the note says how to try again."""
+    from tasks.export import FORMATS, export_checkpoint, plugin
+
+    notes: list[str] = []
+    for fmt in spec.export:
+        rel = f"exports/model{FORMATS.get(fmt, '.' + fmt)}"
+        try:
+            path = export_checkpoint(spec.framework or "", outputs / plugin(spec.framework or "").CHECKPOINT, fmt,
+                                     int(spec.image_size or 224), outputs / rel)
+        except Exception as e:  # noqa: BLE001 - any exporter failure is reported in words; the run stays good
+            (outputs / rel).unlink(missing_ok=True)
+            notes.append(f"export to {fmt} failed ({type(e).__name__}: {str(e)[:300]}); the checkpoint is not "
+                         f"affected. Try again with `vtp export {run_id} --format {fmt}`.")
+            continue
+        layout[rel] = "export"
+        notes.append(f"exported the best checkpoint to {fmt}: {rel} ({path.stat().st_size / 1e6:.1f} MB, "
+                     f"{spec.image_size}px input)")
+    for note in notes:
+        logging.getLogger("vtp").info("%s", note)
+    return notes
 
 
 @task(name="upload-outputs", cache_policy=NONE, **STORAGE_RETRIES)

@@ -48,8 +48,14 @@ def spec_card(reply: dict[str, Any], lang: str) -> str:
             ("pretrained", spec.get("pretrained"))]
     if spec.get("extends"):
         rows.append(("extends", spec["extends"][:8]))
+    for key in ("val_fraction", "max_time", "accumulate", "classes", "export"):  # shown only when asked for
+        if spec.get(key) not in (None, [], ""):
+            value = spec[key]
+            rows.append((key, ", ".join(map(str, value)) if isinstance(value, list) else value))
     lines = [f"**{t('spec_title', lang)}**", "", f"| {t('field', lang)} | {t('value', lang)} |", "|---|---|"]
     lines += [f"| {t(k, lang)} | {md_code(fmt(v))} |" for k, v in rows]
+    if reply.get("unplaced"):
+        lines += ["", f"**{t('unplaced', lang)}:** " + ", ".join(md_code(w) for w in reply["unplaced"])]
     if reply.get("notes"):
         lines += ["", f"**{t('assumptions', lang)}**"] + [f"- {md_text(n)}" for n in reply["notes"]]
     if reply.get("missing"):
@@ -151,6 +157,13 @@ def shown_metrics(metrics: dict[str, Any], num_classes: int | None) -> tuple[dic
     return out, hidden
 
 
+def hidden_top5_note(num_classes: Any, lang: str) -> str:
+    """Why top-5 accuracy is not shown (:func:`shown_metrics` left it out)."""
+    if lang == "ko":
+        return f"top-5 정확도는 표시하지 않습니다: 클래스가 {num_classes}개뿐이라 항상 1입니다."
+    return f"top-5 accuracy not shown: with {num_classes} classes it is always 1."
+
+
 def best_epoch(points: list[dict[str, Any]], name: str | None) -> tuple[int, float] | None:
     """(epoch, value) where ``name`` was highest, from the run's per-epoch metric points."""
     best = None
@@ -159,6 +172,36 @@ def best_epoch(points: list[dict[str, Any]], name: str | None) -> tuple[int, flo
                 and (best is None or p["value"] > best[1])):
             best = (int(p["epoch"]), float(p["value"]))
     return best
+
+
+def scratch_notes(run: dict[str, Any], summary: dict[str, Any], metrics: dict[str, float], lang: str,
+                  stopped_early: bool = False) -> list[str]:
+    """What a reader of the metrics must know first: trained from scratch (asked, or because the
+    pretrained weights could not be had, with the reason from ``summary``'s notes), and that metrics
+    near 0 after few epochs from random weights are expected; with ``stopped_early``, an early stop."""
+    ko = lang == "ko"
+    happened = []
+    spec = run.get("spec") or {}
+    scratch = summary.get("pretrained_used") is False
+    if scratch:
+        why = next((n for n in summary.get("notes") or [] if "scratch" in n), None)
+        if spec.get("pretrained", True):
+            happened.append(("사전 학습 가중치를 받을 수 없어 **처음부터(무작위 가중치로) 학습했습니다**" if ko else
+                             "**Trained from scratch** (random initial weights): the pretrained weights could not be had")
+                            + (f" — {md_text(why)}" if why else ""))
+        else:
+            happened.append("요청대로 처음부터 학습했습니다 (pretrained=False)." if ko else
+                            "Trained from scratch, as asked (pretrained=False).")
+    if stopped_early and summary.get("stopped_early"):
+        happened.append("개선이 멈춰 조기 종료했습니다 (patience)." if ko else "Stopped early: the metric stopped improving (patience).")
+    main = main_metric(metrics)
+    main_value = metrics.get(main) if main else None
+    if scratch and main_value is not None and main_value < 0.05:
+        happened.append(f"무작위 가중치에서 {run.get('epochs_done')} 에폭만 학습하면 지표가 0에 가까운 것이 정상입니다 (오류가 아닙니다)."
+                        if ko else f"From random weights, {run.get('epochs_done')} "
+                                   f"{'epoch gives' if run.get('epochs_done') == 1 else 'epochs give'} metrics near 0: "
+                                   "expected, not an error.")
+    return happened
 
 
 def result_card(run: dict[str, Any], lang: str, summary: dict[str, Any] | None = None,
@@ -172,26 +215,7 @@ def result_card(run: dict[str, Any], lang: str, summary: dict[str, Any] | None =
     main = main_metric(metrics)
     ko = lang == "ko"
     lines = [f"**{t('result_title_run', lang, run=run_label(run))}**", ""]
-    happened = []
-    spec = run.get("spec") or {}
-    scratch = summary.get("pretrained_used") is False
-    if scratch:
-        why = next((n for n in summary.get("notes") or [] if "scratch" in n), None)
-        asked = spec.get("pretrained", True)
-        if asked:
-            happened.append(("사전 학습 가중치를 받을 수 없어 **처음부터(무작위 가중치로) 학습했습니다**" if ko else
-                             "**Trained from scratch** (random initial weights): the pretrained weights could not be had")
-                            + (f" — {md_text(why)}" if why else ""))
-        else:
-            happened.append("요청대로 처음부터 학습했습니다 (pretrained=False)." if ko else
-                            "Trained from scratch, as asked (pretrained=False).")
-    if summary.get("stopped_early"):
-        happened.append("개선이 멈춰 조기 종료했습니다 (patience)." if ko else "Stopped early: the metric stopped improving (patience).")
-    main_value = metrics.get(main) if main else None
-    if scratch and main_value is not None and main_value < 0.05:
-        happened.append(f"무작위 가중치에서 {run.get('epochs_done')} 에폭만 학습하면 지표가 0에 가까운 것이 정상입니다 (오류가 아닙니다)."
-                        if ko else f"From random weights, {run.get('epochs_done')} epochs give metrics near 0: "
-                                   "expected, not an error.")
+    happened = scratch_notes(run, summary, metrics, lang, stopped_early=True)
     best = best_epoch(points or [], main)
     values = {p["value"] for p in points or [] if p.get("name") == main}
     if best is not None and main and len(values) > 1:
@@ -208,10 +232,10 @@ def result_card(run: dict[str, Any], lang: str, summary: dict[str, Any] | None =
     lines += [f"| {'**' + metric_label(k, lang) + '**' if k == main else metric_label(k, lang)} | {fmt(metrics[k])} |"
               for k in ordered][:12]
     if hidden:
-        lines += ["", (f"top-5 정확도는 표시하지 않습니다: 클래스가 {summary.get('num_classes')}개뿐이라 항상 1입니다." if ko else
-                       f"top-5 accuracy not shown: with {summary.get('num_classes')} classes it is always 1.")]
+        lines += ["", hidden_top5_note(summary.get("num_classes"), "ko" if ko else "en")]
     lines += ["", f"{t('epochs', lang)}: {run.get('epochs_done')} · {hms(duration(run))}"]
-    nxt = next_steps(spec, main_value, scratch, lang)
+    nxt = next_steps(run.get("spec") or {}, metrics.get(main) if main else None, summary.get("pretrained_used") is False,
+                     lang)
     if nxt:
         lines += ["", f"**{'다음에 해 볼 것' if ko else 'What to try next'}**", ""] + [f"- {n}" for n in nxt]
     return "\n".join(lines)

@@ -330,8 +330,12 @@ class ApiClient:
     def dataset(self, dataset_id: int) -> dict[str, Any]:
         return self._call("GET", f"/api/datasets/{dataset_id}")
 
-    def upload_dataset(self, name: str, archive: Path, task: str | None = None) -> dict[str, Any]:
-        data = {"name": name, **({"task": task} if task else {})}
+    def upload_dataset(self, name: str, archive: Path, task: str | None = None,
+                       val_fraction: float | None = None) -> dict[str, Any]:
+        """Upload a dataset archive; ``val_fraction`` (0-0.5) is the share of train put in val when
+        the archive has no val split (the API's default 0.2 when None)."""
+        data = {"name": name, **({"task": task} if task else {}),
+                **({"val_fraction": str(val_fraction)} if val_fraction else {})}
         with open(archive, "rb") as f:
             return self._call("POST", "/api/datasets", data=data, files={"file": (archive.name, f)}, timeout=None)
 

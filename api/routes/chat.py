@@ -32,6 +32,8 @@ class ChatOut(BaseModel):
     missing: list[str]
     question: str | None
     notes: list[str] = Field(description="Assumptions made (shown before anything runs) and refusals.")
+    unplaced: list[str] = Field(default_factory=list, description="Words of the message the parser could not "
+                                "place, as written (the reply and the spec card list them; nothing was guessed).")
     errors: list[str]
     ready: bool = Field(description="The spec can be started as it stands.")
     effective_spec: dict[str, Any] | None = Field(
@@ -63,7 +65,7 @@ async def chat(body: ChatIn, session: SessionDep, settings: SettingsDep) -> Chat
                                    message=body.message, confirm=body.confirm)
     r = turn.result
     return ChatOut(session_id=turn.session_id, reply=turn.reply, language=r.language, intent=r.intent, spec=r.spec,
-                   missing=r.missing, question=r.question, notes=r.notes, errors=r.errors, ready=r.ready,
+                   missing=r.missing, question=r.question, notes=r.notes, unplaced=r.unplaced, errors=r.errors, ready=r.ready,
                    datasets=turn.datasets, run=RunOut.model_validate(turn.run) if turn.run else None, source=r.source,
                    effective_spec=effective(r.spec) if r.ready else None)
 

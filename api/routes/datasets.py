@@ -11,6 +11,7 @@ from api import crud, datasets_service, uploads
 from api.deps import DatasetIdPath, ProjectFilter, SessionDep, SettingsDep
 from api.errors import ApiError, Unprocessable
 from api.schemas import MAX_ID, DatasetList, DatasetOut, DatasetRegister, DatasetVersion, ErrorOut
+from core.spec import MAX_VAL_FRACTION
 
 router = APIRouter(prefix="/api/datasets", tags=["datasets"])
 
@@ -25,6 +26,9 @@ UPLOAD_BODY = {
                          "folder: YOLO, ImageFolder or COCO. At most VTP_MAX_UPLOAD_BYTES."},
                 "task": {"type": "string", "enum": list(datasets_service.TASKS), "description": "Guessed when omitted."},
                 "project_id": {"type": "integer"},
+                "val_fraction": {"type": "number", "exclusiveMinimum": 0, "maximum": 0.5,
+                                 "description": "Share of train moved to a val split when the dataset has none "
+                                                "(default 0.2); ignored when it has one."},
             },
         }},
         "application/json": {"schema": {"$ref": "#/components/schemas/DatasetRegister"}},
@@ -53,6 +57,19 @@ def _optional_int(value: str | None, field: str) -> int | None:
     if not value.strip().isdecimal() or not 1 <= int(value) <= MAX_ID:  # isdigit() takes "²"
         raise Unprocessable(f"{field}={value!r} is not an id: a whole number from 1 to {MAX_ID}")
     return int(value)
+
+
+def _optional_fraction(value: str | None) -> float | None:
+    if value in (None, ""):
+        return None
+    try:
+        fraction = float(value)
+    except ValueError:
+        fraction = float("nan")
+    if not 0 < fraction <= MAX_VAL_FRACTION:  # nan fails too
+        raise Unprocessable(f"val_fraction={value!r} is not a share: use a number above 0 and at most "
+                            f"{MAX_VAL_FRACTION} (0.2 puts a fifth of train in val)")
+    return fraction
 
 
 @router.post(
@@ -84,7 +101,7 @@ async def create_dataset(request: Request, response: Response, session: SessionD
             row, stored = await run_in_threadpool(
                 datasets_service.import_archive, session, settings=settings, name=name, archive=upload.path,
                 task=upload.fields.get("task"), project_id=_optional_int(upload.fields.get("project_id"), "project_id"),
-                filename=upload.filename)
+                filename=upload.filename, val_fraction=_optional_fraction(upload.fields.get("val_fraction")))
         finally:
             await run_in_threadpool(datasets_service.remove_upload, folder)
         if not stored:

@@ -132,10 +132,13 @@ def _model(key: str, loader: Any) -> Any:
 def _predict(run: Any, data: bytes, filename: str, settings: Settings, conf: float = 0.25) -> PredictOut:
     from PIL import Image
 
+    from trainers.common.images import HIGH_DEPTH_MODES
+
     try:
         image = Image.open(io.BytesIO(data))
         image.load()
-        image = image.convert("RGB")
+        if image.mode not in HIGH_DEPTH_MODES:  # 16-bit and float images go to the plugin as they are: it
+            image = image.convert("RGB")        # scales them as the run's training did (convert clips at 255)
     except Exception as e:  # noqa: BLE001 - any decoding failure means the upload is not an image
         raise Unprocessable(f"{filename or 'the upload'} is not an image PIL can read ({type(e).__name__}): "
                             "send a .jpg, .png, .bmp or .webp file") from None

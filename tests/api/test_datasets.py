@@ -183,6 +183,9 @@ def test_declared_oversize_is_refused_before_reading(app, client, auth, settings
     ("d", "d.zip", {"task": "dance"}, 422, "task='dance'"),
     ("d", "d.zip", {"project_id": "42"}, 422, "project_id=42 does not exist"),
     ("d", "d.zip", {"project_id": "x"}, 422, "whole number"),
+    ("d", "d.zip", {"val_fraction": "0.9"}, 422, "val_fraction='0.9' is not a share"),
+    ("d", "d.zip", {"val_fraction": "nan"}, 422, "at most 0.5"),
+    ("d", "d.zip", {"val_fraction": "fifth"}, 422, "val_fraction='fifth'"),
 ])
 def test_upload_request_errors(client, auth, sample, tmp_path, name, filename, fields, status, words):
     archive = None
@@ -274,3 +277,14 @@ def test_unreadable_upload_is_named_as_uploaded(client, auth, tmp_path, settings
     r = upload(client, auth, "fake", fake)
     assert r.status_code == 422 and r.json()["detail"].startswith("holiday photos.zip is not a readable archive")
     assert _leaks(r.text, settings) == [], r.text
+
+
+def test_upload_without_val_split_takes_val_fraction(client, auth, sample, tmp_path):
+    import shutil
+
+    shutil.rmtree(sample / "val")  # 6 train images, 2 per class: one of each class goes to val at 0.5
+    r = upload(client, auth, "halves", zip_folder(sample, tmp_path / "halves.zip"), val_fraction="0.5")
+    assert r.status_code == 201, r.text
+    ds = r.json()
+    assert ds["counts"] == {"train": 3, "val": 3}
+    assert ds["report"]["auto_split"]["val_fraction"] == 0.5

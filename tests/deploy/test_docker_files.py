@@ -19,7 +19,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILES = sorted((ROOT / "docker").glob("*.Dockerfile"))
-SERVERS = {"postgres", "minio", "prefect", "api", "ui"}
+SERVERS = {"postgres", "minio", "redis", "prefect", "api", "ui", "prometheus", "grafana"}
 
 
 @pytest.mark.parametrize("path", DOCKERFILES, ids=lambda p: p.name)
@@ -81,16 +81,16 @@ COMPOSE_FILE = ROOT / "docker-compose.yml"
 KIND_DIR = ROOT / "deploy" / "kind"
 UP_SH = KIND_DIR / "up.sh"
 SECRET_VARS = ("VTP_SECRET_KEY", "POSTGRES_PASSWORD", "MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD",
-               "VTP_PREFECT_AUTH_STRING", "VTP_UI_PASSWORD")
+               "VTP_PREFECT_AUTH_STRING", "VTP_UI_PASSWORD", "REDIS_PASSWORD", "GRAFANA_ADMIN_PASSWORD")
 # Container variables that hold a secret: each must come from one of SECRET_VARS, never a literal.
 SECRET_ENV = {"POSTGRES_PASSWORD", "MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD", "AWS_ACCESS_KEY_ID",
               "AWS_SECRET_ACCESS_KEY", "VTP_SECRET_KEY", "VTP_DATABASE_URL", "PREFECT_API_DATABASE_CONNECTION_URL",
               "PREFECT_SERVER_API_AUTH_STRING", "PREFECT_API_AUTH_STRING", "VTP_PREFECT_AUTH_STRING",
-              "VTP_UI_PASSWORD"}
+              "VTP_UI_PASSWORD", "REDIS_PASSWORD", "VTP_REDIS_URL", "GF_SECURITY_ADMIN_PASSWORD"}
 OLD_DEFAULTS = ("change-me-in-production", "vtp-minio-secret")
 LOOPBACK_BINDS = ("127.0.0.1", "${VTP_BIND:-127.0.0.1}")
 PREFECT_CLIENTS = {"deploy", "api", "ui", "worker-ultralytics", "worker-timm", "worker-huggingface"}
-BACKEND_ONLY = {"postgres", "minio"}
+BACKEND_ONLY = {"postgres", "minio", "redis"}
 
 
 def _compose() -> dict:
@@ -311,11 +311,16 @@ if tool == "kind" and args[:2] == ["get", "clusters"]:
     print("vtp")
 elif tool == "docker" and args[:1] == ["inspect"]:
     print("true")
+elif tool == "docker" and args[:3] == ["network", "inspect", "kind"]:
+    print(os.environ.get("STUB_KIND_GATEWAYS", ""))
 elif tool == "uv":
     with open(state / "uv-env.log", "a") as f:
         f.write(json.dumps({{k: os.environ.get(k) for k in ("PREFECT_API_AUTH_STRING", "VTP_PREFECT_AUTH_STRING")}}) + "\\n")
-elif tool == "kubectl" and "get" in args and "secret" in args:
-    path = state / ("secret-" + args[args.index("secret") + 1] + ".yaml")
+    with open(state / "uv-urls.log", "a") as f:
+        f.write(json.dumps({{k: os.environ.get(k) for k in ("PREFECT_API_URL", "VTP_API_URL", "VTP_ADVERTISE_HOST")}}) + "\\n")
+elif tool == "kubectl" and "get" in args and ("secret" in args or "configmap" in args):
+    kind = "secret" if "secret" in args else "configmap"
+    path = state / ("secret-" + args[args.index(kind) + 1] + ".yaml")
     if not path.exists():
         sys.exit("Error from server (NotFound)")
     if "-o" in args:

@@ -89,6 +89,16 @@ def page_for(browser, ui_url):
         ctx.close()
 
 
+def upload_file(page, elem_id: str, path: Path) -> None:
+    """Drop ``path`` on the gr.File ``#elem_id`` and wait until it is uploaded (its download link is
+    listed), as a person waits: Gradio refuses a click meanwhile ("waiting for file(s) to finish
+    uploading, please retry") and the panel keeps its earlier message."""
+    from playwright.sync_api import expect
+
+    page.locator(f"#{elem_id} input[type=file]").set_input_files(str(path))
+    expect(page.locator(f"#{elem_id} a[href$='/{path.name}']").first).to_be_attached(timeout=60_000)
+
+
 def shot(page, name: str) -> Path:
     SHOTS.mkdir(parents=True, exist_ok=True)
     path = SHOTS / f"{name}.png"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from tests.ui.conftest import shot
+from tests.ui.conftest import shot, upload_file
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 CASES = Path(__file__).resolve().parents[1] / "cases"
@@ -33,7 +33,7 @@ def windows_zip(folder: Path, archive: Path) -> Path:
 
 
 def upload(page, archive: Path, name: str) -> None:
-    page.locator("#ds-archive input[type=file]").set_input_files(str(archive))
+    upload_file(page, "ds-archive", archive)
     page.locator("#ds-name textarea, #ds-name input").first.fill(name)
     page.locator("#ds-upload").click()
 

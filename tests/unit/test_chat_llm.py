@@ -242,3 +242,43 @@ def test_endpoint_without_a_model_name_says_so(llm):
                    llm_settings=LLMSettings(base_url=llm.url))
     assert result.source == "offline" and result.llm_calls == 0 and "VTP_LLM_MODEL" in result.llm_error
     assert llm.bodies == [] and result.spec["model"] == "yolo11n"
+
+
+# -- the offline reading checks the LLM's answer (issue 17): nothing dropped or reversed ---------------
+
+@pytest.mark.parametrize(("text", "wrong", "field", "right"), [
+    ("resnet50 pretrained 없이 flowers로 분류 학습", {"model": "resnet50", "dataset": "flowers", "pretrained": True},
+     "pretrained", False),
+    ("train resnet50 on flowers without pretrained weights", {"model": "resnet50", "dataset": "flowers"},
+     "pretrained", False),
+    ("coco8로 yolo11n 에폭 이백으로", {"model": "yolo11n", "dataset": "coco8", "epochs": 2}, "epochs", 200),
+    ("train yolo11n on coco8 for 50 epochs", {"model": "yolo11n", "dataset": "coco8"}, "epochs", 50),
+    ("yolo11n coco8 1000 에폭? 너무 많나, 그냥 300 에폭으로", {"model": "yolo11n", "dataset": "coco8", "epochs": 1000},
+     "epochs", 300),
+])
+def test_an_answer_that_drops_or_reverses_what_was_said_is_reasked(llm, text, wrong, field, right):
+    fixed = {**wrong, field: right}
+    llm.script = [wrong, fixed]
+    result = run(llm, text)
+    assert result.llm_calls == 2 and result.source == "llm", result
+    reask = json.dumps(llm.bodies[1]["messages"][-1], ensure_ascii=False)
+    assert f"the message states {field}={json.dumps(right)}" in reask
+    assert result.spec[field] == right
+
+
+def test_an_llm_that_keeps_disagreeing_is_not_trusted(llm):
+    llm.script = [{"model": "yolo11n", "dataset": "coco8", "epochs": 20}]  # every answer: 20
+    result = run(llm, "coco8로 yolo11n 에폭 이백", max_retries=2)
+    assert result.source == "offline" and result.spec["epochs"] == 200, result
+    assert "epochs" in (result.question or "") and "200" in result.question and "20" in result.question
+
+
+def test_the_prompt_carries_models_datasets_and_every_field(llm):
+    llm.script = [{"model": "yolo11n", "dataset": "coco8", "epochs": 5, "classes": ["person"], "export": ["onnx"],
+                   "val_fraction": 0.2, "accumulate": 2, "max_time": "1h"}]
+    result = run(llm, "coco8로 yolo11n 5 에폭, person 클래스만, val 비율 20%, accumulate 2, 최대 1시간, onnx로 export까지")
+    body = json.dumps(llm.bodies[0], ensure_ascii=False)
+    for word in ("yolo11{n,s,m,l,x}", "resnet50", "coco8 (detect)", "flowers (classify)", "val_fraction", "accumulate",
+                 "classes", "export", "max_time", "pretrained 없이"):
+        assert word in body, word
+    assert result.spec["classes"] == ["person"] and result.spec["export"] == ["onnx"] and result.spec["accumulate"] == 2

@@ -81,3 +81,29 @@ def test_spec_card_shows_the_effective_spec():
     rows = dict(re.findall(r"^\| (.+?) \| `(.*)` \|$", card, re.M))
     assert rows["Pretrained"] == "True" and rows["Image size"] == "640" and rows["Batch"] == "16"
     assert "—" not in card
+
+
+def test_prediction_numbers_say_what_they_are():
+    from ui.tabs.models import predictions_text
+
+    ranked = predictions_text({"task": "classify", "predictions": [{"class": "cat", "confidence": 0.9},
+                                                                    {"class": "dog", "confidence": 0.1}]}, "en")
+    assert ranked.startswith("Top classes · probability (softmax, 0–1)") and "1. **cat** 0.900" in ranked
+    boxes = predictions_text({"task": "detect", "predictions": [{"class": "car", "confidence": 0.5,
+                                                                 "box": [1.2, 2.6, 30, 40]}]}, "ko")
+    assert boxes.startswith("객체 1개 · 신뢰도 (0–1)") and "**car** 0.500 · [1, 3, 30, 40]" in boxes
+    assert predictions_text({"task": "classify", "predictions": []}) == "—"
+
+
+def test_scratch_notes_say_why_metrics_read_zero():
+    from ui.cards import scratch_notes
+
+    run = {"spec": {"pretrained": True}, "epochs_done": 2}
+    summary = {"pretrained_used": False, "notes": ["trained from scratch: yolo11n.pt could not be downloaded (offline)"]}
+    said = scratch_notes(run, summary, {"metrics/mAP50-95(B)": 0.0}, "en")
+    assert said[0].startswith("**Trained from scratch**") and "could not be downloaded" in said[0]
+    assert "2 epochs give metrics near 0: expected, not an error." in said[1]
+    asked = scratch_notes({"spec": {"pretrained": False}, "epochs_done": 1}, {"pretrained_used": False},
+                          {"metrics/accuracy_top1": 0.6}, "ko")
+    assert asked == ["요청대로 처음부터 학습했습니다 (pretrained=False)."]  # a good metric needs no excuse
+    assert scratch_notes(run, {"pretrained_used": True}, {"metrics/mAP50-95(B)": 0.0}, "en") == []

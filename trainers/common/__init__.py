@@ -98,6 +98,15 @@ def resolve_device(device: str) -> tuple[torch.device, str | None]:
 # ----------------------------------------------------------------------------------------- seeding
 
 
+def accumulation_note(accumulate: int, batch_size: int, batches: int) -> tuple[int, str]:
+    """(optimizer steps an epoch, the run's note) for gradient accumulation over ``accumulate``
+    batches of ``batch_size`` images with ``batches`` batches an epoch: ceil(batches / accumulate)
+    steps, the last group of an epoch shorter when it does not divide."""
+    steps = -(-batches // accumulate)
+    return steps, (f"gradient accumulation: {accumulate} batches of {batch_size} = {accumulate * batch_size} images "
+                   f"per optimizer step ({steps} step{'s' if steps != 1 else ''} an epoch of {batches} batches)")
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python's ``random``, NumPy's global generator and torch (every CUDA device too)."""
     import numpy as np

@@ -108,6 +108,19 @@ def bit_depth_scale(paths: Iterable[str | Path]) -> float | None:
     return None if top is None else scale_for(top, mode)
 
 
+def image_scale(image: Any) -> float | None:
+    """The scale of one high-bit-depth image (a PIL image or a file path), by the dataset rule
+    (:func:`scale_for`: its largest value rounded up to a bit depth), for a model whose training
+    view held 8-bit copies made with its dataset's scale (ultralytics): the two agree whenever the
+    image reaches the dataset's bit depth. None for an 8-bit image or one that cannot be read."""
+    if isinstance(image, Image.Image):
+        if not is_high_depth(image):
+            return None
+        a = np.asarray(image)
+        return scale_for(float(np.nanmax(a)) if a.size else 0.0, image.mode)
+    return bit_depth_scale([image])
+
+
 def describe_scale(scale: float | None) -> str | None:
     """The line a training report shows for a dataset scale: e.g. ``"16-bit images scaled from
     12-bit range (0-4095 -> 0-255)"``; None when ``scale`` is None (8-bit images)."""

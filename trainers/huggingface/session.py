@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,7 @@ from core.errors import ResumeCheckpointError, TrainerError
 from trainers import loader_workers
 from trainers.common import (
     EpochTracker,
+    accumulation_note,
     copy_folder_atomic,
     image_folder,
     options_from_overrides,
@@ -137,9 +139,16 @@ class Session:
         val_dl = data.loader(val_ds, spec.batch_size, spec.workers, False, spec.seed, self.detect)
         self.loaders += [train_dl, val_dl]
         optimizer = self._optimizer(model)
-        steps = spec.epochs * len(train_dl)
-        warmup = min(self.opts.warmup_epochs, spec.epochs - 1) * len(train_dl)
+        accumulate = spec.accumulate or 1  # batches an optimizer step; the last group of an epoch may be shorter
+        steps_per_epoch, accumulation = accumulation_note(accumulate, spec.batch_size, len(train_dl))
+        steps = spec.epochs * steps_per_epoch
+        warmup = min(self.opts.warmup_epochs, spec.epochs - 1) * steps_per_epoch
         base = [g["lr"] for g in optimizer.param_groups]
+
+        def set_lr(step: int) -> None:
+            for g, lr in zip(optimizer.param_groups, base, strict=True):
+                g["lr"] = _lr(lr, step, warmup, steps, self.opts.min_lr)
+
         self.run_dir.mkdir(parents=True, exist_ok=True)
         write_text_atomic(self.run_dir / "args.json", json.dumps(
             {"spec": spec.model_dump(mode="json"), "options": asdict(self.opts), "classes": classes,
@@ -147,6 +156,8 @@ class Session:
         ctx.callbacks.log(
             f"huggingface {spec.model}: {type(model).__name__}, {len(classes)} classes, {len(train_ds)} train / "
             f"{len(val_ds)} val images at {spec.image_size}px on {device}")
+        if accumulate > 1:
+            self.note(accumulation)
 
         epochs = EpochTracker(spec.main_metric, spec.patience, spec.epochs)
         step, stopped_early = 0, False
@@ -156,26 +167,9 @@ class Session:
             start, step, history, best_epoch = self._resume(optimizer, Path(ctx.resume_from))
             epochs.restore(history, best_epoch)
         for epoch in range(start, spec.epochs + 1):
-            model.train()
-            total, seen, stop = 0.0, 0, False
-            for batch in train_dl:
-                for g, lr in zip(optimizer.param_groups, base, strict=True):
-                    g["lr"] = _lr(lr, step, warmup, steps, self.opts.min_lr)
-                out = model(**self._inputs(batch, device))
-                optimizer.zero_grad(set_to_none=True)
-                out.loss.backward()
-                if self.opts.grad_clip > 0:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), self.opts.grad_clip)
-                optimizer.step()
-                step += 1
-                n = len(batch["pixel_values"])
-                total, seen = total + out.loss.item() * n, seen + n
-                ctx.callbacks.heartbeat()
-                if ctx.callbacks.should_stop():
-                    stop = True
-                    break
+            train_loss, step, stop = self.train_epoch(model, train_dl, optimizer, device, step, set_lr, accumulate)
             evaluation = self.evaluate(model, processor, val_dl, val_ds, device, classes)
-            metrics = {"train/loss": total / max(seen, 1), **evaluation["metrics"],
+            metrics = {"train/loss": train_loss, **evaluation["metrics"],
                        "lr": float(optimizer.param_groups[0]["lr"])}
             improved = epochs.record(epoch, metrics)
             self._save(model, processor, last_dir, classes, epoch, metrics)
@@ -207,6 +201,45 @@ class Session:
             epochs_completed=len(epochs.history), pretrained_used=built.pretrained_used, notes=self.notes,
             stopped_early=stopped_early,
         )
+
+    def train_epoch(self, model: Any, dl: Any, optimizer: torch.optim.Optimizer, device: torch.device, step: int,
+                    set_lr: Callable[[int], None], accumulate: int = 1) -> tuple[float, int, bool]:
+        """One pass over ``dl``; returns (mean train loss, optimizer steps so far, stop requested).
+
+        ``step`` counts optimizer steps, not batches; ``set_lr(step)`` sets the learning rate of the next
+        one. ``accumulate`` is the number of batches whose gradients are summed before each optimizer
+        step (1, the default, steps every batch): each batch's loss is divided by the number of batches
+        in its group, so a step follows the mean of its batches' gradients; the epoch's last group may be
+        shorter (divided by its own size) and is stepped at the end of the epoch. A stop is polled
+        between batches."""
+        model.train()
+        batches = len(dl)
+        total, seen, stop, pending = 0.0, 0, False, False
+        for i, batch in enumerate(dl):
+            first = i - i % accumulate  # index of the first batch of this batch's group
+            group = min(accumulate, batches - first)  # batches in the group: the epoch's last may be shorter
+            set_lr(step)
+            out = model(**self._inputs(batch, device))
+            if i == first:
+                optimizer.zero_grad(set_to_none=True)
+            (out.loss / group if group > 1 else out.loss).backward()
+            pending = i + 1 < first + group
+            if not pending:  # the group is complete: one optimizer step for all its batches
+                if self.opts.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), self.opts.grad_clip)
+                optimizer.step()
+                step += 1
+            n = len(batch["pixel_values"])
+            total, seen = total + out.loss.item() * n, seen + n
+            self.ctx.callbacks.heartbeat()
+            if self.ctx.callbacks.should_stop():
+                stop = True
+                break
+        if stop and pending:
+            # a stop in the middle of a group: its gradients are discarded, not stepped on (a step on part
+            # of a group would be a smaller, differently scaled batch than every other step of the run)
+            optimizer.zero_grad(set_to_none=True)
+        return total / max(seen, 1), step, stop
 
     def _save_state(self, optimizer: torch.optim.Optimizer, epoch: int, step: int,
                     history: list[dict[str, float]], best_epoch: int) -> None:

@@ -91,11 +91,23 @@ def train_one_epoch(
     pulse: Callbacks,
     num_updates: int,
     grad_clip: float,
+    accumulate: int = 1,
 ) -> tuple[float, int, bool]:
-    """Returns (mean train loss, updates so far, stop requested). Polls for a stop between batches."""
+    """Returns (mean train loss, optimizer steps so far, stop requested). Polls for a stop between batches.
+
+    ``accumulate`` is the number of batches whose gradients are summed before each optimizer step
+    (1, the default, steps every batch). Each batch's loss is divided by the number of batches in its
+    group, so a step follows the mean of its batches' gradients; the last group of the epoch may be
+    shorter (``len(loader)`` not a multiple of ``accumulate``) and is divided by its own size and stepped
+    at the end of the epoch. ``num_updates`` and the scheduler count optimizer steps:
+    ceil(len(loader) / accumulate) per epoch. ``grad_clip`` (max gradient norm, 0 = off) clips the summed
+    gradient just before each step."""
     model.train()
-    total, count, stopped = 0.0, 0, False
-    for images, targets in loader:
+    batches = len(loader)
+    total, count, stopped, pending = 0.0, 0, False, False
+    for i, (images, targets) in enumerate(loader):
+        first = i - i % accumulate  # index of the first batch of this batch's group
+        group = min(accumulate, batches - first)  # batches in the group: the epoch's last may be shorter
         images, targets = rt.to_device(images, targets)
         with rt.autocast():
             loss = loss_fn(model(images), targets)
@@ -105,21 +117,28 @@ def train_one_epoch(
                 f"the training loss became {value} at update {num_updates}: lower learning_rate "
                 "(or set overrides.grad_clip, e.g. 1.0)"
             )
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        if grad_clip > 0:
-            scaler.unscale_(optimizer)
-            nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-        scaler.step(optimizer)
-        scaler.update()
-        num_updates += 1
-        scheduler.step_update(num_updates=num_updates)
+        if i == first:
+            optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss / group if group > 1 else loss).backward()
+        pending = i + 1 < first + group
+        if not pending:  # the group is complete: one optimizer step for all its batches
+            if grad_clip > 0:
+                scaler.unscale_(optimizer)
+                nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            num_updates += 1
+            scheduler.step_update(num_updates=num_updates)
         total += value * targets.size(0)
         count += targets.size(0)
         pulse.heartbeat()
         if pulse.should_stop():
             stopped = True
             break
+    if stopped and pending:
+        # a stop in the middle of a group: its gradients are discarded, not stepped on (a step on part
+        # of a group would be a smaller, differently scaled batch than every other step of the run)
+        optimizer.zero_grad(set_to_none=True)
     return total / max(count, 1), num_updates, stopped
 
 

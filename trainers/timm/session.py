@@ -12,7 +12,7 @@ from torch import nn
 from core.contracts import TrainContext, TrainResult
 from core.errors import ResumeCheckpointError, TrainerError
 from trainers import loader_workers
-from trainers.common import EpochTracker, image_folder, link_atomic, resolve_device
+from trainers.common import EpochTracker, accumulation_note, image_folder, link_atomic, resolve_device
 from trainers.timm import checkpoint, data, loop, report
 from trainers.timm.weights import find_timm_weights
 
@@ -94,6 +94,7 @@ class Session:
             ) from e
 
     def _scheduler(self, optimizer: torch.optim.Optimizer, steps_per_epoch: int) -> Any:
+        """Warmed-up cosine schedule over ``steps_per_epoch`` optimizer steps (not batches) an epoch."""
         from timm.scheduler import CosineLRScheduler
 
         epochs = self.spec.epochs
@@ -192,7 +193,9 @@ class Session:
         if rt.channels_last:
             model.to(memory_format=torch.channels_last)
         optimizer = self._optimizer(model)
-        scheduler = self._scheduler(optimizer, len(train_dl))
+        accumulate = spec.accumulate or 1  # batches an optimizer step; the last group of an epoch may be shorter
+        steps_per_epoch, accumulation = accumulation_note(accumulate, spec.batch_size, len(train_dl))
+        scheduler = self._scheduler(optimizer, steps_per_epoch)
         scaler = torch.amp.GradScaler(device.type, enabled=rt.amp_dtype == torch.float16)
         loss_fn = nn.CrossEntropyLoss(label_smoothing=self.opts.label_smoothing)
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -211,6 +214,8 @@ class Session:
             f"timm {spec.model}: {len(classes)} classes, {len(train_dl.dataset)} train / {len(val_dl.dataset)} val "
             f"images at {image_size}px on {device} (amp: {rt.amp_dtype or 'off'})"
         )
+        if accumulate > 1:
+            self.note(accumulation)
 
         epochs = EpochTracker(spec.main_metric, spec.patience, spec.epochs)
         updates, stopped_early = 0, False
@@ -238,6 +243,7 @@ class Session:
                 self.pulse,
                 updates,
                 self.opts.grad_clip,
+                accumulate,
             )
             metrics = {"train/loss": train_loss, **loop.evaluate(model, val_dl, rt, len(classes), self.pulse)}
             metrics["lr"] = float(optimizer.param_groups[0]["lr"])

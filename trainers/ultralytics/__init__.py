@@ -102,6 +102,12 @@ def build_args(
                 f"learning_rate={spec.learning_rate:g} is used with the AdamW optimizer "
                 "(ultralytics' automatic optimizer would ignore it); set overrides.optimizer to choose another."
             )
+    if spec.accumulate is not None:
+        # ultralytics accumulates gradients up to a nominal batch of `nbs` images (default 64): steps
+        # every max(round(nbs / batch), 1) batches, weight decay scaled to it
+        args["nbs"] = spec.batch_size * spec.accumulate
+        notes.append(f"gradient accumulation: {spec.accumulate} batches of {spec.batch_size} = "
+                     f"{args['nbs']} images per optimizer step (ultralytics nbs={args['nbs']})")
     args.update(spec.overrides)
     return args, notes
 
@@ -239,6 +245,7 @@ def load_predictor(checkpoint: Path | str, *, name: str | None = None, device: s
 
     def predictor(images: list[Any], conf: float = 0.25, image_size: int | None = None, top_k: int = 5,
                   **_: Any) -> list[dict[str, Any]]:
+        from trainers.common.images import image_scale
         from trainers.common.predict import open_rgb
 
         records = []
@@ -246,7 +253,7 @@ def load_predictor(checkpoint: Path | str, *, name: str | None = None, device: s
             kwargs: dict[str, Any] = {"device": device, "conf": conf, "verbose": False}
             if image_size:
                 kwargs["imgsz"] = int(image_size)
-            result = model.predict(open_rgb(image), **kwargs)[0]
+            result = model.predict(open_rgb(image, image_scale(image)), **kwargs)[0]
             records.append({"task": str(model.task), "predictions": _records(result, top_k),
                             "plot": Image.fromarray(result.plot()[..., ::-1])})  # BGR -> RGB
         return records

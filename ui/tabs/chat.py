@@ -66,9 +66,10 @@ def result_turns(ctx: Ctx, run: dict[str, Any]) -> list[Content]:
     return turns
 
 
-def run_summary(ctx: Ctx, run_id: str, files: list[str]) -> dict[str, Any] | None:
-    """The run's summary.json (notes, pretrained_used, num_classes), or None when it cannot be read."""
-    if "summary.json" not in files:
+def run_summary(ctx: Ctx, run_id: str, files: list[str] | None = None) -> dict[str, Any] | None:
+    """The run's summary.json (notes, pretrained_used, num_classes), or None when it cannot be read
+    (or ``files``, the run's file list when known, lacks it)."""
+    if files is not None and "summary.json" not in files:
         return None
     try:
         data = json.loads(ctx.run_file(run_id, "summary.json").read_text())

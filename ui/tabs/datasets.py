@@ -114,6 +114,7 @@ def build(ctx: Ctx) -> None:
             L(gr.Markdown(), "upload_title", "value")
             archive = L(gr.File(file_types=[".zip", ".gz", ".tgz", ".tar"], elem_id="ds-archive"), "archive")
             up_name = L(gr.Textbox(elem_id="ds-name"), "name")
+            val_share = L(gr.Slider(0.05, 0.5, value=0.2, step=0.05, elem_id="ds-val-share"), "val_share")
             upload = L(gr.Button(variant="primary", elem_id="ds-upload"), "upload", "value")
             L(gr.Markdown(), "register_title", "value")
             reg_name = L(gr.Textbox(elem_id="ds-reg-name"), "name")
@@ -170,13 +171,14 @@ def build(ctx: Ctx) -> None:
         """A refusal replaces what the panel showed: no earlier dataset's report next to the error."""
         return message, gr.update(value=None), "", [], empty
 
-    def do_upload(file: str | None, name: str, lang: str, progress=gr.Progress()):  # noqa: B008 - gradio's idiom
+    def do_upload(file: str | None, name: str, val_fraction: float, lang: str,
+                  progress=gr.Progress()):  # noqa: B008 - gradio's idiom
         if not file:
             return failed(t("need_file", lang))
         name = (name or "").strip() or Path(file).name.split(".")[0]
         progress(0.2, desc=f"{Path(file).name} → API")
         try:
-            created = ctx.api.upload_dataset(name, Path(file))
+            created = ctx.api.upload_dataset(name, Path(file), val_fraction=val_fraction)
         except ApiError as e:
             return failed(error_text(e, lang))
         return done(created, lang)
@@ -196,7 +198,7 @@ def build(ctx: Ctx) -> None:
             return failed(error_text(e, lang))
 
     outs = [message, pick, info, gallery, chart]
-    upload.click(do_upload, [archive, up_name, ctx.lang], outs)
+    upload.click(do_upload, [archive, up_name, val_share, ctx.lang], outs)
     register.click(do_register, [reg_name, reg_uri, ctx.lang], outs)
     generate.click(do_sample, [sample, ctx.lang], outs)
     pick.change(show, [pick, ctx.lang], [info, gallery, chart])

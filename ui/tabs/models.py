@@ -15,6 +15,7 @@ from ui import cards
 from ui.client import ApiError
 from ui.context import Ctx, error_text
 from ui.i18n import t
+from ui.tabs.chat import run_summary
 
 
 def choices(runs: list[dict[str, Any]]) -> list[tuple[str, str]]:
@@ -32,12 +33,15 @@ def choices(runs: list[dict[str, Any]]) -> list[tuple[str, str]]:
     return out
 
 
-def predictions_text(result: dict[str, Any]) -> str:
+def predictions_text(result: dict[str, Any], lang: str = "en") -> str:
+    """Markdown for a prediction: a heading that says what the numbers are, then a ranked list of
+    classes (classify: softmax probability 0–1) or up to 20 objects (confidence 0–1, box in pixels)."""
     preds = result.get("predictions") or []
     if result.get("task") == "classify":
-        return "\n".join(f"{i + 1}. **{p['class']}** {p['confidence']:.3f}" for i, p in enumerate(preds)) or "—"
-    lines = [f"- **{p['class']}** {p['confidence']:.3f} box {[round(v) for v in p.get('box', [])]}" for p in preds[:20]]
-    return f"{len(preds)} objects\n\n" + "\n".join(lines)
+        ranked = "\n".join(f"{i + 1}. **{p['class']}** {p['confidence']:.3f}" for i, p in enumerate(preds))
+        return f"{t('preds_classify', lang)}\n\n{ranked}" if ranked else "—"
+    lines = [f"- **{p['class']}** {p['confidence']:.3f} · {[round(v) for v in p.get('box', [])]}" for p in preds[:20]]
+    return t("preds_detect", lang, n=len(preds)) + "\n\n" + "\n".join(lines)
 
 
 def build(ctx: Ctx) -> None:
@@ -78,11 +82,17 @@ def build(ctx: Ctx) -> None:
             run = ctx.api.run(run_id)
         except ApiError as e:
             return error_text(e, lang), None
-        rows = [f"| {cards.metric_label(k, lang)} | {cards.fmt(v)} |"
-                for k, v in sorted((run.get("final_metrics") or {}).items())][:14]
+        summary = run_summary(ctx, run["id"]) if run.get("final_metrics") else None
+        metrics, hidden = cards.shown_metrics(run.get("final_metrics") or {}, (summary or {}).get("num_classes"))
+        rows = [f"| {cards.metric_label(k, lang)} | {cards.fmt(v)} |" for k, v in sorted(metrics.items())][:14]
         head = "| 지표 | 값 |" if lang == "ko" else "| Metric | Value |"
         title = f"**{md_text(run['name'])}** · " if run.get("name") else ""
         text = "\n".join([f"{title}`{run['id']}` · {run['spec'].get('task')}", "", head, "|---|---|", *rows])
+        said = cards.scratch_notes(run, summary or {}, metrics, lang)  # why the numbers may read 0
+        if said:
+            text += "\n\n" + "\n".join(f"- {line}" for line in said)
+        if hidden:
+            text += "\n\n" + cards.hidden_top5_note(summary["num_classes"], lang)
         try:
             files = checkpoint_files(run)
         except ApiError as e:  # the metrics are still worth showing
@@ -124,7 +134,7 @@ def build(ctx: Ctx) -> None:
         except ApiError as e:
             return error_text(e, lang), None, ""
         img = Image.open(io.BytesIO(base64.b64decode(result["png_base64"])))
-        return "", img, predictions_text(result)
+        return "", img, predictions_text(result, lang)
 
     pick.focus(load, ctx.lang, [pick, listed])
     pick.change(show, [pick, ctx.lang], [info, ckpt])
