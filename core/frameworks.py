@@ -77,6 +77,8 @@ class Capabilities:
     # generic option names -> this framework's override keys ("dropout" -> timm's "drop_rate"), and
     # optimizer names as this framework spells them ("adamw" -> "AdamW"; unlisted names are lower-cased)
     words: str = ""
+    # top-level modules the plugin needs (its framework's libraries): without them it is not installed
+    requires: tuple[str, ...] = ()
     generic_overrides: dict[str, str] = field(default_factory=dict)
     optimizer_names: dict[str, str] = field(default_factory=dict)
 
@@ -153,7 +155,33 @@ def _plugins() -> dict[str, str]:
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         found.setdefault(ep.name, ep.value.split(":", 1)[0].strip())
     rank = {name: i for i, name in enumerate(PREFERENCE)}
-    return dict(sorted(found.items(), key=lambda kv: rank.get(kv[0], len(rank))))  # stable: others keep their order
+    ordered = dict(sorted(found.items(), key=lambda kv: rank.get(kv[0], len(rank))))  # stable: others keep their order
+    return {name: package for name, package in ordered.items() if not _missing_modules(package)}
+
+
+@functools.cache
+def _missing_modules(package: str) -> tuple[str, ...]:
+    """The modules a plugin's capabilities.json ``requires`` that are not installed (found without
+    importing them). A trainer image installs one framework's dependency group; the other plugins'
+    code is there but their libraries are not, so those frameworks are not installed there."""
+    try:
+        required = _raw_capabilities(package).get("requires") or []
+    except (OSError, ValueError, ModuleNotFoundError):
+        return ()  # capabilities() reports an unreadable file when the framework is used
+    return tuple(m for m in required if importlib.util.find_spec(m) is None)
+
+
+def unavailable() -> dict[str, tuple[str, ...]]:
+    """Frameworks declared by an entry point whose required libraries are missing -> those modules
+    (e.g. ``{"timm": ("timm",)}`` in the ultralytics trainer image)."""
+    found: dict[str, str] = {}
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        found.setdefault(ep.name, ep.value.split(":", 1)[0].strip())
+    return {name: missing for name, package in found.items() if (missing := _missing_modules(package))}
+
+
+def _raw_capabilities(package: str) -> dict[str, Any]:
+    return json.loads((_package_files(package) / CAPABILITIES_FILE).read_text(encoding="utf-8"))
 
 
 def frameworks() -> list[str]:
@@ -188,10 +216,10 @@ def capabilities(framework: str) -> Capabilities:
     capabilities.json, and TypeError/ValueError when the file does not describe a :class:`Capabilities`."""
     if framework not in _plugins():
         raise KeyError(framework)
-    raw = json.loads((_package_files(_plugins()[framework]) / CAPABILITIES_FILE).read_text(encoding="utf-8"))
+    raw = _raw_capabilities(_plugins()[framework])
     raw["image_size"] = ImageSizeRule(**raw["image_size"])
-    for key in ("tasks", "model_families", "export"):
-        raw[key] = tuple(raw[key])
+    for key in ("tasks", "model_families", "export", "requires"):
+        raw[key] = tuple(raw.get(key) or ())
     return Capabilities(**raw)
 
 
@@ -221,6 +249,7 @@ def clear_cache() -> None:
     ``sys.path`` in this process)."""
     importlib.invalidate_caches()
     _plugins.cache_clear()
+    _missing_modules.cache_clear()
     capabilities.cache_clear()
 
 

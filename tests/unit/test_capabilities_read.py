@@ -39,3 +39,31 @@ def test_export_formats_are_the_declared_ones(framework, tmp_path):
     message = str(refused.value)
     assert f"not an export format of {framework}" in message
     assert all(fmt in message for fmt in capabilities(framework).export)
+
+
+def test_a_plugin_whose_libraries_are_missing_is_not_an_installed_framework(tmp_path, monkeypatch):
+    """A trainer image installs one framework's libraries: the other plugins' code is there, their
+    libraries are not, so they are not installed frameworks (capabilities.json ``requires``)."""
+    import importlib.metadata
+    import json
+
+    from core import frameworks
+
+    for name, requires in (("vtp_fw_here", ["json"]), ("vtp_fw_missing", ["json", "no_such_library_xyz"])):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "__init__.py").write_text("")
+        caps = json.loads((frameworks._package_files("trainers.timm") / "capabilities.json").read_text())
+        (tmp_path / name / "capabilities.json").write_text(json.dumps({**caps, "framework": name, "requires": requires}))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    points = [importlib.metadata.EntryPoint(name=n, value=n, group=frameworks.ENTRY_POINT_GROUP)
+              for n in ("vtp_fw_here", "vtp_fw_missing")]
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda group=None: points)
+    frameworks.clear_cache()
+    try:
+        assert frameworks.frameworks() == ["vtp_fw_here"]
+        assert frameworks.unavailable() == {"vtp_fw_missing": ("no_such_library_xyz",)}
+        assert frameworks.capabilities("vtp_fw_here").requires == ("json",)
+    finally:
+        monkeypatch.undo()
+        frameworks.clear_cache()
+    assert "timm" in frameworks.frameworks()
