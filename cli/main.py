@@ -56,10 +56,18 @@ def parse_assignments(pairs: list[str]) -> dict[str, Any]:
 
 
 @app.command()
-def up() -> None:
+def up(
+    storage: Annotated[str | None, typer.Option(
+        "--storage", metavar="URL",
+        help="The storage root for datasets, checkpoints and reports: file:///path or s3://bucket/prefix "
+             "(endpoint from VTP_S3_ENDPOINT_URL, credentials and region from the AWS_* variables); a missing "
+             "bucket is created. Default: VTP_STORAGE_URL, else $VTP_HOME/storage")] = None,
+) -> None:
     """Start the Prefect server, work pools, deployments and a worker per pool (embedded defaults)."""
     from cli.stack import Stack
 
+    if storage:
+        os.environ["VTP_STORAGE_URL"] = storage  # every process the stack starts inherits it
     settings = get_settings()
     settings.prefect_auth(create=True)  # before the environment is set: this process's clients send it too
     apply_prefect_env(settings)

@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 
 from cli.prefect_setup import HEARTBEAT_S
+from core.errors import VtpError
 from core.frameworks import frameworks
 from core.prefect_api import server_healthy
 from core.settings import Settings, prefect_env, ui_temp_dir
@@ -318,8 +319,14 @@ class Stack:
             raise RuntimeError(f"vtp up is already running (pid {other}) for VTP_HOME={self.settings.home}; "
                                f"use that one, or stop it with Ctrl-C (or `kill {other}`)")
         check_advertised(self.settings)
+        from tasks.storage import ensure_root
+
+        try:
+            prepared = ensure_root(self.settings)  # a storage that cannot be used stops here, said plainly
+        except VtpError as e:
+            raise RuntimeError(str(e)) from None
         self.pid_file.write_text(str(os.getpid()))
-        echo(f"vtp home: {self.settings.home}\nstorage:  {self.settings.storage_url}")
+        echo(f"vtp home: {self.settings.home}\nstorage:  {self.settings.storage_url} ({prepared})")
         echo("starting the Prefect server ...")
         self.start_zygote()
         self.start_server()

@@ -158,6 +158,39 @@ def filesystem(url: str, settings: Settings | None = None) -> tuple[fsspec.Abstr
     raise StorageError(f"unsupported storage scheme {scheme!r}: use file:// or s3://")
 
 
+def ensure_root(settings: Settings | None = None) -> str:
+    """Make the storage root usable before anything is stored: the folder (``file://``) or the
+    bucket (``s3://``, created when missing, in ``AWS_DEFAULT_REGION``), then a probe object written,
+    read back and removed. Returns what was done, for a person ("bucket vtp created", "ready").
+    Raises StorageError saying what to set when the endpoint, the credentials or the bucket fail."""
+    settings = settings or get_settings()
+    url = settings.storage_url
+    check_uri(url)
+    fs, root = filesystem(url, settings)
+    done = "ready"
+    probe = f"{root}/.vtp-probe-{uuid.uuid4().hex[:8]}"
+    try:
+        if urlparse(url).scheme == "s3":
+            bucket = root.split("/", 1)[0]
+            if not fs.exists(bucket):
+                fs.mkdir(bucket, create_parents=True)
+                done = f"bucket {bucket} created"
+        else:
+            fs.makedirs(root, exist_ok=True)
+        fs.pipe(probe, b"vtp")
+        if fs.cat(probe) != b"vtp":
+            raise OSError("the probe object read back different bytes")
+        fs.rm(probe)
+    except Exception as e:  # botocore's and fsspec's errors have no common base: each is said, not raised raw
+        endpoint = settings.s3_endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+        hint = ("check VTP_S3_ENDPOINT_URL" + (f" ({endpoint})" if endpoint else " (unset: AWS itself)") +
+                ", AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY and AWS_DEFAULT_REGION, and that the credentials may "
+                "create the bucket or write to it") if urlparse(url).scheme == "s3" else \
+            "check that the folder can be created and written by this user"
+        raise StorageError(f"storage {url} cannot be used: {type(e).__name__}: {e}; {hint}") from e
+    return done
+
+
 def build_manifest(root: Path, files: Iterable[Path] | None = None, **extra: Any) -> dict[str, Any]:
     """Manifest of ``files`` (default: every file under root) with sizes and sha256 sums."""
     paths = sorted(files) if files is not None else sorted(p for p in root.rglob("*") if p.is_file())

@@ -33,12 +33,17 @@ def _descendants(pid: int) -> list[psutil.Process]:
 
 
 @pytest.mark.slow
-def test_vtp_up_starts_refuses_second_and_stops_cleanly(tmp_path):
+def test_vtp_up_starts_refuses_second_and_stops_cleanly(tmp_path, s3_endpoint):
+    """`vtp up --storage s3://…` on moto's server (the session stack runs on file://): the missing
+    bucket is created and the sample datasets are stored there."""
+    bucket = f"up-{time.monotonic_ns()}"
     env = {**os.environ, "VTP_HOME": str(tmp_path / "home"), "VTP_PREFECT_PORT": str(free_port()),
-           "VTP_API_PORT": str(free_port()), "VTP_UI_PORT": str(free_port())}
+           "VTP_API_PORT": str(free_port()), "VTP_UI_PORT": str(free_port()), "VTP_S3_ENDPOINT_URL": s3_endpoint}
+    env.pop("VTP_STORAGE_URL", None)
     exe = Path(sys.executable).with_name("vtp")
     log = open(tmp_path / "up.log", "w")  # noqa: SIM115 - the child writes it until the end of the test
-    proc = subprocess.Popen([str(exe), "up"], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen([str(exe), "up", "--storage", f"s3://{bucket}/stack"], env=env, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
     api = f"http://127.0.0.1:{env['VTP_PREFECT_PORT']}/api"
     try:
         deadline = time.monotonic() + 180
@@ -48,6 +53,13 @@ def test_vtp_up_starts_refuses_second_and_stops_cleanly(tmp_path):
             time.sleep(0.5)
         text = (tmp_path / "up.log").read_text()
         assert "Prefect UI: http://127.0.0.1:" in text and "sample datasets registered: shapes-detect" in text
+        assert f"storage:  s3://{bucket}/stack (bucket {bucket} created)" in text
+        import boto3
+
+        keys = [o["Key"] for o in boto3.client("s3", endpoint_url=s3_endpoint).list_objects_v2(
+            Bucket=bucket, Prefix="stack/")["Contents"]]
+        assert "stack/datasets/index.json" in keys and any(k.startswith("stack/datasets/shapes-detect/") for k in keys)
+        assert not (tmp_path / "home" / "storage").exists()  # nothing went to the default folder
         # "ready" means every service answers: checked at once, no waiting (issue 14)
         assert httpx.get(f"{api}/health", timeout=5).status_code == 200
         assert httpx.get(f"http://127.0.0.1:{env['VTP_API_PORT']}/api/health", timeout=5).status_code == 200
@@ -186,3 +198,24 @@ def test_vtp_up_killed_hard_leaves_nothing_behind(tmp_path):
     for p in alive:
         p.kill()
     assert alive == [], f"left running after SIGKILL: {[p.pid for p in alive]}"
+
+
+def test_vtp_up_refuses_a_storage_it_cannot_use_before_starting_anything(tmp_path):
+    """A scheme vtp does not read, or an S3 endpoint that does not answer: one message saying what to
+    set, exit 1, and nothing started (no pid file, no Prefect server)."""
+    env = {"VTP_HOME": str(tmp_path / "home"), "VTP_PREFECT_PORT": str(free_port()), "AWS_ACCESS_KEY_ID": "x",
+           "AWS_SECRET_ACCESS_KEY": "y", "VTP_S3_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}"}
+    for storage, said in (("http://example.com/data", "uses the scheme 'http', which vtp does not read"),
+                          ("s3://nowhere/stack", "cannot be used: EndpointConnectionError")):
+        out = vtp("up", "--storage", storage, env=env)
+        assert out.returncode == 1 and said in out.stderr and "Traceback" not in out.stderr, out.stderr
+        assert not (tmp_path / "home" / "up.pid").exists() and "Prefect" not in out.stdout
+    assert "check VTP_S3_ENDPOINT_URL" in out.stderr
+
+
+def test_storage_root_is_prepared_for_a_folder(tmp_path, monkeypatch):
+    from tasks.storage import ensure_root
+
+    monkeypatch.setenv("VTP_STORAGE_URL", (tmp_path / "deep" / "root").as_uri())
+    assert ensure_root() == "ready" and (tmp_path / "deep" / "root").is_dir()
+    assert list((tmp_path / "deep" / "root").iterdir()) == []  # the probe is gone
