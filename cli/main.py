@@ -496,6 +496,47 @@ def datasets_add(
         typer.echo(describe(report))
 
 
+@app.command("worker")
+def worker_cmd(
+    framework: Annotated[str, typer.Argument(help="The framework whose work pool this worker serves")],
+    name: Annotated[str | None, typer.Option(help="The worker's name in Prefect (default vtp-POOL-HOSTNAME)")] = None,
+) -> None:
+    """Run one framework's worker on this host: a trainer host beside `vtp up` (started there with
+    VTP_LOCAL_WORKERS leaving this framework out). It reaches Prefect (VTP_PREFECT_API_URL,
+    VTP_PREFECT_AUTH_STRING), the API (VTP_API_URL) and the storage (VTP_STORAGE_URL, VTP_S3_ENDPOINT_URL,
+    AWS_*) over the network only; its runs work in its own VTP_HOME."""
+    import socket
+    import subprocess
+
+    from cli.stack import stack_env, worker_command
+    from core.frameworks import frameworks, unavailable
+
+    settings = get_settings()
+    if framework not in frameworks():
+        missing = unavailable().get(framework)
+        fail(f"{framework!r} is not an installed framework here" +
+             (f" (missing: {', '.join(missing)}; install its dependency group: uv sync --group {framework})" if missing
+              else f"; installed: {', '.join(frameworks())}"))
+    try:
+        settings.home.mkdir(parents=True, exist_ok=True)
+        probe = settings.home / f".write-check-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        fail(f"VTP_HOME={settings.home} cannot be this worker's work folder ({e.strerror}): give the worker a "
+             "folder of its own that this user can write (never the API's)")
+    apply_prefect_env(settings)
+    pool = settings.pool_name(framework)
+    typer.echo(f"worker for {pool}: Prefect {settings.prefect_api_url}, API {settings.api_url}, "
+               f"storage {settings.storage_url}, work folder {settings.home}")
+    try:
+        code = subprocess.call(worker_command(settings, framework, name or f"vtp-{pool}-{socket.gethostname()}"),
+                               env=stack_env(settings))
+    except KeyboardInterrupt:
+        code = 0
+    raise typer.Exit(code)
+
+
 @app.command("api")
 def api_server(
     host: Annotated[str | None, typer.Option(help="Interface to listen on (default VTP_API_HOST)")] = None,

@@ -67,6 +67,14 @@ def stack_env(settings: Settings) -> dict[str, str]:
     return env
 
 
+def worker_command(settings: Settings, framework: str, name: str | None = None) -> list[str]:
+    """The process worker for ``framework``'s pool: Prefect's CLI, reporting each crash once
+    (cli/prefect_worker.py: no second retry for one kill)."""
+    pool = settings.pool_name(framework)
+    return [sys.executable, "-m", "cli.prefect_worker", "worker", "start", "--pool", pool, "--type", "process",
+            "--name", name or f"vtp-{pool}"]
+
+
 def check_advertised(settings: Settings) -> None:
     """Refuse an advertised address the services `vtp up` starts would not answer at: with
     VTP_ADVERTISE_HOST set to an address other hosts use, neither the Prefect server nor the API may
@@ -191,15 +199,18 @@ class Stack:
             return []
         return [ingest_sample(name, storage=storage).name for name in ("shapes-detect", "shapes-classify")]
 
-    def start_workers(self) -> None:
+    def start_workers(self) -> list[str]:
+        """Start the local workers (VTP_LOCAL_WORKERS); returns the frameworks left to another host."""
+        elsewhere = []
         for fw in frameworks():
-            self.start_worker(fw)
+            if self.settings.runs_worker_here(fw):
+                self.start_worker(fw)
+            else:
+                elsewhere.append(fw)
+        return elsewhere
 
     def start_worker(self, fw: str) -> subprocess.Popen:
-        pool = self.settings.pool_name(fw)
-        # Prefect's CLI, reporting each crash once (cli/prefect_worker.py: no second retry for one kill)
-        return self._spawn(f"worker-{fw}", [sys.executable, "-m", "cli.prefect_worker", "worker", "start",
-                                            "--pool", pool, "--type", "process", "--name", f"vtp-{pool}"])
+        return self._spawn(f"worker-{fw}", worker_command(self.settings, fw))
 
     def prefect_auth_hint(self) -> str:
         if self.settings.prefect_auth_string is not None:
@@ -347,7 +358,10 @@ class Stack:
         if samples:
             echo(f"sample datasets registered: {', '.join(samples)}")
         echo("deployments: " + ", ".join(f"train/train-{fw}" for fw in frameworks()))
-        self.start_workers()
+        elsewhere = self.start_workers()
+        for fw in elsewhere:
+            echo(f"no worker here for {self.settings.pool_name(fw)} (VTP_LOCAL_WORKERS={self.settings.local_workers}): "
+                 f"its runs wait for `vtp worker {fw}` on a trainer host")
         self._supervisor = threading.Thread(target=self.supervise_workers, name="vtp-workers", daemon=True)
         self._supervisor.start()
         if not self.wait_zygote():

@@ -47,6 +47,11 @@ class Settings(BaseSettings):
     )
     target: str = Field(default="process", description="Work-pool target: process | kind | k8s.")
     worker_poll_seconds: float = Field(default=0.5, gt=0, description="How often workers ask for runs.")
+    local_workers: str = Field(
+        default="all", pattern=r"^(all|none|[A-Za-z0-9_.-]+(,[A-Za-z0-9_.-]+)*)$",
+        description="Frameworks whose worker `vtp up` starts on this host: all, none, or a comma list "
+        "(ultralytics,timm). The other frameworks' pools wait for a worker started elsewhere with `vtp worker "
+        "FRAMEWORK` (a trainer host: it reaches Prefect, the API and the storage only over the network).")
     weights_dir: Path | None = Field(default=None, description="Local folder of pretrained weights.")
     download_timeout_s: float = Field(default=10.0, gt=0, description="Cap on any weight download.")
     database_url: str = Field(
@@ -225,6 +230,12 @@ class Settings(BaseSettings):
 
     def pool_name(self, framework: str) -> str:
         return f"{framework}-{self.target}"
+
+    def runs_worker_here(self, framework: str) -> bool:
+        """Whether `vtp up` starts ``framework``'s worker on this host (:attr:`local_workers`)."""
+        if self.local_workers == "all":
+            return True
+        return framework in self.local_workers.split(",")
 
 
 def _load_or_create_secret(path: Path) -> str:

@@ -54,6 +54,7 @@ def test_deploy_all_per_environment(target: str, prefect_server: str, tmp_path, 
             assert job_env["VTP_STORAGE_URL"] == env["VTP_STORAGE_URL"]
             assert job_env["VTP_API_URL"] == env["VTP_API_URL"]
             assert not any("{{" in str(v) for v in job_env.values())
+            assert "VTP_HOME" not in job_env  # the work folder is the worker's or the pod's own
             assert dep.pull_steps == [{"prefect.deployments.steps.set_working_directory": {
                 "directory": env["VTP_PROJECT_DIR"]}}]
             if dep_config.get("schedules"):
