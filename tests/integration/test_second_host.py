@@ -38,7 +38,9 @@ def netns():
         pytest.skip("needs root with ip and unshare")
     tag = f"{os.getpid() % 10000}{random.randint(0, 99):02d}"
     name, host_if, ns_if = f"vtpw{tag}", f"vh{tag}", f"vn{tag}"
-    net = f"10.{random.randint(64, 127)}.{random.randint(0, 255)}"
+    routes = _sh("ip", "-4", "route", "show", "table", "all", check=False).stdout + _sh("ip", "-4", "addr", check=False).stdout
+    net = next(n for n in (f"10.{random.randint(64, 127)}.{random.randint(0, 255)}" for _ in range(100))
+               if f"{n}." not in routes)  # a /30 no interface or route of this machine uses
     host_ip, ns_ip = f"{net}.1", f"{net}.2"
     try:
         _sh("ip", "netns", "add", name)
