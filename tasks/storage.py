@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 import time
 import uuid
 from collections.abc import Iterable
@@ -169,6 +170,15 @@ def ensure_root(settings: Settings | None = None) -> str:
     fs, root = filesystem(url, settings)
     done = "ready"
     probe = f"{root}/.vtp-probe-{uuid.uuid4().hex[:8]}"
+    endpoint = settings.s3_endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    if urlparse(url).scheme == "s3" and endpoint:  # said at once: the S3 client retries a refused connection for a minute
+        where = urlparse(endpoint)
+        try:
+            socket.create_connection((where.hostname or "", where.port or (443 if where.scheme == "https" else 80)),
+                                     timeout=5).close()
+        except OSError as e:
+            raise StorageError(f"storage {url} cannot be used: nothing answers at VTP_S3_ENDPOINT_URL={endpoint} "
+                               f"({e.strerror or e}); start the S3 service or correct the address") from None
     try:
         if urlparse(url).scheme == "s3":
             bucket = root.split("/", 1)[0]
@@ -182,7 +192,6 @@ def ensure_root(settings: Settings | None = None) -> str:
             raise OSError("the probe object read back different bytes")
         fs.rm(probe)
     except Exception as e:  # botocore's and fsspec's errors have no common base: each is said, not raised raw
-        endpoint = settings.s3_endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
         hint = ("check VTP_S3_ENDPOINT_URL" + (f" ({endpoint})" if endpoint else " (unset: AWS itself)") +
                 ", AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY and AWS_DEFAULT_REGION, and that the credentials may "
                 "create the bucket or write to it") if urlparse(url).scheme == "s3" else \

@@ -206,11 +206,10 @@ def test_vtp_up_refuses_a_storage_it_cannot_use_before_starting_anything(tmp_pat
     env = {"VTP_HOME": str(tmp_path / "home"), "VTP_PREFECT_PORT": str(free_port()), "AWS_ACCESS_KEY_ID": "x",
            "AWS_SECRET_ACCESS_KEY": "y", "VTP_S3_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}"}
     for storage, said in (("http://example.com/data", "uses the scheme 'http', which vtp does not read"),
-                          ("s3://nowhere/stack", "cannot be used: EndpointConnectionError")):
-        out = vtp("up", "--storage", storage, env=env)
+                          ("s3://nowhere/stack", f"nothing answers at VTP_S3_ENDPOINT_URL={env['VTP_S3_ENDPOINT_URL']}")):
+        out = vtp("up", "--storage", storage, env=env, timeout=60)  # said at once, not after the S3 client's retries
         assert out.returncode == 1 and said in out.stderr and "Traceback" not in out.stderr, out.stderr
         assert not (tmp_path / "home" / "up.pid").exists() and "Prefect" not in out.stdout
-    assert "check VTP_S3_ENDPOINT_URL" in out.stderr
 
 
 def test_storage_root_is_prepared_for_a_folder(tmp_path, monkeypatch):
