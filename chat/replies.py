@@ -128,6 +128,8 @@ def summary(lang: str, spec: dict[str, Any]) -> str:
                      "learning_rate": "lr {}"},
               "ko": {"epochs": "{} 에폭", "image_size": "{}px", "batch_size": "배치 {}", "device": "{}에서",
                      "learning_rate": "학습률 {}"}}["ko" if lang == "ko" else "en"]
+    if lang != "ko" and spec.get("epochs") == 1:
+        labels["epochs"] = "{} epoch"
     for key, fmt in labels.items():
         if spec.get(key) is not None:
             extras.append(fmt.format(spec[key]))

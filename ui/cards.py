@@ -33,6 +33,8 @@ def loss_value(metrics: dict[str, float]) -> float | None:
 
 
 def fmt(value: Any) -> str:
+    if isinstance(value, bool):  # as a spec spells it (pretrained=false), not Python's True
+        return "true" if value else "false"
     if isinstance(value, float):
         return f"{value:.4g}"
     if value is None or value == "":

@@ -79,7 +79,7 @@ def test_spec_card_shows_the_effective_spec():
              "ready": True}
     card = spec_card(reply, "en")
     rows = dict(re.findall(r"^\| (.+?) \| `(.*)` \|$", card, re.M))
-    assert rows["Pretrained"] == "True" and rows["Image size"] == "640" and rows["Batch"] == "16"
+    assert rows["Pretrained"] == "true" and rows["Image size"] == "640" and rows["Batch"] == "16"
     assert "—" not in card
 
 
