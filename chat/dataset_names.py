@@ -47,11 +47,9 @@ def lookup(ctx: Context, dataset: str | None) -> tuple[Any, dict[str, str] | Non
     versions = [v for v in getattr(record, "versions", None) or [] if isinstance(v, dict)]
     if record is None or not selector or not versions:
         return record, None  # a record without versions (registered before versions) pins nothing
-    from tasks.dataset_store import REF_RE
+    from tasks.dataset_store import matching_versions
 
-    m = REF_RE.match(dataset)
-    found = [] if m is None else [v for v in versions if (v.get("version") == int(m["version"]) if m["version"]
-                                                          else str(v.get("hash") or "").startswith(m["hash"]))]
+    found = matching_versions(name, versions, selector) or []
     if len(found) != 1:
         listed = ", ".join(f"v{v.get('version')}" for v in versions)
         return record, {"dataset": name, "selector": selector, "versions": listed}

@@ -85,16 +85,23 @@ def list_datasets(storage: Storage) -> dict[str, DatasetRecord]:
     return {name: DatasetRecord(**{k: v for k, v in rec.items() if k in known}) for name, rec in raw.items()}
 
 
+def matching_versions(name: str, versions: list[dict[str, Any]], selector: str) -> list[dict[str, Any]] | None:
+    """The entries of ``versions`` that ``selector`` names (``v2``, or 4+ hex digits of a hash);
+    None when ``selector`` is neither form."""
+    m = REF_RE.match(f"{name}@{selector}")
+    if m is None:
+        return None
+    if m["version"]:
+        return [v for v in versions if v.get("version") == int(m["version"])]
+    return [v for v in versions if str(v.get("hash") or "").startswith(m["hash"])]
+
+
 def pinned(record: DatasetRecord, selector: str) -> DatasetRecord:
     """``record`` at the version ``selector`` names: ``v2`` or a prefix (4+ hex digits) of its hash.
     Raises DatasetError listing the versions when none (or more than one) matches."""
-    m = REF_RE.match(f"{record.name}@{selector}")
-    if m is None:
+    found = matching_versions(record.name, record.versions, selector)
+    if found is None:
         raise DatasetError(f"{record.name}@{selector}: a version is v<number> or the first hex digits of its hash")
-    if m["version"]:
-        found = [v for v in record.versions if v.get("version") == int(m["version"])]
-    else:
-        found = [v for v in record.versions if str(v.get("hash") or "").startswith(m["hash"])]
     if len(found) != 1:
         listed = ", ".join(f"v{v['version']} ({v.get('hash') or 'no hash'})" for v in record.versions) or "none"
         what = "matches more than one version" if found else "is not a version of it"

@@ -136,13 +136,18 @@ class Storage:
         return {name[len(base) + 1 :]: info for name, info in found.items() if info.get("type") != "directory"}
 
 
+def s3_endpoint(settings: Settings) -> str | None:
+    """The S3-compatible endpoint: VTP_S3_ENDPOINT_URL, else AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL; None = AWS."""
+    return settings.s3_endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+
+
 def filesystem(url: str, settings: Settings | None = None) -> tuple[fsspec.AbstractFileSystem, str]:
     """The fsspec filesystem for ``url`` and the path within it. S3 endpoints come from settings."""
     settings = settings or get_settings()
     parsed = urlparse(url)
     scheme = parsed.scheme or "file"
     if scheme == "s3":
-        endpoint = settings.s3_endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+        endpoint = s3_endpoint(settings)
         client_kwargs = {"endpoint_url": endpoint} if endpoint else {}
         fs = fsspec.filesystem(
             "s3",
@@ -170,7 +175,7 @@ def ensure_root(settings: Settings | None = None) -> str:
     fs, root = filesystem(url, settings)
     done = "ready"
     probe = f"{root}/.vtp-probe-{uuid.uuid4().hex[:8]}"
-    endpoint = settings.s3_endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    endpoint = s3_endpoint(settings)
     if urlparse(url).scheme == "s3" and endpoint:  # said at once: the S3 client retries a refused connection for a minute
         where = urlparse(endpoint)
         try:

@@ -15,23 +15,26 @@ import pytest
 from tests.integration.conftest import free_port, unavailable
 
 
-@pytest.fixture(scope="session")
-def s3_endpoint(tmp_path_factory):
-    """moto's S3 server as a separate process on 127.0.0.1, with one bucket `vtp`."""
-    port = free_port()
-    log = open(tmp_path_factory.mktemp("moto") / "moto.log", "wb")  # noqa: SIM115 - moto writes it until teardown
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+def start_moto(host: str, port: int, log_path: Path) -> tuple[subprocess.Popen, str]:
+    """moto's S3 server as a separate process on ``host:port``, answering; (process, its URL)."""
+    log = open(log_path, "wb")  # noqa: SIM115 - moto writes it until it is stopped
+    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", host, "-p", str(port)],
                             stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
+    url = f"http://{host}:{port}"
     for _ in range(100):
         try:
             httpx.get(url, timeout=0.5)
-            break
+            return proc, url
         except httpx.HTTPError:
             time.sleep(0.1)
-    else:
-        proc.kill()
-        unavailable("moto's S3 server did not start")
+    proc.kill()
+    unavailable("moto's S3 server did not start")
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(tmp_path_factory):
+    """moto's S3 server as a separate process on 127.0.0.1, with one bucket `vtp`."""
+    proc, url = start_moto("127.0.0.1", free_port(), tmp_path_factory.mktemp("moto") / "moto.log")
     creds = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}
     os.environ.update(creds)
     import boto3

@@ -24,6 +24,7 @@ import httpx
 import pytest
 
 from tests.integration.conftest import free_port
+from tests.stack_fixtures import start_moto
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -88,22 +89,14 @@ def test_chat_run_trains_on_a_second_host_through_s3_only(netns, tmp_path):
     exe = Path(sys.executable).with_name("vtp")
     creds = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}
     s3_port, prefect_port, api_port = free_port(), free_port(), free_port()
-    s3 = f"http://{host_ip}:{s3_port}"
-    procs: list[subprocess.Popen] = []
-    moto = _start([sys.executable, "-m", "moto.server", "-H", host_ip, "-p", str(s3_port)], tmp_path / "moto.log")
-    procs.append(moto)
+    moto, s3 = start_moto(host_ip, s3_port, tmp_path / "moto.log")
+    procs: list[subprocess.Popen] = [moto]
     base = Path(tempfile.mkdtemp(prefix="vtp-second-host-"))
     api_home = base / "api-home"  # the API's folder
     api_home.mkdir(mode=0o700)
     worker_mount = base / "worker-host"  # the worker's tmpfs is mounted here in its own mount namespace
     worker_mount.mkdir()
     try:
-        for _ in range(100):
-            try:
-                httpx.get(s3, timeout=0.5)
-                break
-            except httpx.HTTPError:
-                time.sleep(0.1)
         # the whole stack on this host, listening on the veth address; no local worker for timm
         env = {**os.environ, **creds, "VTP_HOME": str(api_home), "VTP_PREFECT_PORT": str(prefect_port),
                "VTP_API_PORT": str(api_port), "VTP_UI_PORT": str(free_port()), "VTP_PREFECT_HOST": host_ip,
@@ -189,6 +182,8 @@ def test_chat_run_trains_on_a_second_host_through_s3_only(netns, tmp_path):
         assert wrong.returncode == 1 and f"VTP_HOME={api_home} cannot be this worker's work folder" in wrong.stderr, \
             wrong.stdout + wrong.stderr
     finally:
-        for proc in reversed(procs):
-            _stop(proc, signal.SIGKILL if proc is moto else signal.SIGINT)
+        for proc in reversed(procs[1:]):
+            _stop(proc)
+        moto.kill()  # started in this test's process group: stopped on its own
+        moto.wait(10)
         shutil.rmtree(base, ignore_errors=True)
