@@ -3,10 +3,16 @@ same synthetic data, the same model and the same settings (meant for a GPU; runs
 
     uv run python bench/gpu.py                       # timm resnet50 + ultralytics yolo11n on cuda if present
     uv run python bench/gpu.py --frameworks timm --device cpu --images 64 --epochs 2 --image-size 64
+    uv run python bench/gpu.py --devices 0,1          # also vtp on two GPUs (DDP): the scaling over one
+    uv run python bench/gpu.py --frameworks timm --device cpu --devices cpu:2 --images 64 --epochs 3 --image-size 64
 
 Throughput is images (train + val) per second of steady-state epoch time: the first epoch is
 warm-up and not counted. The last line is machine-readable:
 device=… timm_ratio=… ultralytics_ratio=…   (adapter images/s ÷ plain images/s; 1.0 = no overhead)
+With --devices, each framework also trains through vtp on those devices (TrainSpec.devices), and
+the line gains ``<framework>_scaling`` = multi-device images/s ÷ one-device images/s (2 GPUs ideally
+2.0). The multi-device epoch times come from the run's callbacks (ultralytics' DDP: from results.csv,
+so within the relay's 2 s poll).
 """
 
 from __future__ import annotations
@@ -111,6 +117,7 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--workers", type=int, default=8)
+    p.add_argument("--devices", default="", help="also train through vtp on these devices: 0,1 (GPUs) or cpu:2")
     opts = p.parse_args()
 
     import torch
@@ -126,6 +133,7 @@ def main() -> None:
               "device": device.replace("cuda:", "") if device.startswith("cuda") else device,
               "workers": opts.workers, "pretrained": False, "patience": 0, "dataset": "bench"}
     ratios: dict[str, float] = {}
+    single: dict[str, tuple[dict, object, float]] = {}  # framework -> (spec data, dataset, one-device images/s)
     print(f"device: {device} ({name}); torch {torch.__version__}; {opts.images}+{n_val} images at "
           f"{opts.image_size}px, batch {opts.batch_size}, {opts.epochs} epochs (first is warm-up)", flush=True)
     if "timm" in opts.frameworks:
@@ -134,6 +142,7 @@ def main() -> None:
         plain = steady_rate(plain_timm(data, opts, device), opts.images + n_val)
         ours = steady_rate(adapter("timm", {**common, "model": opts.timm_model}, info, tmp / "timm"), opts.images + n_val)
         ratios["timm"] = ours / plain
+        single["timm"] = ({**common, "model": opts.timm_model}, info, ours)
         print(f"timm {opts.timm_model}: plain {plain:.1f} img/s | vtp adapter {ours:.1f} img/s | ratio {ours / plain:.3f}", flush=True)
     if "ultralytics" in opts.frameworks:
         data = make_sample("shapes-detect", tmp / "det", n_train=opts.images, n_val=n_val, image_size=opts.image_size)
@@ -144,9 +153,17 @@ def main() -> None:
         ours = steady_rate(adapter("ultralytics", {**common, "model": opts.yolo_model, "image_size": size}, info,
                                    tmp / "yolo-vtp"), opts.images + n_val)
         ratios["ultralytics"] = ours / plain
+        single["ultralytics"] = ({**common, "model": opts.yolo_model, "image_size": size}, info, ours)
         print(f"ultralytics {opts.yolo_model}: plain {plain:.1f} img/s | vtp adapter {ours:.1f} img/s | "
               f"ratio {ours / plain:.3f}", flush=True)
-    print(f"device={name.replace(' ', '_')} " + " ".join(f"{k}_ratio={v:.3f}" for k, v in ratios.items()))
+    for fw, (spec_data, info, one) in single.items() if opts.devices else ():
+        stamps = adapter(fw, {**spec_data, "device": "auto", "devices": opts.devices}, info, tmp / f"{fw}-devices")
+        multi = steady_rate(stamps, opts.images + n_val)
+        ratios[f"{fw}_scaling"] = multi / one
+        print(f"{fw} on {opts.devices}: vtp {multi:.1f} img/s | one device {one:.1f} img/s | scaling {multi / one:.2f}",
+              flush=True)
+    print(f"device={name.replace(' ', '_')} " + " ".join(
+        f"{k}={v:.3f}" if k.endswith("_scaling") else f"{k}_ratio={v:.3f}" for k, v in ratios.items()))
 
 
 if __name__ == "__main__":

@@ -37,9 +37,12 @@ def _field_patterns() -> list[tuple[str, str]]:
             ("close_mosaic", kw_num(r"close[\s_-]*mosaic")),
             ("device_count", r"(?P<n>\d)\s*(?:개의?\s*)?(?:gpus|gpu\s*(?:개|장)|장의?\s*gpu|개\s*gpu)"),
             ("device_count", r"(?:gpus?|지피유)\s*(?P<n>\d)\s*(?:개|장)"),
-            ("device_index", r"(?:gpu|cuda|지피유)\s*(?:번호|index|id|no\.?)?\s*[:#-]?\s*(?P<n>\d(?:\s*,\s*\d)*)(?:\s*번)?"
+            ("device_index", r"(?:gpus?|cuda|지피유)\s*(?:번호|index|id|no\.?)?\s*[:#-]?\s*(?P<n>\d(?:\s*,\s*\d)*)(?:\s*번)?"
                              r"(?!\s*(?:개|장|epochs?|에폭|\d))"),
             ("device_index", r"(?P<n>\d)\s*번\s*(?:gpu|지피유|그래픽)"),
+            ("cpu_processes", r"(?P<n>\d{1,2})\s*(?:개의?\s*)?cpu\s*(?:processes|process|procs|프로세스)"),
+            ("cpu_processes", r"cpu\s*(?:processes|process|프로세스)\s*(?P<n>\d{1,2})\s*(?:개)?"),
+            ("cpu_processes", r"(?P<n>\d{1,2})\s*(?:개의?\s*)?(?:processes|프로세스)\s*(?:on\s+(?:the\s+)?|으로\s*|로\s*)?cpu"),
             ("device_index", r"(?:device|디바이스|장치)\s*(?:는|은|를|을|:|=)?\s*(?P<n>\d(?:\s*,\s*\d)*)(?!\d)"),
             ("image_size", _N + r"\s*[x×*]\s*(?P<w>\d+)(?!\d)"),
             ("epochs", kw_num(L.EPOCH_WORDS)), ("batch_size", kw_num(L.BATCH_WORDS)),
@@ -110,7 +113,7 @@ def take_numbers(work: str, ex: Extraction) -> str:
         i = int(m.lastgroup[1:]) if m.lastgroup and m.lastgroup.startswith("a") else _alt_index(m)
         fieldname = _FIELD_PATS[i][0]
         raw = m.group(f"n{i}")
-        if fieldname in ("device_count", "device_index"):
+        if fieldname in ("device_count", "device_index", "cpu_processes"):
             _store_device(ex, fieldname, raw)
         elif fieldname.startswith("override:"):
             value = to_number(raw)
@@ -200,11 +203,21 @@ def _alt_index(m: re.Match[str]) -> int:
 
 
 def _store_device(ex: Extraction, kind: str, raw: str) -> None:
-    if "device" in ex.fields:
+    """"2 GPUs" / "gpu 0,1" -> devices (one process per GPU); "gpu 1" -> device; "2 CPU processes" -> devices=cpu:2."""
+    if "device" in ex.fields or "devices" in ex.fields:
         return
-    if kind == "device_count":
+    if kind == "cpu_processes":
         count = int(raw)
-        ex.fields["device"] = "cuda" if count <= 1 else ",".join(str(i) for i in range(min(count, 16)))
+        ex.fields["devices" if count > 1 else "device"] = f"cpu:{count}" if count > 1 else "cpu"
+    elif kind == "device_count":
+        count = int(raw)
+        if count <= 1:
+            ex.fields["device"] = "cuda"
+        else:
+            ex.fields["devices"] = ",".join(str(i) for i in range(min(count, 16)))
     else:
         ids = re.sub(r"\s", "", raw)
-        ex.fields["device"] = f"cuda:{ids}" if "," not in ids else ids
+        if "," in ids:
+            ex.fields["devices"] = ids
+        else:
+            ex.fields["device"] = f"cuda:{ids}"

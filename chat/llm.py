@@ -77,7 +77,7 @@ TrainRequest = _request_model()
 # Fields whose offline reading, when the message states them in words the offline parser knows,
 # the LLM's answer must keep: neither dropped nor changed (a reversed "pretrained 없이", a misread
 # Korean numeral, a correction it did not follow)
-CHECKED_FIELDS = ("epochs", "image_size", "batch_size", "learning_rate", "pretrained", "seed", "patience", "device",
+CHECKED_FIELDS = ("epochs", "image_size", "batch_size", "learning_rate", "pretrained", "seed", "patience", "device", "devices",
                   "max_time", "val_fraction", "accumulate", "classes", "export", "model", "dataset")
 
 

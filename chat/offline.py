@@ -129,10 +129,21 @@ def _take_key_values(work: str, ex: Extraction, ctx: Context) -> str:
             target = "override:" + key
         else:
             continue
+        end = m.end()
+        if target == "devices":  # a GPU list goes on past the comma: devices=0,1
+            whole = re.match(r"(?:cuda:)?\d{1,3}(?:[ \t]*,[ \t]*\d{1,3})*(?!\w)", work[m.start("v"):])
+            if whole:
+                raw, end = re.sub(r"\s", "", whole.group(0)), m.start("v") + whole.end()
+            if re.fullmatch(r"(?:cuda:)?\d{1,3}(?:,\d{1,3})*|cpu:\d{1,3}", raw, IC):
+                ex.fields["devices"] = raw.lower()
+            else:  # the spec's own message says which forms there are
+                ex.fields["devices"] = raw[:40] if safe_token(raw, 40) else "?"
+            work = blank(work, m.start(), end)
+            continue
         value = _scalar(raw)
         if not _store_field(ex, target, value, raw, ctx):
             continue
-        work = blank(work, m.start(), m.end())
+        work = blank(work, m.start(), end)
     return work
 
 

@@ -107,7 +107,7 @@ TEXT: dict[str, dict[str, str]] = {
 ACTION = {"retry": {"en": "run again", "ko": "다시 실행"}, "resume": {"en": "resume", "ko": "이어서 진행"},
           "confirm": {"en": "start", "ko": "시작"}}
 FIELD_KO = {"epochs": "에폭", "batch_size": "배치", "image_size": "이미지 크기", "learning_rate": "학습률", "model": "모델",
-            "dataset": "데이터셋", "task": "작업", "device": "장치", "seed": "시드", "patience": "조기 종료",
+            "dataset": "데이터셋", "task": "작업", "device": "장치", "devices": "여러 장치", "seed": "시드", "patience": "조기 종료",
             "workers": "워커", "pretrained": "사전 학습", "framework": "프레임워크", "overrides": "추가 설정",
             "val_fraction": "검증 비율", "max_time": "최대 시간(분)", "accumulate": "그래디언트 누적", "classes": "클래스",
             "export": "내보내기", "amp": "AMP", "cos_lr": "코사인 학습률"}
@@ -133,8 +133,24 @@ def summary(lang: str, spec: dict[str, Any]) -> str:
     for key, fmt in labels.items():
         if spec.get(key) is not None:
             extras.append(fmt.format(spec[key]))
+    if spec.get("devices"):
+        extras.append(_devices_text(lang, str(spec["devices"])))
     if spec.get("pretrained") is False:
         extras.append("from scratch" if lang != "ko" else "처음부터")
     text = ", ".join(extras)
     return say(lang, "summary", model=spec.get("model") or "?", task=spec.get("task") or "?",
                dataset=spec.get("dataset") or "?", extras=(", " + text) if text else "")
+
+
+def _devices_text(lang: str, devices: str) -> str:
+    """'in 2 CPU processes' / 'GPU 0, 1에서 (GPU마다 한 프로세스)' for the summary; the value as written when it
+    does not parse (the spec's own error says why)."""
+    from core.devices import parse_devices
+
+    try:
+        d = parse_devices(devices)
+    except ValueError:
+        return devices
+    if lang == "ko":
+        return f"CPU 프로세스 {d.count}개로" if d.kind == "cpu" else f"GPU {', '.join(map(str, d.gpus))}에서 (GPU마다 한 프로세스)"
+    return f"in {d.describe()}" if d.kind == "cpu" else f"on {d.describe()} (one process each)"

@@ -11,7 +11,7 @@ from chat.model_names import ModelMention
 
 Intent = Literal["new", "edit", "retry", "confirm", "cancel", "resume", "compare"]
 INTENTS: tuple[str, ...] = ("new", "edit", "retry", "confirm", "cancel", "resume", "compare")
-SPEC_ORDER = ("task", "framework", "model", "dataset", "epochs", "image_size", "batch_size", "device", "seed",
+SPEC_ORDER = ("task", "framework", "model", "dataset", "epochs", "image_size", "batch_size", "device", "devices", "seed",
               "patience", "learning_rate", "pretrained", "workers", "val_fraction", "max_time", "accumulate", "classes",
               "export", "overrides")
 

@@ -14,7 +14,7 @@ FIELD_KEYS = {
     "epochs": "epochs", "epoch": "epochs", "ep": "epochs", "image_size": "image_size", "imgsz": "image_size",
     "img_size": "image_size", "imagesize": "image_size", "size": "image_size", "batch_size": "batch_size",
     "batch": "batch_size", "batchsize": "batch_size", "bs": "batch_size", "learning_rate": "learning_rate",
-    "lr": "learning_rate", "lr0": "learning_rate", "device": "device", "seed": "seed", "patience": "patience",
+    "lr": "learning_rate", "lr0": "learning_rate", "device": "device", "devices": "devices", "seed": "seed", "patience": "patience",
     "workers": "workers", "num_workers": "workers", "pretrained": "pretrained", "model": "model",
     "task": "task", "framework": "framework", "dataset": "dataset", "data": "dataset",
     "max_time": "max_time", "time_limit": "max_time", "val_fraction": "val_fraction", "val_split": "val_fraction",

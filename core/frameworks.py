@@ -81,6 +81,8 @@ class Capabilities:
     requires: tuple[str, ...] = ()
     generic_overrides: dict[str, str] = field(default_factory=dict)
     optimizer_names: dict[str, str] = field(default_factory=dict)
+    # device kinds ("cpu", "cuda") on which the framework trains in several processes (TrainSpec.devices)
+    multi_device: tuple[str, ...] = ()
 
     def known_models(self) -> list[str]:
         """Every concrete model name this framework accepts (for did-you-mean suggestions)."""
@@ -218,7 +220,7 @@ def capabilities(framework: str) -> Capabilities:
         raise KeyError(framework)
     raw = _raw_capabilities(_plugins()[framework])
     raw["image_size"] = ImageSizeRule(**raw["image_size"])
-    for key in ("tasks", "model_families", "export", "requires"):
+    for key in ("tasks", "model_families", "export", "requires", "multi_device"):
         raw[key] = tuple(raw.get(key) or ())
     return Capabilities(**raw)
 

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from core import frameworks as registry
+from core.devices import parse_devices
 
 Task = Literal["detect", "segment", "classify", "pose", "obb"]
 # A framework is any installed trainer plugin (core.frameworks: the ``vtp.trainers`` entry points), so
@@ -81,7 +82,14 @@ class TrainSpec(BaseModel):
     epochs: int = Field(default=10, description=f"1 to {MAX_EPOCHS}.")
     image_size: int | None = Field(default=None, description="Square input size in pixels; the framework's default when omitted.")
     batch_size: int = Field(default=16, description=f"1 to {MAX_BATCH}.")
-    device: str = Field(default="auto", description="auto | cpu | cuda | cuda:N | N (GPU index) | mps.")
+    device: str = Field(default="auto", description="auto | cpu | cuda | cuda:N | N (GPU index) | mps: the one device "
+                        "of a run in one process. A list of GPUs (0,1) moves to devices.")
+    devices: str | None = Field(
+        default=None,
+        description="Train in several processes, one per device: GPUs '0,1' (DDP) or 'cpu:2' (two CPU processes, "
+        "gloo). batch_size is the whole step's batch, split evenly over the devices; each takes one training slot "
+        "of the work pool. Default: one process on device.",
+    )
     seed: int = Field(default=0, description=f"0 to {MAX_SEED} (2**32-1).")
     patience: int = Field(default=50, description="Epochs without improvement before early stopping; 0 turns it off.")
     learning_rate: float | None = Field(default=None, description="Initial learning rate; the framework's default when omitted.")
@@ -172,6 +180,11 @@ class TrainSpec(BaseModel):
         if not DEVICE_RE.match(v):
             raise ValueError(f"device={v!r} is not a device: use auto, cpu, cuda, cuda:0, 0 or mps")
         return v
+
+    @field_validator("devices")
+    @classmethod
+    def _devices(cls, v: str | None) -> str | None:
+        return None if v is None or not str(v).strip() else str(parse_devices(v))
 
     @field_validator("dataset")
     @classmethod
@@ -324,7 +337,42 @@ class TrainSpec(BaseModel):
                              f"one (accumulate={self.accumulate} means a nominal batch of batch_size x accumulate)")
         self._check_image_size(caps)
         self._check_overrides(caps)
+        self._check_devices(caps)
         return self
+
+    def _check_devices(self, caps: registry.Capabilities) -> None:
+        """Move a GPU list given as ``device`` (0,1) to ``devices``; check the two agree, that the
+        framework trains on several devices of that kind, and that batch_size splits evenly."""
+        if "," in self.device:
+            if self.devices is not None and self.devices != str(parse_devices(self.device)):
+                raise ValueError(f"device={self.device!r} and devices={self.devices!r} name different GPUs: set devices only")
+            self.devices, self.device = str(parse_devices(self.device)), "cuda"
+        if self.devices is None:
+            return
+        devs = parse_devices(self.devices)
+        fits = ("auto", "cpu") if devs.kind == "cpu" else ("auto", "cuda", *(str(i) for i in devs.gpus),
+                                                           *(f"cuda:{i}" for i in devs.gpus))
+        if self.device not in fits:
+            raise ValueError(f"device={self.device!r} and devices={self.devices!r} disagree: set devices only "
+                             "(device is the one device of a single-process run)")
+        if devs.count == 1:  # one process: the single-device path, said plainly in the spec
+            self.device, self.devices = ("cpu" if devs.kind == "cpu" else f"cuda:{devs.gpus[0]}"), None
+            return
+        self.device = devs.kind
+        if devs.kind not in caps.multi_device:
+            where = (f"only on {' or '.join(k.upper() for k in caps.multi_device)} devices"
+                     if caps.multi_device else "on one device only")
+            raise ValueError(f"{caps.framework} trains in several processes {where}, not on {devs.describe()}: "
+                             f"use one device (device=cpu or 0)" + (" or GPUs, e.g. devices=0,1" if caps.multi_device else ""))
+        if self.batch_size % devs.count:
+            lower = self.batch_size - self.batch_size % devs.count
+            raise ValueError(f"batch_size={self.batch_size} does not split evenly over {devs.count} devices ({devs.describe()}): "
+                             f"use a multiple of {devs.count}, e.g. {lower or devs.count}")
+
+    @property
+    def device_count(self) -> int:
+        """Training processes of the run: 1 unless ``devices`` names several (its slot count in the pool)."""
+        return parse_devices(self.devices).count if self.devices else 1
 
     def _check_image_size(self, caps: registry.Capabilities) -> None:
         rule = caps.image_size

@@ -18,7 +18,7 @@ from prefect.cache_policies import NONE
 from prefect.tasks import exponential_backoff
 
 from core.contracts import Callbacks, DatasetInfo, TrainContext, TrainResult
-from core.errors import DatasetError, SpecError
+from core.errors import DatasetError, SpecError, TrainerError
 from core.settings import Settings
 from core.spec import TrainSpec
 from tasks import dataset_store, resume
@@ -139,19 +139,25 @@ def clear_resume_state(run_id: str, settings: Settings) -> None:
 
 @contextlib.contextmanager
 def pool_slot(spec: TrainSpec, settings: Settings, callbacks: Callbacks, logger: Any) -> Iterator[None]:
-    """Hold one of the pool's training slots (a Prefect global concurrency limit, VTP_POOL_SLOTS)
-    while training; waits, heartbeating, while every slot is taken."""
+    """Hold the pool's training slots a run needs (a Prefect global concurrency limit, VTP_POOL_SLOTS:
+    one per device, ``spec.device_count``) while training; waits, heartbeating, while too few are free.
+    TrainerError when the run needs more slots than the pool has at all."""
     if settings.pool_slots <= 0:
         yield
         return
     from prefect.concurrency.sync import concurrency
 
     name = slot_limit_name(settings.pool_name(spec.framework or ""))
+    need = spec.device_count
+    if need > settings.pool_slots:
+        raise TrainerError(f"devices={spec.devices!r} needs {need} training slots but the work pool "
+                           f"{settings.pool_name(spec.framework or '')} has {settings.pool_slots} (VTP_POOL_SLOTS): "
+                           f"use at most {settings.pool_slots} devices, or raise VTP_POOL_SLOTS")
     with contextlib.ExitStack() as held:
         waited = False
         while True:
             try:  # only the acquisition may time out; training's own errors pass through untouched
-                held.enter_context(concurrency(name, occupy=1, timeout_seconds=10, strict=True))
+                held.enter_context(concurrency(name, occupy=need, timeout_seconds=10, strict=True))
                 break
             except TimeoutError:
                 if not waited:

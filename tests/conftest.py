@@ -19,4 +19,11 @@ def vtp_home(tmp_path_factory, monkeypatch):
     return home
 
 
-from tests.stack_fixtures import s3_endpoint, s3_storage, stack, stack_env  # noqa: E402,F401 - shared fixtures
+from tests.stack_fixtures import (  # noqa: E402,F401 - shared fixtures
+    any_stack,
+    backend_stack,
+    s3_endpoint,
+    s3_storage,
+    stack,
+    stack_env,
+)

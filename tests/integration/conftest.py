@@ -1,5 +1,6 @@
-"""Real services for integration tests: moto's S3 server on loopback and a whole `vtp up` stack
-(Prefect server, work pools, deployments, one process worker per pool) in a temporary VTP_HOME.
+"""Real services for integration tests: moto's S3 server on loopback and whole `vtp up` stacks
+(Prefect server, work pools, deployments, one process worker per pool) in temporary VTP_HOMEs, one on
+file:// storage and one on moto's S3 (tests/stack_fixtures.py).
 
 Under CI=true a service that cannot start is a failure, never a skip."""
 

@@ -1,6 +1,7 @@
-"""The API against the real `vtp up` stack: the stack serves it with the token it saved, and a run
-created through the API becomes a flow run of its deployment with {spec, run_id, api_url,
-run_token}. Training itself is not waited for (tests/integration/test_flow.py covers it)."""
+"""The API against the real `vtp up` stack, once on file:// storage and once on S3 (`any_stack`):
+the stack serves it with the token it saved and the sample datasets it stored, and a run created
+through the API becomes a flow run of its deployment with {spec, run_id, api_url, run_token}.
+Training itself is not waited for (test_api_e2e.py and tests/integration/test_flow.py cover it)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from api.security import verify_run_ticket
 from core.settings import Settings
 from tests.api.fixtures import database_url, pg_database, pg_databases  # noqa: F401 - fixtures
 from tests.integration.conftest import wait_for
+from tests.stack_fixtures import stored
 
 pytestmark = pytest.mark.integration
 
@@ -26,7 +28,7 @@ def read_flow_run(flow_run_id: str, settings: Settings):
 
 
 @pytest.fixture
-def api(stack_env, database_url, monkeypatch):  # noqa: F811 - the fixture imported above
+def api(any_stack, database_url, monkeypatch):  # noqa: F811 - the fixture imported above
     """An app on the test database, talking to the stack's Prefect server and storage."""
     from api.main import create_app
     from api.tokens import create_token
@@ -48,14 +50,19 @@ def db_session(api):
         yield session
 
 
-def test_stack_serves_the_api_with_the_token_it_saved(stack_env):
-    base = stack_env["API_URL"]
-    token = (stack_env["home"] / "api_token").read_text().strip()
+def test_stack_serves_the_api_with_the_token_it_saved(any_stack):
+    """The API answers with the token `vtp up` saved, on the stack's storage, where `vtp up` stored the samples."""
+    base = any_stack["API_URL"]
+    token = (any_stack["home"] / "api_token").read_text().strip()
     health = httpx.get(f"{base}/api/health", timeout=5).json()
     assert health["status"] == "ok" and health["database"]["ok"] and health["prefect"]["ok"]
+    assert health["storage_url"] == any_stack["VTP_STORAGE_URL"]
     assert httpx.get(f"{base}/api/runs", timeout=5).status_code == 401
     listed = httpx.get(f"{base}/api/datasets", headers={"Authorization": f"Bearer {token}"}, timeout=5).json()
-    assert {"shapes-detect", "shapes-classify"} <= {d["name"] for d in listed["items"]}
+    samples = {d["name"]: d for d in listed["items"] if d["name"] in ("shapes-detect", "shapes-classify")}
+    assert set(samples) == {"shapes-detect", "shapes-classify"}
+    assert all(d["uri"].startswith(f"{any_stack['VTP_STORAGE_URL']}/datasets/") for d in samples.values()), samples
+    stored(any_stack, "datasets/index.json", "datasets/shapes-detect/", "datasets/shapes-classify/")
     assert httpx.get(f"{base}/docs", timeout=5).status_code == 200
 
 

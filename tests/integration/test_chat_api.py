@@ -1,20 +1,25 @@
-"""A conversation through the real API and Prefect: request → question → answer → confirm → a run;
-then an edit ("epochs만 … 다시") shows the changed spec and, once confirmed, creates a second run
-differing only in epochs. Nothing starts without a confirmation, in the API and in `vtp chat`."""
+"""A conversation through the real API and Prefect, once on the file:// stack and once on the S3 one
+(`any_stack`): request → question → answer → confirm → a run; then an edit ("epochs만 … 다시") shows
+the changed spec and, once confirmed, creates a second run differing only in epochs. Nothing starts
+without a confirmation, in the API and in `vtp chat`. The runs that finish keep their checkpoints in
+the stack's storage (on S3: the bucket, never the local storage folder)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.stack_fixtures import stored
+
 pytestmark = pytest.mark.integration
 
 
-def test_conversation_creates_runs(stack_env):
-    api = stack_env["API_URL"]
-    auth = {"Authorization": f"Bearer {(Path(stack_env['VTP_HOME']) / 'api_token').read_text().strip()}"}
+def test_conversation_creates_runs(any_stack):
+    api = any_stack["API_URL"]
+    auth = {"Authorization": f"Bearer {(Path(any_stack['VTP_HOME']) / 'api_token').read_text().strip()}"}
 
     def say(message: str = "", session_id: str | None = None, confirm: bool = False) -> dict:
         r = httpx.post(f"{api}/api/chat", json={"session_id": session_id, "message": message, "confirm": confirm},
@@ -50,9 +55,9 @@ def test_conversation_creates_runs(stack_env):
         httpx.post(f"{api}/api/runs/{run['id']}/cancel", headers=auth, timeout=30)
 
 
-def test_chat_unknown_session_and_injection(stack_env):
-    api = stack_env["API_URL"]
-    auth = {"Authorization": f"Bearer {(Path(stack_env['VTP_HOME']) / 'api_token').read_text().strip()}"}
+def test_chat_unknown_session_and_injection(any_stack):
+    api = any_stack["API_URL"]
+    auth = {"Authorization": f"Bearer {(Path(any_stack['VTP_HOME']) / 'api_token').read_text().strip()}"}
     r = httpx.post(f"{api}/api/chat", json={"session_id": "nope", "message": "hi"}, headers=auth, timeout=30)
     assert r.status_code == 404
     evil = httpx.post(f"{api}/api/chat", headers=auth, timeout=30, json={
@@ -61,7 +66,7 @@ def test_chat_unknown_session_and_injection(stack_env):
     assert not str((evil["spec"] or {}).get("dataset", "")).startswith("http")
 
 
-def test_terminal_chat_starts_and_follows_a_run(stack_env):
+def test_terminal_chat_starts_and_follows_a_run(any_stack):
     from chat.terminal import chat_loop
     from core.settings import get_settings
 
@@ -77,15 +82,17 @@ def test_terminal_chat_starts_and_follows_a_run(stack_env):
     assert chat_loop(get_settings(), read=read, echo=shown.append) == 0
     text = "\n".join(shown)
     assert "resnet18" in text and "epoch 1/1" in text
-    assert "[completed] checkpoint: file://" in text, text
+    run_id = re.search(r"\[completed\] checkpoint: (\S+)/runs/([0-9a-f-]{36})/checkpoints/", text)
+    assert run_id and run_id.group(1) == any_stack["VTP_STORAGE_URL"], text
+    stored(any_stack, f"runs/{run_id.group(2)}/checkpoints/best.pt", f"runs/{run_id.group(2)}/manifest.json")
 
 
-def test_chat_continue_a_finished_run(stack_env):
+def test_chat_continue_a_finished_run(any_stack):
     """"이어서 2 에폭 더" after a finished run: a new run that starts from its final weights."""
     import time
 
-    api = stack_env["API_URL"]
-    auth = {"Authorization": f"Bearer {(Path(stack_env['VTP_HOME']) / 'api_token').read_text().strip()}"}
+    api = any_stack["API_URL"]
+    auth = {"Authorization": f"Bearer {(Path(any_stack['VTP_HOME']) / 'api_token').read_text().strip()}"}
 
     def say(message: str, session_id: str | None = None) -> dict:
         r = httpx.post(f"{api}/api/chat", json={"session_id": session_id, "message": message}, headers=auth,
@@ -115,16 +122,17 @@ def test_chat_continue_a_finished_run(stack_env):
     assert run2["spec"]["model"] == "resnet18" and run2["spec"]["dataset"] == "shapes-classify"
     done = finished(run2["id"])
     assert done["state"] == "completed" and done["epochs_done"] == 2, done
+    stored(any_stack, *(f"runs/{run['id']}/checkpoints/best.pt" for run in (run1, run2)))
 
 
-def test_terminal_chat_never_starts_without_a_confirmation(stack_env):
+def test_terminal_chat_never_starts_without_a_confirmation(any_stack):
     """`vtp chat`: after a run, an edit, a retry and a continue each only show the new spec; a run
     starts on "yes, go" alone (issue 14: an edit started at once)."""
     from chat.terminal import chat_loop
     from core.settings import get_settings
 
-    api = stack_env["API_URL"]
-    auth = {"Authorization": f"Bearer {(Path(stack_env['VTP_HOME']) / 'api_token').read_text().strip()}"}
+    api = any_stack["API_URL"]
+    auth = {"Authorization": f"Bearer {(Path(any_stack['VTP_HOME']) / 'api_token').read_text().strip()}"}
     follow_ups = ["같은 설정으로 epochs만 2로 다시", "retry that run", "이어서 1 에폭 더", "run it again with batch 4"]
     said = iter(["shapes-classify로 resnet18 분류, 1 에폭, 이미지 크기 32, 처음부터", "yes, go", *follow_ups])
     shown: list[str] = []

@@ -1,6 +1,7 @@
 """Resume: each trainer reports its resumable checkpoint, the flow's uploader puts it in storage
 (manifest last), and a new attempt given that checkpoint goes on after its epoch with the
-optimizer and schedule restored: no epoch trained twice, none lost."""
+optimizer and schedule restored: no epoch trained twice, none lost. Every framework on a storage
+folder (file://); timm, and the half-uploaded checkpoint, on S3 (moto's server) as well."""
 
 from __future__ import annotations
 
@@ -53,13 +54,22 @@ def _results_epochs(result) -> list[int]:
             line.replace(" ", "") for line in f)]
 
 
-@pytest.mark.parametrize("framework", list(CASES))
-def test_trainer_resumes_after_its_last_uploaded_checkpoint(framework, tmp_path):
+def _storage(backend: str, tmp_path: Path, request) -> Storage:
+    """A fresh storage root: a folder (file), or a fresh prefix of moto's bucket (s3)."""
+    if backend == "s3":
+        return Storage(request.getfixturevalue("s3_storage"))
+    return Storage(f"file://{tmp_path / 'storage'}")
+
+
+@pytest.mark.parametrize(("framework", "backend"), [*((fw, "file") for fw in CASES), ("timm", "s3")])
+def test_trainer_resumes_after_its_last_uploaded_checkpoint(framework, backend, tmp_path, request):
     task, model = CASES[framework]
+    # on S3 what differs is the storage: timm's smallest model keeps the uploads to moto quick
+    name = "test_resnet" if backend == "s3" else model(tmp_path)
     root = make_sample(f"shapes-{task}", tmp_path / "data", n_train=8, n_val=4, image_size=SIZE)
-    spec = parse_spec({"model": model(tmp_path), "dataset": "shapes", "task": task, "epochs": EPOCHS,
+    spec = parse_spec({"model": name, "dataset": "shapes", "task": task, "epochs": EPOCHS,
                        "image_size": SIZE, "batch_size": 4, "workers": 0, "pretrained": False, "patience": 0})
-    storage = Storage(f"file://{tmp_path / 'storage'}")
+    storage = _storage(backend, tmp_path, request)
 
     # First attempt: every epoch's checkpoint goes to storage (the last epoch's is not needed).
     first = Callbacks()
@@ -106,10 +116,11 @@ def _torch_file(path: Path, value: float) -> bytes:
     return path.read_bytes()
 
 
-def test_half_uploaded_checkpoint_is_never_taken(tmp_path):
+@pytest.mark.parametrize("backend", ["file", "s3"])
+def test_half_uploaded_checkpoint_is_never_taken(backend, tmp_path, request):
     """A checkpoint whose upload was cut off (no manifest) or was changed (checksum) is not resumed
     from; the previous complete one is taken instead, and with none left the run starts over."""
-    storage = Storage(f"file://{tmp_path / 'storage'}")
+    storage = _storage(backend, tmp_path, request)
     ckpt = tmp_path / "weights"
     _torch_file(ckpt / "last.pt", 1.0)
     callbacks = Callbacks()
@@ -124,7 +135,7 @@ def test_half_uploaded_checkpoint_is_never_taken(tmp_path):
     storage.remove(resume.PREFIX, "r", "e000002-a1", MANIFEST)  # as if cut off before the manifest
     assert resume.fetch(storage, "r", tmp_path / "got2").epoch == 1, "falls back to the previous complete one"
 
-    (Path(storage.path(resume.PREFIX, "r", "e000001-a1", "state", "weights", "last.pt"))).write_bytes(b"y" * 1000)
+    storage.write_bytes(b"y" * 1000, resume.PREFIX, "r", "e000001-a1", "state", "weights", "last.pt")
     assert resume.fetch(storage, "r", tmp_path / "got3") is None  # checksum differs: start over instead
 
 
@@ -157,9 +168,11 @@ def test_vtp_train_resume_continues_a_finished_run(stack_env):
     assert "Traceback" not in wrong.stderr
 
 
-def test_pool_slots_limit_concurrent_training(stack_env, monkeypatch):
+@pytest.mark.parametrize(("slots", "first_devices"), [(1, None), (2, "cpu:2")])
+def test_pool_slots_limit_concurrent_training(stack_env, monkeypatch, slots, first_devices):
     """VTP_POOL_SLOTS=1: a second run waits (heartbeating) for the pool's one training slot, held
-    through Prefect's global concurrency limit `vtp up` creates, and gets it once the first is done."""
+    through Prefect's global concurrency limit `vtp up` creates, and gets it once the first is done.
+    VTP_POOL_SLOTS=2 and a first run on two devices (cpu:2): it holds both slots, one per device."""
     import logging
     import threading
 
@@ -167,12 +180,13 @@ def test_pool_slots_limit_concurrent_training(stack_env, monkeypatch):
     from core.settings import Settings
     from tasks.train_steps import pool_slot, slot_limit_name
 
-    monkeypatch.setenv("VTP_POOL_SLOTS", "1")
+    monkeypatch.setenv("VTP_POOL_SLOTS", str(slots))
     settings = Settings()
     limits = ensure_pool_slots(settings)
     name = slot_limit_name(settings.pool_name("timm"))
-    assert limits[name] == 1
+    assert limits[name] == slots
     spec = parse_spec({"model": "resnet18", "dataset": "d"})
+    first = parse_spec({"model": "resnet18", "dataset": "d", "devices": first_devices}) if first_devices else spec
     first_in, release, second_in = threading.Event(), threading.Event(), threading.Event()
     beats: list[int] = []
     waiting: list[str] = []
@@ -181,15 +195,15 @@ def test_pool_slots_limit_concurrent_training(stack_env, monkeypatch):
         def info(self, msg, *args, **kwargs):
             waiting.append(msg % args)
 
-    def hold(entered: threading.Event, until: threading.Event | None) -> None:
+    def hold(entered: threading.Event, until: threading.Event | None, run=spec) -> None:
         callbacks = Callbacks()
         callbacks.add("on_heartbeat", lambda: beats.append(1))
-        with prefect_api(settings), pool_slot(spec, settings, callbacks, Log(logging.getLogger("t"), {})):
+        with prefect_api(settings), pool_slot(run, settings, callbacks, Log(logging.getLogger("t"), {})):
             entered.set()
             if until is not None:
                 until.wait(120)
 
-    a = threading.Thread(target=hold, args=(first_in, release))
+    a = threading.Thread(target=hold, args=(first_in, release, first))
     a.start()
     assert first_in.wait(60)
     b = threading.Thread(target=hold, args=(second_in, None))

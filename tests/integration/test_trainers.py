@@ -269,3 +269,23 @@ def test_timm_stops_when_asked(datasets, tmp_path):
     assert result.stopped_early and result.epochs_completed == 1
     assert len(rec.callbacks.epochs) == 1
     assert result.best_checkpoint.is_file() and result.last_checkpoint.is_file()
+
+
+# ------------------------------------------------------------------------------------ huggingface
+
+
+def test_huggingface_stops_when_asked(datasets, tmp_path):
+    """transformers' Trainer in one process: a stop asked for at the first batch ends the run after that
+    epoch is evaluated and saved, with the stop in the result and its notes."""
+    from tests.integration.test_huggingface_flow import tiny_model
+    from trainers.huggingface import train
+
+    rec = Recorder(stop=True)
+    spec = _spec(str(tiny_model("classify", tmp_path / "vit")), task="classify", epochs=3, batch_size=4)
+    result = train(spec, _context(datasets["classify"], "classify", tmp_path, rec))
+
+    assert result.stopped_early and result.epochs_completed == 1 and len(rec.callbacks.epochs) == 1
+    assert "stopped on request after epoch 1 of 3." in result.notes
+    assert (result.best_checkpoint / "vtp.json").is_file() and (result.last_checkpoint / "vtp.json").is_file()
+    state = torch.load(result.last_checkpoint.parent / "resume.pt", weights_only=True)
+    assert state["epoch"] == 1 and state["step"] == 1  # the stop came after the first of 2 steps

@@ -191,67 +191,75 @@ def test_timm_run_schedules_optimizer_steps_and_says_the_effective_batch(tmp_pat
 
 
 class _HFLinear(nn.Module):
-    """A model as the HF trainer calls it: model(pixel_values=, labels=) -> an output with .loss."""
+    """A model as the HF trainer calls it: model(pixel_values=, labels=) -> an output with the loss."""
 
     def __init__(self) -> None:
         super().__init__()
         self.net = _linear()
 
-    def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor) -> SimpleNamespace:
-        return SimpleNamespace(loss=nn.functional.cross_entropy(self.net(pixel_values), labels))
+    def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"loss": nn.functional.cross_entropy(self.net(pixel_values), labels)}
 
 
-def _hf_session(tmp_path: Path, pulse: Callbacks | None = None):
-    from trainers.huggingface.session import Session
+def _hf_train(tmp_path: Path, model: nn.Module, images: int, batch_size: int, accumulate: int,
+              pulse: Callbacks | None = None):
+    """One epoch of the HF trainer's Trainer (its loader, loss and stop polls; vtp's epoch end left
+    out) over ``images`` random images in batches of ``batch_size``, SGD at a constant rate."""
+    from trainers.huggingface import data
+    from trainers.huggingface.session import Session, _Epochs, _Trainer
 
     spec = parse_spec({"framework": "huggingface", "task": "classify", "model": str(tmp_path / "vit"),
-                       "dataset": "d", "overrides": {"grad_clip": 0.0}})
+                       "dataset": "d", "epochs": 1, "batch_size": batch_size, "accumulate": accumulate,
+                       "workers": 0, "overrides": {"grad_clip": 0.0}})
     ctx = TrainContext(tmp_path / "work", DatasetInfo(tmp_path, "imagefolder", "classify", ["a", "b", "c"]),
                        pulse or Callbacks())
-    return Session(spec, ctx)
-
-
-def _hf_epoch(tmp_path: Path, model: nn.Module, batches, accumulate: int, pulse: Callbacks | None = None):
+    session = Session(spec, ctx)
+    session.epoch_done = lambda *_: None  # no evaluation or checkpoint: the loop alone
+    items = [{"pixel_values": x[0], "labels": int(y[0])} for x, y in _batches([1] * images)]
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    steps, lrs = _count_steps(optimizer), []
-    loss, step, stop = _hf_session(tmp_path, pulse).train_epoch(
-        model, [{"pixel_values": x, "labels": y} for x, y in batches], optimizer, torch.device("cpu"), 4,
-        lrs.append, accumulate)
-    return SimpleNamespace(loss=loss, step=step, stopped=stop, steps=len(steps), lrs=lrs)
+    steps = _count_steps(optimizer)
+    args = session._arguments(accumulate, 1)
+    trainer = _Trainer(model=model, args=args, train_dataset=items,
+                       data_collator=data.collate_classify, callbacks=[_Epochs(session)], session=session,
+                       optimizers=(optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)))
+    try:
+        trainer.train()
+    finally:
+        session.close()
+    return SimpleNamespace(steps=len(steps), step=trainer.state.global_step, loss=trainer.loss_sum / max(trainer.loss_count, 1))
 
 
 @pytest.mark.parametrize(("accumulate", "steps"), [(1, 7), (3, 3), (64, 1)])
 def test_hf_steps_once_per_group_and_at_the_end_of_the_epoch(tmp_path, accumulate, steps):
-    run = _hf_epoch(tmp_path, _HFLinear(), _batches([2] * 7), accumulate)
-    assert run.steps == steps and run.step == 4 + steps  # `step` counts optimizer steps
-    # the learning rate of a step is set from the steps before it: constant within a group
-    assert run.lrs == [4 + i // accumulate for i in range(7)]
+    run = _hf_train(tmp_path, _HFLinear(), 14, 2, accumulate)  # 7 batches of 2
+    assert run.steps == steps == run.step  # the Trainer's step counts optimizer steps, not batches
 
 
 def test_hf_accumulated_batches_give_the_gradient_of_one_big_batch(tmp_path):
-    small = _batches([2] * 7)
+    """12 images: 6 batches of 2 with accumulate=3 == 2 batches of 6 (the same shuffled order: one seed)."""
     a, b = _HFLinear(), _HFLinear()
-    acc = _hf_epoch(tmp_path, a, small, 3)
-    big = _hf_epoch(tmp_path, b, _merge(small, [3, 3, 1]), 1)
-    assert acc.steps == big.steps == 3
+    start = a.net[1].weight.detach().clone()
+    acc = _hf_train(tmp_path, a, 12, 2, 3)
+    big = _hf_train(tmp_path, b, 12, 6, 1)
+    assert acc.steps == big.steps == 2
+    assert (a.net[1].weight - start).abs().max() > 1e-3  # the weights moved
     torch.testing.assert_close(a.net[1].weight, b.net[1].weight, atol=1e-5, rtol=0)
-    assert acc.loss == pytest.approx(big.loss, abs=1e-6)
+    assert acc.loss == pytest.approx(big.loss, abs=1e-5)  # the reported loss is per image either way
 
 
 def test_hf_a_stop_inside_a_group_discards_it(tmp_path):
     model = _HFLinear()
-    run = _hf_epoch(tmp_path, model, _batches([2] * 7), 3, pulse=_StopAfter(4))
-    assert run.stopped and run.steps == 1 and run.step == 5
-    assert all(p.grad is None for p in model.parameters())
+    run = _hf_train(tmp_path, model, 14, 2, 3, pulse=_StopAfter(4))  # stop after batch 4: the 2nd group is partial
+    assert run.steps == 1 and run.step == 1
+    assert all(p.grad is None for p in model.parameters())  # the partial group's gradients are gone
 
 
 def test_hf_run_schedules_optimizer_steps_and_says_the_effective_batch(tmp_path, monkeypatch):
     """A tiny ViT from its config: 7 batches of 2, accumulate=3 -> 3 steps; the cosine schedule spans 3
-    steps, so the last step's rate is the one 2 of 3 steps in (it would be 2 of 7 counting batches)."""
+    steps, so after the last one the rate is min_lr (it would be 3 of 7 steps in, counting batches)."""
     from transformers import ViTConfig
 
     from trainers.huggingface import train
-    from trainers.huggingface.session import _lr
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     ViTConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, image_size=32,
@@ -265,4 +273,15 @@ def test_hf_run_schedules_optimizer_steps_and_says_the_effective_batch(tmp_path,
     assert line in log and line in result.notes
     state = torch.load(tmp_path / "work" / "train" / "weights" / "resume.pt", weights_only=True)
     assert state["step"] == 3
-    assert state["history"][0]["lr"] == pytest.approx(_lr(1e-3, 2, 0, 3, 1e-6))
+    assert state["history"][0]["lr"] == pytest.approx(1e-6)  # min_lr: the schedule ran its 3 steps
+
+
+def test_hf_a_loss_that_is_not_finite_says_what_to_do(tmp_path):
+    from core.errors import TrainerError
+
+    class Diverged(_HFLinear):
+        def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+            return {"loss": super().forward(pixel_values, labels)["loss"] * float("nan")}
+
+    with pytest.raises(TrainerError, match=r"the training loss became nan at step 0: lower learning_rate"):
+        _hf_train(tmp_path, Diverged(), 4, 2, 1)

@@ -2,7 +2,9 @@
 
 ``train(spec, ctx)`` fine-tunes ``AutoModelForImageClassification`` / ``AutoModelForObjectDetection``
 (ViT, ResNet, ConvNeXt, DETR, Conditional DETR, RT-DETR, ... by hub id or local folder) with the
-model's own image processor. Outputs go to ``ctx.workdir/train``: ``weights/best/`` and
+model's own image processor, on transformers' ``Trainer`` (:mod:`trainers.huggingface.session`:
+mixed precision on CUDA, gradient accumulation, and DDP in several processes when ``spec.devices``
+names several devices, through :mod:`trainers.common.distributed`). Outputs go to ``ctx.workdir/train``: ``weights/best/`` and
 ``weights/last/`` (``save_pretrained`` folders: model, image processor, ``vtp.json``), ``results.csv``
 and the evaluation report. :func:`load_checkpoint` and :func:`predict` read a folder back.
 
@@ -39,6 +41,10 @@ def train(spec: TrainSpec, ctx: TrainContext) -> TrainResult:
 
     if spec.task not in ("classify", "detect"):
         raise TrainerError(f"the huggingface trainer does classify and detect, not {spec.task}: use a YOLO model")
+    from trainers.common import distributed
+
+    if distributed.wanted(spec):  # several devices: one process each, this one relays their callbacks
+        return distributed.launch(__name__, spec, ctx)
     seed_everything(spec.seed)
     session = Session(spec, ctx)
     try:

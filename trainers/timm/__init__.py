@@ -1,6 +1,7 @@
 """timm trainer plugin: image classification with any timm architecture.
 
-``train(spec, ctx)`` runs a plain PyTorch loop: timm model and transforms, AdamW (or another timm
+``train(spec, ctx)`` runs a plain PyTorch loop (in several processes through ``accelerate`` when
+``spec.devices`` names several devices: :mod:`trainers.common.distributed`): timm model and transforms, AdamW (or another timm
 optimizer) with a warmed-up cosine schedule, label smoothing, AMP and channels_last on CUDA, top-1 /
 top-k validation each epoch, early stopping by ``spec.patience``. Outputs go to ``ctx.workdir/train``:
 ``weights/best.pt`` (by top-1), ``weights/last.pt``, ``results.csv``, ``results.png``, ``args.yaml``.
@@ -41,6 +42,10 @@ def train(spec: TrainSpec, ctx: TrainContext) -> TrainResult:
         raise TrainerError(
             f"timm trains classification only, not {spec.task}: use a YOLO model for {spec.task}"
         )
+    from trainers.common import distributed
+
+    if distributed.wanted(spec):  # several devices: one process each, this one relays their callbacks
+        return distributed.launch(__name__, spec, ctx)
     seed_everything(spec.seed)
     session = Session(spec, ctx)
     try:

@@ -144,9 +144,14 @@ def train_one_epoch(
 
 @torch.no_grad()
 def evaluate(
-    model: nn.Module, loader: DataLoader, rt: Runtime, num_classes: int, pulse: Callbacks
+    model: nn.Module, loader: DataLoader, rt: Runtime, num_classes: int, pulse: Callbacks,
+    gather: Callable[[Any], Any] | None = None,
 ) -> dict[str, float]:
-    """Validation loss (plain cross-entropy) and top-1 / top-k accuracy, k = min(5, classes)."""
+    """Validation loss (plain cross-entropy) and top-1 / top-k accuracy, k = min(5, classes).
+
+    ``gather`` (several processes: ``accelerator.gather_for_metrics``) collects every process's
+    (logits, targets) of a batch, without the samples a shard repeats, so each process computes the
+    metrics of the whole validation split."""
     model.eval()
     k = min(5, num_classes)
     loss_sum, top1, topk, count = 0.0, 0, 0, 0
@@ -155,6 +160,8 @@ def evaluate(
         with rt.autocast():
             logits = model(images)
         logits = logits.float()
+        if gather is not None:
+            logits, targets = gather((logits, targets))
         loss_sum += nn.functional.cross_entropy(logits, targets, reduction="sum").item()
         best = logits.topk(k, dim=1).indices
         hits = best == targets[:, None]

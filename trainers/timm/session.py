@@ -12,7 +12,14 @@ from torch import nn
 from core.contracts import TrainContext, TrainResult
 from core.errors import ResumeCheckpointError, TrainerError
 from trainers import loader_workers
-from trainers.common import EpochTracker, accumulation_note, image_folder, link_atomic, resolve_device
+from trainers.common import (
+    EpochTracker,
+    accumulation_note,
+    distributed,
+    image_folder,
+    link_atomic,
+    resolve_device,
+)
 from trainers.timm import checkpoint, data, loop, report
 from trainers.timm.weights import find_timm_weights
 
@@ -31,10 +38,41 @@ class Session:
         self.notes: list[str] = []
         self.pulse = ctx.callbacks  # heartbeats and stop polls throttle themselves
         self.loaders: list[Any] = []  # their worker processes stop in close()
+        # several processes (spec.devices): this one's rank, and accelerate's Accelerator (set in run())
+        self.rank = distributed.current()
+        self.accelerator: Any = None
+        self.is_main = self.rank is None or self.rank.is_main
 
     def note(self, message: str) -> None:
         self.notes.append(message)
         self.ctx.callbacks.log(message)
+
+    def _device(self) -> torch.device:
+        """The device of this process: the spec's, or with several processes accelerate's for this rank
+        (an Accelerator with ``split_batches``: batch_size is the whole step's, split over the ranks)."""
+        if self.rank is None:
+            device, device_note = resolve_device(self.spec.device)
+            if device_note:
+                self.note(device_note)
+            return device
+        from accelerate import Accelerator
+
+        self.accelerator = acc = Accelerator(cpu=self.rank.devices.kind == "cpu", split_batches=True)
+        if acc.num_processes != self.rank.world:
+            raise TrainerError(f"accelerate set up {acc.num_processes} processes, not the {self.rank.world} of "
+                               f"devices={self.spec.devices!r} ({acc.distributed_type})")
+        self.note(f"trained with DDP in {acc.num_processes} processes ({self.rank.devices.describe()}, "
+                  f"{acc.state.backend}): each epoch's batches are shared out, metrics cover the whole val split.")
+        return acc.device
+
+    def _distribute(self, model: nn.Module, train_dl: Any, val_dl: Any) -> tuple[nn.Module, Any, Any]:
+        """(the module to train, the train loader, the val loader) of this process: with several
+        processes DDP around ``model`` and loaders sharded per rank; else the same three."""
+        if self.accelerator is None:
+            return model, train_dl, val_dl
+        ddp, train_shard, val_shard = self.accelerator.prepare(model, train_dl, val_dl)
+        self.loaders += [train_shard, val_shard]
+        return ddp, train_shard, val_shard
 
     def close(self) -> None:
         """Stop the data loaders' worker processes (train() calls it however the run ends)."""
@@ -136,10 +174,11 @@ class Session:
                 scaler.load_state_dict(state["scaler"])
         except (RuntimeError, KeyError, ValueError, TypeError) as e:
             raise ResumeCheckpointError(f"the run's resume checkpoint does not fit this run ({e})") from e
-        self.weights_dir.mkdir(parents=True, exist_ok=True)
-        link_atomic(folder / "last.pt", self.weights_dir / "last.pt")
-        if (folder / "best.pt").is_file():
-            link_atomic(folder / "best.pt", self.weights_dir / "best.pt")
+        if self.is_main:
+            self.weights_dir.mkdir(parents=True, exist_ok=True)
+            link_atomic(folder / "last.pt", self.weights_dir / "last.pt")
+            if (folder / "best.pt").is_file():
+                link_atomic(folder / "best.pt", self.weights_dir / "best.pt")
         epoch = int(ckpt["epoch"])
         history = [dict(h) for h in state.get("history", [])]
         self.note(f"resumed after epoch {epoch} of {self.spec.epochs} from the run's last uploaded checkpoint "
@@ -167,9 +206,7 @@ class Session:
         spec, ctx = self.spec, self.ctx
         image_size = int(spec.image_size or 224)
         classes, train_dir, val_dir = image_folder(Path(ctx.dataset.root))
-        device, device_note = resolve_device(spec.device)
-        if device_note:
-            self.note(device_note)
+        device = self._device()
         rt = loop.make_runtime(device, self.opts)
         model, pretrained_used = self._model(len(classes))
         cfg = data.data_config(model, image_size)
@@ -199,20 +236,22 @@ class Session:
         scaler = torch.amp.GradScaler(device.type, enabled=rt.amp_dtype == torch.float16)
         loss_fn = nn.CrossEntropyLoss(label_smoothing=self.opts.label_smoothing)
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        report.write_args(
-            self.run_dir / "args.yaml",
-            spec.model_dump(),
-            asdict(self.opts),
-            {
-                "device": str(device),
-                "amp": str(rt.amp_dtype),
-                "classes": classes,
-                "data_config": cfg.as_dict(),
-            },
-        )
+        if self.is_main:
+            report.write_args(
+                self.run_dir / "args.yaml",
+                spec.model_dump(),
+                asdict(self.opts),
+                {
+                    "device": str(device) if self.rank is None else spec.devices,
+                    "amp": str(rt.amp_dtype),
+                    "classes": classes,
+                    "data_config": cfg.as_dict(),
+                },
+            )
         ctx.callbacks.log(
             f"timm {spec.model}: {len(classes)} classes, {len(train_dl.dataset)} train / {len(val_dl.dataset)} val "
-            f"images at {image_size}px on {device} (amp: {rt.amp_dtype or 'off'})"
+            f"images at {image_size}px on {device if self.rank is None else self.rank.devices.describe()} "
+            f"(amp: {rt.amp_dtype or 'off'})"
         )
         if accumulate > 1:
             self.note(accumulation)
@@ -231,10 +270,12 @@ class Session:
             ctx.callbacks.checkpoint(int(ckpt["epoch"]), spec.epochs, last.parent)
 
         writer = checkpoint.CheckpointWriter(on_saved=saved)
+        train_model, train_shard, val_shard = self._distribute(model, train_dl, val_dl)
+        gather = self.accelerator.gather_for_metrics if self.accelerator is not None else None
         for epoch in range(start, spec.epochs + 1):
             train_loss, updates, stop = loop.train_one_epoch(
-                model,
-                train_dl,
+                train_model,
+                train_shard,
                 optimizer,
                 scheduler,
                 loss_fn,
@@ -245,7 +286,10 @@ class Session:
                 self.opts.grad_clip,
                 accumulate,
             )
-            metrics = {"train/loss": train_loss, **loop.evaluate(model, val_dl, rt, len(classes), self.pulse)}
+            if self.accelerator is not None:  # every process's mean, each over the same number of images
+                train_loss = float(self.accelerator.reduce(torch.tensor(train_loss, device=device), "mean"))
+            metrics = {"train/loss": train_loss,
+                       **loop.evaluate(model, val_shard, rt, len(classes), self.pulse, gather)}
             metrics["lr"] = float(optimizer.param_groups[0]["lr"])
             improved = epochs.record(epoch, metrics)
             ckpt = checkpoint.build_checkpoint(
@@ -260,8 +304,9 @@ class Session:
                 resume={"history": epochs.history, "best_epoch": epochs.best_epoch, "updates": updates,
                         "scaler": scaler.state_dict()},
             )
-            writer.submit(ckpt, last_path, best_path if improved else None)
-            report.write_results_csv(self.run_dir / "results.csv", epochs.history)
+            if self.is_main:  # one writer of the run's files
+                writer.submit(ckpt, last_path, best_path if improved else None)
+                report.write_results_csv(self.run_dir / "results.csv", epochs.history)
             ctx.callbacks.epoch_end(epoch, spec.epochs, metrics)
             ctx.callbacks.heartbeat(force=True)
             if stop or self.pulse.should_stop(force=True):
@@ -276,6 +321,8 @@ class Session:
         if start > spec.epochs:  # resumed from the last epoch's checkpoint: nothing left to train
             self.note(f"the checkpoint already holds all {spec.epochs} epochs; nothing left to train.")
         writer.close()  # both checkpoints are complete on disk before the result names them
+        if not self.is_main:  # rank 0 reports; the caller takes its result
+            return TrainResult(metrics=epochs.best_metrics(), best_checkpoint=best_path, last_checkpoint=last_path)
         artifacts = [self.run_dir / "results.csv", self.run_dir / "args.yaml"]
         plot = report.plot_curves(self.run_dir / "results.png", epochs.history)
         if plot is not None:

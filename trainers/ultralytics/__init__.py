@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.contracts import TrainContext, TrainResult
+from core.devices import parse_devices
 from core.errors import ResumeCheckpointError, TrainerError, gpu_out_of_memory
 from trainers.common import resolve_device as common_resolve_device
-from trainers.ultralytics import env
+from trainers.common.distributed import check_gpus
+from trainers.ultralytics import ddp, env
 from trainers.ultralytics.hooks import RunState, attach, forward_logs
 from trainers.ultralytics.report import write_per_class
 from trainers.ultralytics.weights import find_yolo_weights
@@ -40,8 +42,13 @@ def train(spec: TrainSpec, ctx: TrainContext) -> TrainResult:
     data = _data_arg(spec, ctx)
     ctx.workdir.mkdir(parents=True, exist_ok=True)
     env.import_ultralytics()
-    device, on_cuda, device_note = resolve_device(spec.device)
-    notes = [device_note] if device_note else []
+    devices = parse_devices(spec.devices) if spec.devices else None  # several GPUs (TrainSpec: CUDA only)
+    if devices is not None:
+        check_gpus(devices, spec)
+        device, on_cuda, notes = str(devices), True, [ddp.ddp_note(devices)]
+    else:
+        device, on_cuda, device_note = resolve_device(spec.device)
+        notes = [device_note] if device_note else []
     state = RunState()
     with forward_logs(ctx.callbacks):
         if ctx.resume_from:
@@ -53,13 +60,17 @@ def train(spec: TrainSpec, ctx: TrainContext) -> TrainResult:
             notes.append(note)
             args, arg_notes = build_args(spec, ctx, data, device)
             notes.extend(arg_notes)
-        attach(model, ctx.callbacks, state)
+        if devices is None:
+            attach(model, ctx.callbacks, state)
         with env.amp_check_guard(ctx, on_cuda, bool(args.get("amp", True))) as amp_note:
             if amp_note:
                 notes.append(amp_note)
             for line in notes:
                 ctx.callbacks.log(line)
-            _run(model, args, spec)
+            if devices is None:
+                _run(model, args, spec)
+            else:
+                _run_ddp(model, args, spec, ctx, state, notes)
     return _result(model, state, pretrained_used, notes, spec)
 
 
@@ -193,6 +204,24 @@ def _run(model: Any, args: dict[str, Any], spec: TrainSpec) -> None:
     except FileNotFoundError as e:
         raise TrainerError(f"ultralytics could not find a file it needs: {e}") from e
 
+
+
+def _run_ddp(model: Any, args: dict[str, Any], spec: TrainSpec, ctx: TrainContext, state: RunState,
+             notes: list[str]) -> None:
+    """``YOLO.train`` on several GPUs, followed by :class:`trainers.ultralytics.ddp.Relay`."""
+    import subprocess
+
+    relay = ddp.Relay(ctx.workdir / RUN_NAME, spec.epochs, ctx.callbacks, state)
+    try:
+        with relay:
+            _run(model, args, spec)
+    except subprocess.CalledProcessError as e:
+        if not relay.stop_requested:
+            raise TrainerError(f"ultralytics' DDP workers failed (exit code {e.returncode}): see the run's log") from e
+    if relay.stop_requested:
+        notes.append(f"stopped on request after epoch {state.epochs_completed} of {spec.epochs}.")
+    # the epoch with the best main metric, as best.pt is (ultralytics' fitness weighs mAP50-95 most)
+    state.final_metrics = relay.best(spec.main_metric)
 
 
 def _result(
