@@ -5,7 +5,8 @@ A run is never started without a confirmation: the spec card, with the assumptio
 shown first — for a first request and for an edit, a retry or a "continue" after a run
 ("epochs만 100으로 다시", "retry that run", "이어서 2 에폭 더") alike. It starts when the person
 confirms (``confirm: true`` or "응, 시작해" / "yes, go"). "Compare the last two" / "어느 게 더 나아?"
-answers with the conversation's last two runs side by side (api.compare). Every turn is stored: the person's
+answers with the conversation's last two runs side by side (api.compare); "onnx랑 openvino로 export해줘"
+exports the conversation's last finished run and checks each export (tasks.export). Every turn is stored: the person's
 message, the assistant's reply with the spec, and a system message naming each run started.
 """
 
@@ -94,6 +95,50 @@ def _comparison(session: Session, chat: ChatSession, refs: list[str], lang: str)
     return f"{note}\n\n{text}" if note else text
 
 
+EXPORT_TEXT = {
+    "ko": {"which": "어떤 형식으로 내보낼까요? {formats} 중에서 골라 주세요 (예: \"onnx랑 openvino로 export해줘\").",
+           "none": "내보낼 끝난 실행이 이 대화에 없습니다: 먼저 학습을 끝내거나, 실행 id를 적어 주세요 (예: \"export 3f2a9c1e to onnx\").",
+           "head": "실행 {name} (`{id}`)을(를) 내보내고 PyTorch와 비교했습니다 (검증 이미지, 이 머신의 CPU 지연 시간):",
+           "failed": "내보내지 못했습니다: {error}"},
+    "en": {"which": "Which formats should I export to? Choose from {formats} (e.g. \"export to onnx and openvino\").",
+           "none": "This conversation has no finished run to export: finish a training first, or name the run "
+                   "(e.g. \"export 3f2a9c1e to onnx\").",
+           "head": "Exported run {name} (`{id}`) and checked each export against PyTorch (validation images; latency "
+                   "on this machine's CPU):",
+           "failed": "Could not export it: {error}"},
+}
+
+
+def _export(session: Session, chat: ChatSession, refs: list[str], formats: list[str], lang: str,
+            settings: Settings) -> str:
+    """The reply to "onnx랑 openvino로 export해줘": the run named, else this conversation's last
+    finished one, exported to ``formats`` and checked (tasks.export), one line per format."""
+    from api import compare
+    from core import frameworks
+    from tasks.export import describe_row, export_runs
+
+    text = EXPORT_TEXT[lang]
+    if refs:
+        try:
+            run = compare.find_run(session, refs[0], lang)
+        except ApiError as e:
+            return str(e)
+    else:
+        run = next((r for r in reversed(_session_runs(chat, session)) if r.state == "completed"), None)
+    if run is None:
+        return text["none"]
+    offered = frameworks.capabilities(run.spec.get("framework", "")).export if run.spec.get("framework") in \
+        frameworks.frameworks() else ()
+    if not formats:
+        return text["which"].format(formats=", ".join(offered) or "onnx")
+    try:
+        result = export_runs(run.id, formats, settings=settings)
+    except VtpError as e:
+        return text["failed"].format(error=str(e))
+    rows = "\n".join(f"- {describe_row(r)}" for r in result["rows"])
+    return f"{text['head'].format(name=run.name, id=run.id[:8])}\n\n{rows}"
+
+
 def _pending_spec(chat: ChatSession) -> dict[str, Any] | None:
     for message in reversed(chat.messages):
         if message.spec:
@@ -125,6 +170,8 @@ def chat_turn(session: Session, *, settings: Settings, session_id: str | None, m
     run = None
     if result.intent == "compare":
         lines.append(_comparison(session, chat, result.runs, lang))
+    elif result.intent == "export":
+        lines.append(_export(session, chat, result.runs, result.formats, lang, settings))
     elif result.intent == "cancel" and last_run is not None and not last_run.terminal:
         runs_service.cancel_run(session, run=last_run, settings=settings)
         lines.append(CANCELLED[lang].format(id=last_run.id[:8]))

@@ -28,6 +28,8 @@ def decide_intent(ex: Extraction, prev: dict[str, Any] | None) -> str:
     says = ex.says_something()
     if ex.intent == "compare":
         return "compare"
+    if ex.intent == "export" and set(ex.fields) <= {"export"} and ex.model is None and not ex.overrides:
+        return "export"  # of a finished run; the API asks for the formats when none is named
     if ex.intent == "cancel" and not says:
         return "cancel"
     if ex.intent == "confirm" and not says:
@@ -68,6 +70,14 @@ def assemble(ex: Extraction, ctx: Context) -> ParseResult:
         result.spec, result.runs = (_ordered(prev) if prev else None), list(ex.runs)
         if ex.says_something():
             notes.append(replies.say(lang, "compare_new_models"))
+        result.notes = notes
+        result.reply = "\n".join(notes)
+        return result
+    if intent == "export":
+        # the API exports the run (the conversation's last finished one, or the one named) and checks each
+        # export (tasks.export); the pending spec stays as it was
+        result.spec, result.runs = (_ordered(prev) if prev else None), list(ex.runs)
+        result.formats = list(ex.fields.get("export") or [])
         result.notes = notes
         result.reply = "\n".join(notes)
         return result

@@ -72,6 +72,8 @@ RESUME = (r"\bresume\b|continue\s+(?:the\s+)?(?:training|run|from)|continue(?:\s
           r"keep\s+(?:training|going)|pick\s+up\s+where|from\s+(?:the\s+)?(?:last\s+)?checkpoint|"
           r"이어서|이어\s*(?:학습|하기|서)|재개|계속\s*(?:학습|훈련|이어)|중단된\s*(?:학습|곳)|멈춘\s*(?:곳|데)")
 # Comparing finished runs ("compare the last two", "어느 게 더 나아?"). Checked before retry/resume.
+# asking to export (a finished run, when nothing else is said): "onnx랑 openvino로 export해줘", "export it to ncnn"
+EXPORT_VERB = r"\bexport(?:s|ed|ing)?\b|내보내|익스포트|엑스포트|변환해|변환\s*해"
 COMPARE = (r"\bcompar(?:e|ed|ing|ison)\b|\bvs\.?(?![A-Za-z])|\bversus\b|side\s+by\s+side|"
            r"which\s+(?:one\s+|run\s+|model\s+)?(?:is|was|did|does|performed|works?)\s+(?:better|best|worse)|"
            r"which\s+(?:one\s+|run\s+|model\s+)?(?:won|wins)|(?:difference|diff)\s+between|how\s+do\s+they\s+compare|"

@@ -85,11 +85,13 @@ def known_class_names(ex: Extraction, ctx: Context) -> tuple[list[str], bool]:
 
 
 def _take_run_refs(text: str, ex: Extraction) -> str:
-    """In a comparison ("compare 3f2a9c1e and yolo11n-shapes-detect-2"), the runs it names: ids
-    (8 or more hex digits) and readable run names, blanked so they are not read as a model or a
-    dataset. Outside a comparison nothing is taken."""
+    """In a comparison ("compare 3f2a9c1e and yolo11n-shapes-detect-2") or an export request
+    ("export 3f2a9c1e to onnx"), the runs it names: ids (8 or more hex digits) and readable run names,
+    blanked so they are not read as a model or a dataset. Elsewhere nothing is taken."""
     if not re.search(L.COMPARE, text, IC):
-        return text
+        if not re.search(L.EXPORT_VERB, text, IC):
+            return text
+        ex.intent = "export"  # an export of a finished run, unless the message also asks for training (assemble)
     work = text
     for m in re.finditer(L.RUN_REF, text.lower()):
         ref = m.group(0)

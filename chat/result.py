@@ -9,8 +9,8 @@ from pydantic import BaseModel, Field
 
 from chat.model_names import ModelMention
 
-Intent = Literal["new", "edit", "retry", "confirm", "cancel", "resume", "compare"]
-INTENTS: tuple[str, ...] = ("new", "edit", "retry", "confirm", "cancel", "resume", "compare")
+Intent = Literal["new", "edit", "retry", "confirm", "cancel", "resume", "compare", "export"]
+INTENTS: tuple[str, ...] = ("new", "edit", "retry", "confirm", "cancel", "resume", "compare", "export")
 SPEC_ORDER = ("task", "framework", "model", "dataset", "epochs", "image_size", "batch_size", "device", "devices", "seed",
               "patience", "learning_rate", "pretrained", "workers", "val_fraction", "max_time", "accumulate", "classes",
               "export", "overrides")
@@ -28,6 +28,8 @@ class ParseResult(BaseModel):
     - ``intent`` cancel: drop the pending spec / stop the session's run; nothing to submit.
     - ``intent`` compare: compare finished runs — those in ``runs`` (ids or readable names), else the
       conversation's last two; the pending ``spec`` is kept; nothing to submit (api.compare).
+    - ``intent`` export: export a finished run — the one in ``runs``, else the conversation's last —
+      to ``formats`` and check each export (tasks.export); the pending ``spec`` is kept.
     """
 
     intent: Intent = "new"
@@ -44,8 +46,10 @@ class ParseResult(BaseModel):
     ready: bool = Field(default=False, description="valid, nothing missing, dataset registered or an allowed URI.")
     start: bool = Field(default=False, description="The person asked to run it now ('학습해줘', 'train', 'go').")
     changes: list[str] = Field(default_factory=list, description="Fields that differ from the previous spec.")
-    runs: list[str] = Field(default_factory=list, description="Runs a compare request names (id prefixes or "
-                                                              "readable names), in the order written.")
+    runs: list[str] = Field(default_factory=list, description="Runs a compare or export request names (id prefixes "
+                                                              "or readable names), in the order written.")
+    formats: list[str] = Field(default_factory=list, description="Export formats an export request names (onnx, "
+                                                                 "openvino, ...), as TrainSpec.export reads them.")
     language: Literal["ko", "en"] = "en"
     source: Literal["offline", "llm"] = "offline"
     llm_calls: int = 0
@@ -102,7 +106,7 @@ class Extraction:
     overrides: dict[str, Any] = field(default_factory=dict)  # generic names (dropout, optimizer)
     scale: dict[str, float] = field(default_factory=dict)  # epochs x2, batch_size x0.5
     add: dict[str, int] = field(default_factory=dict)  # 50 more epochs
-    intent: str | None = None  # confirm / cancel / retry / resume / compare when said
+    intent: str | None = None  # confirm / cancel / retry / resume / compare / export when said
     runs: list[str] = field(default_factory=list)  # runs a comparison names (ids, readable names)
     edit_marker: bool = False
     new_marker: bool = False

@@ -344,12 +344,21 @@ def ui_cmd(
 @app.command("export")
 def export_cmd(
     run_id: Annotated[str, typer.Argument(help="The run whose best checkpoint to export")],
-    fmt: Annotated[str, typer.Option("--format", help="onnx | torchscript")] = "onnx",
+    fmt: Annotated[list[str], typer.Option("--format", help="onnx | torchscript | openvino | ncnn (ultralytics); "
+                                                             "repeat for several")] = ["onnx"],  # noqa: B006
+    half: Annotated[bool, typer.Option("--half", help="FP16 weights (ultralytics)")] = False,
+    int8: Annotated[bool, typer.Option("--int8", help="INT8, calibrated on the run's dataset (ultralytics: "
+                                                       "openvino, onnx)")] = False,
+    dynamic: Annotated[bool, typer.Option("--dynamic", help="dynamic input shapes (ultralytics)")] = False,
+    check: Annotated[bool, typer.Option("--check/--no-check", help="check each export against PyTorch on the "
+                                                                     "run's validation images")] = True,
 ) -> None:
-    """Export a run's checkpoint (stored beside it, under runs/<id>/exports/)."""
+    """Export a run's checkpoint, check each export against PyTorch (metric and its drop, largest
+    output difference, latency, size) and store both beside it (runs/<id>/exports/, report.json)."""
     from tasks.export import export_command
 
-    raise typer.Exit(export_command(run_id, fmt))
+    formats = [f.strip().lower() for part in fmt for f in part.split(",") if f.strip()]
+    raise typer.Exit(export_command(run_id, formats, {"half": half, "int8": int8, "dynamic": dynamic}, check))
 
 
 @app.command("parse")

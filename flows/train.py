@@ -230,7 +230,7 @@ def train_flow(spec: TrainSpec, run_id: str | None = None, api_url: str | None =
                 reporter.event("time_limit", note, epoch=result.epochs_completed, attempt=attempt)
         layout = steps.collect_outputs(result, workdir / "outputs")
         if spec.export:
-            result.notes.extend(steps.export_outputs(spec, workdir / "outputs", layout, run_id))
+            result.notes.extend(steps.export_outputs(spec, workdir / "outputs", layout, run_id, info))
         layout[write_spec(workdir / "outputs", spec.model_dump(mode="json")).relative_to(workdir / "outputs").as_posix()] = "artifact"
         summary = steps.make_summary(run_id, spec, result, record, stats, settings.storage_url, layout, started)
         summary["dataset_report"] = report

@@ -219,27 +219,36 @@ def collect_outputs(result: TrainResult, out: Path) -> dict[str, str]:
 
 
 @task(name="export-checkpoint", cache_policy=NONE)
-def export_outputs(spec: TrainSpec, outputs: Path, layout: dict[str, str], run_id: str) -> list[str]:
+def export_outputs(spec: TrainSpec, outputs: Path, layout: dict[str, str], run_id: str,
+                   info: DatasetInfo | None = None) -> list[str]:
     """Export the best checkpoint in ``outputs`` to each of ``spec.export`` (TrainSpec.export) as
-    ``exports/model.<ext>``, listed in ``layout`` (role ``export``), before the outputs are uploaded.
-    Returns a note per format: exported (with its size), or why not. An export that fails does not
-    fail the run: the checkpoint is whole, and the note says how to try again."""
-    from tasks.export import FORMATS, export_checkpoint, plugin
+    ``exports/model<suffix>`` (:func:`tasks.export.export_rel`), check each on the run's dataset
+    ``info`` (:func:`tasks.export.export_and_check`), write the table as ``exports/report.json``,
+    all listed in ``layout`` (role ``export``) before the outputs are uploaded. Returns a note per
+    format: what was exported and how it compares with PyTorch, or why not. An export that fails
+    does not fail the run: the checkpoint is whole, and the note says how to try again."""
+    from tasks.export import REPORT, describe_row, export_and_check, merge_report, plugin
 
+    data = (Path(info.data_yaml) if info.data_yaml else Path(info.root)) if info is not None else None
+    spec_json = spec.model_dump(mode="json")
+    checkpoint = outputs / plugin(spec.framework or "").CHECKPOINT
     notes: list[str] = []
+    rows = []
     for fmt in spec.export:
-        rel = f"exports/model{FORMATS.get(fmt, '.' + fmt)}"
-        try:
-            path = export_checkpoint(spec.framework or "", outputs / plugin(spec.framework or "").CHECKPOINT, fmt,
-                                     int(spec.image_size or 224), outputs / rel)
-        except Exception as e:  # noqa: BLE001 - any exporter failure is reported in words; the run stays good
-            (outputs / rel).unlink(missing_ok=True)
-            notes.append(f"export to {fmt} failed ({type(e).__name__}: {str(e)[:300]}); the checkpoint is not "
-                         f"affected. Try again with `vtp export {run_id} --format {fmt}`.")
+        row = export_and_check(spec_json, checkpoint, fmt, outputs, data)
+        rows.append(row)
+        if row.get("size_mb") is None:
+            notes.append(f"export to {fmt} failed ({row['error'][:300]}); the checkpoint is not affected. Try again "
+                         f"with `vtp export {run_id} --format {fmt}`.")
             continue
-        layout[rel] = "export"
-        notes.append(f"exported the best checkpoint to {fmt}: {rel} ({path.stat().st_size / 1e6:.1f} MB, "
-                     f"{spec.image_size}px input)")
+        made = outputs / row["path"]
+        for f in [made] if made.is_file() else sorted(p for p in made.rglob("*") if p.is_file()):
+            layout[f.relative_to(outputs).as_posix()] = "export"
+        notes.append(f"exported the best checkpoint: {describe_row(row)}")
+    if rows:
+        (outputs / REPORT).parent.mkdir(parents=True, exist_ok=True)
+        (outputs / REPORT).write_text(json.dumps(merge_report(None, rows), indent=2))
+        layout[REPORT] = "export"
     for note in notes:
         logging.getLogger("vtp").info("%s", note)
     return notes

@@ -190,6 +190,12 @@ class ApiClient:
             tmp.replace(dest)
         return dest
 
+    def exports(self, run_id: str) -> dict[str, Any]:
+        return self._call("GET", f"/api/runs/{run_id}/exports")
+
+    def export(self, run_id: str, fmt: str) -> dict[str, Any]:
+        return self._call("POST", f"/api/runs/{run_id}/export", params={"format": fmt})
+
     def cancel(self, run_id: str) -> dict[str, Any]:
         return self._call("POST", f"/api/runs/{run_id}/cancel")
 

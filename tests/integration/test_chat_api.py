@@ -124,6 +124,20 @@ def test_chat_continue_a_finished_run(any_stack):
     assert done["state"] == "completed" and done["epochs_done"] == 2, done
     stored(any_stack, *(f"runs/{run['id']}/checkpoints/best.pt" for run in (run1, run2)))
 
+    # "onnx랑 openvino로 export해줘": the conversation's last finished run, exported and checked (issue 19)
+    asked = say("형식은?", sid)
+    which = say("export해줘", sid)
+    assert which["run"] is None and "어떤 형식으로 내보낼까요?" in which["reply"] and "openvino" in which["reply"], which
+    exported = say("onnx랑 openvino로 export해줘", sid)
+    assert exported["run"] is None and exported["spec"] == asked["spec"], "the pending spec is kept"
+    reply = exported["reply"]
+    assert f"`{run2['id'][:8]}`" in reply and "PyTorch" in reply, reply
+    assert "- onnx: exports/model.onnx" in reply and "- openvino: exports/model_openvino_model" in reply, reply
+    assert "metrics/accuracy_top1" in reply and "ms/image (p50)" in reply, reply
+    table = httpx.get(f"{api}/api/runs/{run2['id']}/exports", headers=auth, timeout=30).json()
+    assert [r["format"] for r in table["rows"]] == ["onnx", "openvino"] and all(r["checked"] for r in table["rows"])
+    stored(any_stack, f"runs/{run2['id']}/exports/model.onnx", f"runs/{run2['id']}/exports/report.json")
+
 
 def test_terminal_chat_never_starts_without_a_confirmation(any_stack):
     """`vtp chat`: after a run, an edit, a retry and a continue each only show the new spec; a run

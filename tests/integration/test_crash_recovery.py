@@ -108,6 +108,14 @@ def _start_and_train_two_epochs(stack_env) -> tuple[str, int]:
     run_id = created.json()["id"]
     run = _wait(stack_env, run_id, lambda r: r["epochs_done"] >= 2 and r["prefect_flow_run_id"], 180,
                 "two epochs done")
+    # and a resumable checkpoint is whole in storage (uploads go on in the background: on a busy
+    # machine, S3's lagged behind the epochs, and a kill before any was stored rightly started over)
+    from tasks import resume
+    from tasks.storage import Storage
+
+    storage = Storage()
+    _wait(stack_env, run_id, lambda r: resume.latest_state(storage, run_id) is not None, 180,
+          "a resumable checkpoint stored")
     return run_id, _training_pid(stack_env, run["prefect_flow_run_id"])
 
 

@@ -28,16 +28,22 @@ def test_ultralytics_classes_accumulate_export_and_its_own_val_split(stack):
     ingest_sample("shapes-detect", "fields-detect", n_train=8, n_val=4)
     state = run_flow({"model": "yolo11n", "dataset": "fields-detect", "epochs": 1, "image_size": 64, "batch_size": 4,
                       "workers": 0, "pretrained": False, "classes": ["square", "circle"], "accumulate": 2,
-                      "export": ["onnx"], "val_fraction": 0.3}, stack["PREFECT_API_URL"])
+                      "export": ["onnx", "openvino"], "val_fraction": 0.3}, stack["PREFECT_API_URL"])
     assert state.is_completed(), state.message
     summary = state.result()
     notes = _notes(summary)
     assert "classes: training on 2 of the dataset's 3 classes (square, circle)" in notes
     assert "gradient accumulation: 2 batches of 4 = 8 images per optimizer step (ultralytics nbs=8)" in notes
     assert "val_fraction=0.3 was not used: dataset fields-detect has its own validation split" in notes
-    assert "exported the best checkpoint to onnx: exports/model.onnx" in notes
+    assert "exported the best checkpoint: onnx: exports/model.onnx" in notes
+    assert "exported the best checkpoint: openvino: exports/model_openvino_model" in notes
     manifest = Storage().read_json("runs", summary["run_id"], MANIFEST)
-    assert "exports/model.onnx" in manifest["files"]
+    assert {"exports/model.onnx", "exports/report.json"} <= set(manifest["files"])
+    assert any(f.startswith("exports/model_openvino_model/") and f.endswith(".xml") for f in manifest["files"])
+    rows = Storage().read_json("runs", summary["run_id"], "exports/report.json")["rows"]
+    assert [r["format"] for r in rows] == ["onnx", "openvino"] and all(r["checked"] for r in rows), rows
+    # checked on the run's own view of the dataset (2 classes): the metric is the one the run reports
+    assert all(r["metric"] == "metrics/mAP50-95(B)" and r["max_abs_diff"] < 1e-3 for r in rows), rows
     model = import_ultralytics().YOLO(str(local_path(summary["checkpoint_uri"])))
     assert model.names == {0: "square", 1: "circle"}
     import onnx
@@ -63,7 +69,8 @@ def test_timm_resplit_classes_accumulate_and_torchscript(stack, tmp_path):
     notes = _notes(summary)
     assert "val_fraction=0.5: the val split vtp made at import (val_fraction 0.2) was made again" in notes
     assert "classes: training on 2 of the dataset's 3 classes (triangle, circle)" in notes
-    assert "exported the best checkpoint to torchscript: exports/model.torchscript" in notes
+    assert "exported the best checkpoint: torchscript: exports/model.torchscript" in notes
+    assert "agreement" not in notes and "metrics/accuracy_top1" in notes  # the check's metric, said with its name
     assert "gradient accumulation: 2 batches of 4 = 8 images per optimizer step" in notes
     assert summary["dataset_report"]["counts"]["val"] == summary["dataset_report"]["counts"]["train"]  # 50 %
     run = local_path(summary["checkpoint_uri"]).parents[1]

@@ -255,6 +255,25 @@ def test_bad_input_shows_clear_messages(page_for, api, tmp_path):
     expect(page.locator("#model-preds")).to_contain_text("0 objects", timeout=90_000)  # nothing is that sure
     shot(page, "10-models")
 
+    # export from the Models tab (issue 19): nothing chosen says so; onnx and openvino exported and checked
+    exports = page.locator("#model-exports")
+    expect(exports).to_contain_text("No exports yet", timeout=30_000)
+    page.locator("#model-export-formats").get_by_label("onnx").uncheck()
+    page.locator("#model-export").click()
+    expect(page.locator("#model-message")).to_contain_text("Pick at least one format", timeout=30_000)
+    page.locator("#model-export-formats").get_by_label("onnx").check()
+    page.locator("#model-export-formats").get_by_label("openvino").check()
+    page.locator("#model-export").click()
+    expect(page.locator("#model-message")).to_contain_text("Exported 2 format(s)", timeout=180_000)
+    expect(exports).to_contain_text("checked against PyTorch")
+    expect(exports.locator("table")).to_contain_text("onnx")
+    expect(exports.locator("table")).to_contain_text("openvino")
+    expect(exports.locator("table")).to_contain_text("mAP50-95")
+    exports.scroll_into_view_if_needed()
+    shot(page, "10b-models-exports")
+    table = api.get(f"/api/runs/{detectors[0]['id']}/exports").json()
+    assert {r["format"] for r in table["rows"]} >= {"onnx", "openvino"} and all(r["checked"] for r in table["rows"])
+
 
 def no_error_toast(page) -> None:
     """Gradio shows a failed event as a toast (the chat's 'FileData() argument after ** must be a

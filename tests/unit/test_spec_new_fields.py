@@ -28,7 +28,7 @@ def test_cli_spellings_become_the_fields():
     ({"classes": []}, "classes should list 1 to"),
     ({"classes": ["a", "a"]}, "classes lists a more than once"),
     ({"classes": [3]}, "classes should be a list of class names"),
-    ({"export": ["tflite"]}, "export='tflite' is not an export format of timm: use onnx or torchscript"),
+    ({"export": ["tflite"]}, "export='tflite' is not an export format of timm: use onnx or torchscript or openvino"),
     ({"export": ["onx"]}, "Did you mean"),
 ])
 def test_refusals_say_what_to_do(fields, words):

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from trainers.common.predict import ImagePrediction
 
 __all__ = ["CHECKPOINT", "train", "load_checkpoint", "predict", "load_predictor", "predict_images",
-           "load_for_export", "export_model"]
+           "load_for_export", "export_model", "check_export"]
 
 CHECKPOINT = "checkpoints/best"  # the run's published checkpoint: weights/best/, a save_pretrained folder
 
@@ -138,10 +138,47 @@ def load_for_export(checkpoint: Path | str) -> tuple[Any, bool]:
     return plain_module(model, detect), detect
 
 
-def export_model(checkpoint: Path | str, fmt: str, image_size: int, out: Path) -> Path:
-    """Write the folder's model as ``fmt`` (onnx, torchscript) for ``image_size``-pixel images to ``out``."""
+def export_model(checkpoint: Path | str, fmt: str, image_size: int, out: Path, **options: Any) -> Path:
+    """Write the folder's model as ``fmt`` (onnx, torchscript, openvino) for ``image_size``-pixel
+    images to ``out`` (see :func:`trainers.common.export.export_module`)."""
     from trainers.common.export import check_format, export_module
 
     check_format(fmt)
     module, detect = load_for_export(checkpoint)
-    return export_module(module, detect, fmt, image_size, Path(out))
+    return export_module(module, detect, fmt, image_size, Path(out), **options)
+
+
+def check_export(checkpoint: Path | str, exported: Path, fmt: str, data: Path, image_size: int,
+                 limit: int = 64, **_: Any) -> dict[str, Any]:
+    """The export at ``exported`` against the checkpoint folder on up to ``limit`` validation images
+    (an ImageFolder ``data`` for classification: {metric "metrics/accuracy_top1", value, reference,
+    drop, max_abs_diff, agreement, latency_ms_p50}; a YOLO dataset's val images for detection:
+    max_abs_diff over logits and boxes and latency, no metric re-measured)."""
+    from trainers.common.export import (
+        compare_classifier,
+        compare_outputs,
+        load_runtime,
+        plain_module,
+        val_samples,
+    )
+    from trainers.common.predict import open_rgb
+
+    model, processor, info = load_checkpoint(checkpoint)
+    model.config.return_dict = True
+    detect = info["task"] == "detect"
+    if detect:  # ``data`` is the prepared dataset's data.yaml
+        from trainers.huggingface.data import yolo_splits
+
+        samples = [(p, -1) for p in yolo_splits(Path(data).parent, Path(data))[1]["val"][:limit]]
+    else:
+        samples = val_samples(Path(data), info["classes"], limit)
+    if not samples:
+        raise TrainerError(f"no validation images under {data} to check the export with")
+    pil = [open_rgb(p, info.get("pixel_scale")) for p, _ in samples]
+    images = processor(images=pil, return_tensors="pt")["pixel_values"]
+    run = load_runtime(exported, fmt)
+    module = plain_module(model, detect)
+    if detect:
+        return {"metric": None, "images": len(samples), **compare_outputs(module, run, images)}
+    found = compare_classifier(module, run, images, [i for _, i in samples])
+    return {"metric": "metrics/accuracy_top1", "images": len(samples), **found}

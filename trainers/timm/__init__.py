@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from trainers.common.predict import ImagePrediction
 
 __all__ = ["CHECKPOINT", "train", "load_checkpoint", "predict", "load_predictor", "predict_images",
-           "load_for_export", "export_model"]
+           "load_for_export", "export_model", "check_export"]
 
 CHECKPOINT = "checkpoints/best.pt"  # the run's published checkpoint (weights_dir/best.pt), in its storage folder
 
@@ -69,10 +69,31 @@ def load_for_export(checkpoint: Path | str) -> tuple[Any, bool]:
     return plain_module(model, False), False
 
 
-def export_model(checkpoint: Path | str, fmt: str, image_size: int, out: Path) -> Path:
-    """Write the checkpoint's model as ``fmt`` (onnx, torchscript) for ``image_size``-pixel images to ``out``."""
+def export_model(checkpoint: Path | str, fmt: str, image_size: int, out: Path, **options: Any) -> Path:
+    """Write the checkpoint's model as ``fmt`` (onnx, torchscript, openvino) for ``image_size``-pixel
+    images to ``out`` (see :func:`trainers.common.export.export_module`)."""
     from trainers.common.export import check_format, export_module
 
     check_format(fmt)
     module, detect = load_for_export(checkpoint)
-    return export_module(module, detect, fmt, image_size, Path(out))
+    return export_module(module, detect, fmt, image_size, Path(out), **options)
+
+
+def check_export(checkpoint: Path | str, exported: Path, fmt: str, data: Path, image_size: int,
+                 limit: int = 64, **_: Any) -> dict[str, Any]:
+    """The export at ``exported`` against the checkpoint on up to ``limit`` validation images of the
+    ImageFolder ``data``: {metric ("metrics/accuracy_top1"), value, reference, drop, max_abs_diff,
+    agreement, latency_ms_p50} (:func:`trainers.common.export.compare_classifier`)."""
+    import torch
+
+    from trainers.common.export import compare_classifier, load_runtime, plain_module, val_samples
+    from trainers.common.predict import open_rgb
+    from trainers.timm.data import DataConfig, eval_transform
+
+    model, classes = load_checkpoint(checkpoint)
+    config = model.vtp_data_config or {}
+    transform = eval_transform(DataConfig.from_dict(config))
+    samples = val_samples(Path(data), classes, limit)
+    images = torch.stack([transform(open_rgb(p, config.get("pixel_scale"))) for p, _ in samples])
+    found = compare_classifier(plain_module(model, False), load_runtime(exported, fmt), images, [i for _, i in samples])
+    return {"metric": "metrics/accuracy_top1", "images": len(samples), **found}

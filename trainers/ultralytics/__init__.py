@@ -313,27 +313,98 @@ def load_for_export(checkpoint: Path | str) -> tuple[Any, bool]:
     raise TrainerError("ultralytics checkpoints are exported by ultralytics' own exporter: use export_model")
 
 
-def export_model(checkpoint: Path | str, fmt: str, image_size: int, out: Path) -> Path:
-    """Write the checkpoint as ``fmt`` (onnx, torchscript) for ``image_size``-pixel images to ``out``,
-    with ultralytics' exporter on the CPU. The checkpoint is checked first (weights_only, or
-    :class:`~.checkpoint.UnsafeCheckpoint` with the reason)."""
+EXPORT_FORMATS = ("onnx", "torchscript", "openvino", "ncnn")  # what ultralytics' exporter does on a CPU here
+EXPORT_OPTIONS = ("half", "int8", "dynamic")
+
+
+def export_model(checkpoint: Path | str, fmt: str, image_size: int, out: Path, *, data: Path | str | None = None,
+                 **options: Any) -> Path:
+    """Write the checkpoint as ``fmt`` (:data:`EXPORT_FORMATS`) for ``image_size``-pixel images to
+    ``out`` (a file; a folder for openvino and ncnn, whose name ends as ultralytics names it:
+    ``_openvino_model``, ``_ncnn_model``), with ultralytics' exporter on the CPU. ``options``:
+    ``half``, ``int8`` (calibrated on ``data``: the dataset's data.yaml, or its folder for
+    classification), ``dynamic``. The checkpoint is checked first (weights_only, or
+    :class:`~.checkpoint.UnsafeCheckpoint` with the reason). TrainerError when the exporter fails,
+    with its words."""
     import shutil
 
     from trainers.common.export import check_format
     from trainers.ultralytics.checkpoint import check_checkpoint
 
-    check_format(fmt)
+    check_format(fmt, EXPORT_FORMATS)
+    if unknown := sorted(set(options) - set(EXPORT_OPTIONS)):
+        raise TrainerError(f"export options {', '.join(unknown)} are not ultralytics': use {', '.join(EXPORT_OPTIONS)}")
+    args = {k: bool(v) for k, v in options.items() if v}
+    if args.get("int8"):
+        if data is None:
+            raise TrainerError("an int8 export is calibrated on the dataset's images: give the dataset (data)")
+        args["data"] = str(data)
     check_checkpoint(checkpoint)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    work = out.parent / ".ultralytics"
-    work.mkdir(parents=True, exist_ok=True)
+    work = out.parent / f".ultralytics-{out.name}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
     try:
         local = work / Path(checkpoint).name
         shutil.copyfile(checkpoint, local)  # the exporter writes beside its input
-        made = Path(env.import_ultralytics().YOLO(str(local)).export(format=fmt, imgsz=image_size, device="cpu",
-                                                                     verbose=False))
+        try:
+            made = Path(env.import_ultralytics().YOLO(str(local)).export(format=fmt, imgsz=image_size, device="cpu",
+                                                                         verbose=False, **args))
+        except (ImportError, ModuleNotFoundError) as e:
+            raise TrainerError(f"ultralytics' {fmt} exporter needs a package this install lacks ({e}); it is not "
+                               "downloaded at run time (YOLO_AUTOINSTALL is off)") from e
+        except Exception as e:  # noqa: BLE001 - the exporter's own words are the reason
+            raise TrainerError(f"ultralytics' {fmt} export failed: {type(e).__name__}: {str(e)[:300]}") from e
+        if out.exists():
+            shutil.rmtree(out) if out.is_dir() else out.unlink()
         shutil.move(made, out)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return out
+
+
+def check_export(checkpoint: Path | str, exported: Path, fmt: str, data: Path | str, image_size: int,
+                 task: str = "detect", main_metric: str = "metrics/mAP50-95(B)") -> dict[str, Any]:
+    """The export at ``exported`` against the checkpoint: ``main_metric`` measured by ultralytics'
+    own validator for both on the dataset's val split (``data``: data.yaml, or the folder for
+    classification), the drop, the largest absolute difference of the raw outputs on one val image
+    (ultralytics' AutoBackend runs either), and latency (ultralytics' own inference time, ms, p50 of
+    10 single-image predictions after a warm-up)."""
+    import statistics
+
+    import numpy as np
+    import torch
+
+    YOLO = env.import_ultralytics().YOLO
+    from ultralytics.nn.autobackend import AutoBackend
+
+    common = {"data": str(data), "imgsz": image_size, "device": "cpu", "plots": False, "verbose": False,
+              "batch": 1, "workers": 0}
+
+    def measure(weights: str) -> float:
+        metrics = YOLO(weights, task=task).val(**common)
+        return float(metrics.results_dict[main_metric])
+
+    try:
+        reference = measure(str(checkpoint))
+        value = measure(str(exported))
+    except Exception as e:  # noqa: BLE001 - the runtime's or validator's words are the reason
+        raise TrainerError(f"the {fmt} export could not be validated: {type(e).__name__}: {str(e)[:300]}") from e
+    sample = torch.rand(1, 3, image_size, image_size, generator=torch.Generator().manual_seed(0))
+    diff = None
+    try:
+        outs = [AutoBackend(w, device=torch.device("cpu"), verbose=False)(sample) for w in (str(checkpoint), str(exported))]
+        flat = [np.concatenate([np.asarray(t.detach() if hasattr(t, "detach") else t, np.float32).ravel()
+                                for t in (o if isinstance(o, list | tuple) else [o]) if hasattr(t, "shape")]) for o in outs]
+        if flat[0].shape == flat[1].shape:
+            diff = float(np.abs(flat[0] - flat[1]).max())
+    except Exception:  # noqa: BLE001, S110 - the metric above is the check; the raw difference is extra
+        diff = None
+    model = YOLO(str(exported), task=task)
+    image = np.zeros((image_size, image_size, 3), np.uint8)
+    model.predict(image, imgsz=image_size, device="cpu", verbose=False)
+    times = [model.predict(image, imgsz=image_size, device="cpu", verbose=False)[0].speed["inference"]
+             for _ in range(10)]
+    return {"metric": main_metric, "value": value, "reference": reference, "drop": reference - value,
+            "max_abs_diff": diff, "latency_ms_p50": float(statistics.median(times))}

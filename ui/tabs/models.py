@@ -44,6 +44,34 @@ def predictions_text(result: dict[str, Any], lang: str = "en") -> str:
     return t("preds_detect", lang, n=len(preds)) + "\n\n" + "\n".join(lines)
 
 
+EXPORT_FORMATS = ["onnx", "torchscript", "openvino", "ncnn"]
+
+
+def exports_table(report: dict[str, Any], lang: str = "en") -> str:
+    """The run's export table (GET /api/runs/{id}/exports) as Markdown: one row per export, what
+    each number is in the header; a failed format says why in the last column."""
+    rows = report.get("rows") or []
+    if not rows:
+        return t("exports_none", lang)
+
+    def num(v: Any, f: str) -> str:
+        return "—" if v is None else format(v, f)
+
+    notes = any(r.get("error") for r in rows)  # a last column only when a row has something to say
+    head = t("exports_head", lang) + (f" {t('exports_note', lang)} |" if notes else "")
+    lines = [f"**{t('exports_title', lang)}**", "", head, "|" + "---|" * (9 if notes else 8)]
+    for r in rows:
+        name = r["format"] + (f" ({', '.join(r['options'])})" if r.get("options") else "")
+        metric = cards.metric_label(r["metric"], lang) if r.get("metric") else "—"
+        line = (f"| {name} | {num(r.get('size_mb'), '.1f')} | {num(r.get('latency_ms_p50'), '.1f')} | {metric} | "
+                f"{num(r.get('value'), '.3f')} | {num(r.get('reference'), '.3f')} | {num(r.get('drop'), '+.3f')} | "
+                f"{num(r.get('max_abs_diff'), '.0e')} |")
+        lines.append(line + (f" {md_text(r.get('error') or '')[:160]} |" if notes else ""))
+    if report.get("machine"):
+        lines += ["", t("exports_machine", lang, machine=report["machine"])]
+    return "\n".join(lines)
+
+
 def build(ctx: Ctx) -> None:
     L = ctx.labels
     with gr.Row():
@@ -57,10 +85,14 @@ def build(ctx: Ctx) -> None:
                                show_label=False)
             conf = L(gr.Slider(0.0, 1.0, value=0.25, step=0.05, elem_id="model-conf"), "conf")
             predict = L(gr.Button(variant="primary", elem_id="model-predict"), "predict", "value")
+            formats = L(gr.CheckboxGroup(choices=EXPORT_FORMATS, value=["onnx"], elem_id="model-export-formats"),
+                        "export_formats")
+            export = L(gr.Button(elem_id="model-export"), "export_run", "value")
         with gr.Column(scale=2):
             message = gr.Markdown(elem_id="model-message")
             drawn = L(gr.Image(elem_id="model-drawn", interactive=False, type="pil"), "prediction")
             preds = gr.Markdown(elem_id="model-preds")
+            exports = gr.Markdown(elem_id="model-exports")
 
     def load(lang: str):
         try:
@@ -74,6 +106,30 @@ def build(ctx: Ctx) -> None:
         rows = [f"- {md_text(label)}" for label, _ in found[:10]]
         more = [f"- … {len(found) - 10}" + (" 개 더" if lang == "ko" else " more")] if len(found) > 10 else []
         return gr.update(choices=found), "\n".join([head, *rows, *more])
+
+    def show_exports(run_id: str | None, lang: str) -> str:
+        if not run_id:
+            return ""
+        try:
+            return exports_table(ctx.api.exports(run_id), lang)
+        except ApiError as e:
+            return error_text(e, lang)
+
+    def do_export(run_id: str | None, chosen: list[str], lang: str):
+        """Each format chosen, exported and checked by the API in turn (a format that fails is a row
+        saying why); the table afterwards."""
+        if not run_id:
+            return t("need_model", lang), ""
+        if not chosen:
+            return t("need_formats", lang), show_exports(run_id, lang)
+        problems = []
+        for fmt in chosen:
+            try:
+                ctx.api.export(run_id, fmt)
+            except ApiError as e:
+                problems.append(f"{fmt}: {error_text(e, lang)}")
+        said = "\n".join(problems) if problems else t("exporting", lang, n=len(chosen))
+        return said, show_exports(run_id, lang)
 
     def show(run_id: str | None, lang: str):
         if not run_id:
@@ -138,6 +194,8 @@ def build(ctx: Ctx) -> None:
 
     pick.focus(load, ctx.lang, [pick, listed])
     pick.change(show, [pick, ctx.lang], [info, ckpt])
+    pick.change(show_exports, [pick, ctx.lang], exports)
+    export.click(do_export, [pick, formats, ctx.lang], [message, exports])
     predict.click(do_predict, [pick, image, conf, ctx.lang], [message, drawn, preds])
     image.change(show_image, image, preview, show_progress="hidden")
     ctx.on_load.append((load, [ctx.lang], [pick, listed]))
