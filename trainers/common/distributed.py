@@ -11,7 +11,7 @@ and each calls the same plugin's ``train(spec, ctx)``, where ``accelerate`` (tim
 ``Trainer`` (Hugging Face) sets up DDP from that environment (``gloo`` on the CPU, ``nccl`` on GPUs).
 
 - **Callbacks**: rank 0's :class:`RankCallbacks` sends every event (log, heartbeat, epoch end,
-  checkpoint, train start) to the calling process over a queue, where the run's real
+  checkpoint, train start) to the calling process over its connection, where the run's real
   :class:`core.contracts.Callbacks` handle them (HTTP callbacks, resume uploads, the watchdog).
   The other ranks send nothing.
 - **Stop**: the calling process polls ``ctx.callbacks.should_stop()`` and sends "stop" to every rank;

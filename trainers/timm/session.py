@@ -292,19 +292,19 @@ class Session:
                        **loop.evaluate(model, val_shard, rt, len(classes), self.pulse, gather)}
             metrics["lr"] = float(optimizer.param_groups[0]["lr"])
             improved = epochs.record(epoch, metrics)
-            ckpt = checkpoint.build_checkpoint(
-                model,
-                optimizer,
-                scheduler,
-                epoch=epoch,
-                spec=spec.model_dump(),
-                classes=classes,
-                data_config=cfg,
-                metrics=metrics,
-                resume={"history": epochs.history, "best_epoch": epochs.best_epoch, "updates": updates,
-                        "scaler": scaler.state_dict()},
-            )
-            if self.is_main:  # one writer of the run's files
+            if self.is_main:  # one writer of the run's files; the other ranks build no checkpoint
+                ckpt = checkpoint.build_checkpoint(
+                    model,
+                    optimizer,
+                    scheduler,
+                    epoch=epoch,
+                    spec=spec.model_dump(),
+                    classes=classes,
+                    data_config=cfg,
+                    metrics=metrics,
+                    resume={"history": epochs.history, "best_epoch": epochs.best_epoch, "updates": updates,
+                            "scaler": scaler.state_dict()},
+                )
                 writer.submit(ckpt, last_path, best_path if improved else None)
                 report.write_results_csv(self.run_dir / "results.csv", epochs.history)
             ctx.callbacks.epoch_end(epoch, spec.epochs, metrics)
