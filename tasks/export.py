@@ -23,7 +23,7 @@ from types import ModuleType
 from typing import Any
 
 from core import frameworks
-from core.errors import TrainerError
+from core.errors import TrainerError, VtpError
 from core.settings import Settings, get_settings
 from tasks.storage import MANIFEST, Storage, download_files, sha256_file
 
@@ -86,10 +86,11 @@ def size_bytes(path: Path) -> int:
 
 
 def export_and_check(spec: dict[str, Any], checkpoint: Path, fmt: str, outputs: Path, data: Path | None,
-                     options: dict[str, Any] | None = None) -> dict[str, Any]:
+                     options: dict[str, Any] | None = None,
+                     unchecked: str = "the run's dataset was not at hand") -> dict[str, Any]:
     """Export ``checkpoint`` (of a run with TrainSpec ``spec``, as JSON) to ``fmt`` under ``outputs``
     and check it on ``data`` (the prepared dataset: data.yaml for YOLO-format data, else its folder;
-    None: not checked). Returns the report row: {format, options, path, size_bytes, size_mb, metric, value,
+    None: not checked, for the reason ``unchecked``). Returns the report row: {format, options, path, size_bytes, size_mb, metric, value,
     reference, drop, max_abs_diff, latency_ms_p50, checked, error}; a failed export or check is a
     row with ``error`` saying why, never an exception."""
     options = {k: bool(v) for k, v in (options or {}).items() if v}
@@ -108,7 +109,7 @@ def export_and_check(spec: dict[str, Any], checkpoint: Path, fmt: str, outputs: 
     row["size_bytes"] = size_bytes(path)
     row["size_mb"] = round(row["size_bytes"] / 1e6, 3)
     if data is None:
-        row["error"] = "exported, not checked: the run's dataset was not at hand"
+        row["error"] = f"exported, not checked: {unchecked}"
         return row
     try:
         row.update(plugin(framework).check_export(Path(checkpoint), path, fmt, Path(data), row["image_size"],
@@ -195,8 +196,13 @@ def export_runs(run_id: str, formats: list[str], options: dict[str, Any] | None 
     with tempfile.TemporaryDirectory(prefix="vtp-export-") as tmp:
         local = Path(tmp)
         checkpoint = _best_checkpoint(storage, run_id, manifest["files"], local, plugin(spec["framework"]).CHECKPOINT)
-        data = _local_dataset(summary, local / "work", settings) if check else None
-        rows = [export_and_check(spec, checkpoint, fmt, local, data, options) for fmt in formats]
+        data, unchecked = None, "not asked for (--no-check)"
+        if check:  # the check needs the dataset; the export does not, so a dataset that is gone is only said
+            try:
+                data = _local_dataset(summary, local / "work", settings)
+            except VtpError as e:
+                unchecked = f"the run's dataset could not be had ({e})"
+        rows = [export_and_check(spec, checkpoint, fmt, local, data, options, unchecked) for fmt in formats]
         made = {r["path"]: local / r["path"] for r in rows if r.get("size_mb") is not None}
         report = merge_report(storage.read_json("runs", run_id, REPORT), rows)
         (local / REPORT).parent.mkdir(parents=True, exist_ok=True)
