@@ -145,17 +145,18 @@ class ApiClient:
         self.http = httpx.Client(base_url=self.base_url, headers={"Authorization": f"Bearer {token}"},
                                  timeout=timeout, transport=transport)
 
-    def _call(self, method: str, path: str, *, raw: bool = False, **kw: Any) -> Any:
-        """The response's JSON (or bytes when it is not JSON, or always with ``raw``); ApiError otherwise."""
+    def _call(self, method: str, path: str, *, raw: bool = False, status: bool = False, **kw: Any) -> Any:
+        """The response's JSON (or bytes when it is not JSON, or always with ``raw``); with ``status``
+        (that, the HTTP status code). ApiError otherwise."""
         try:
             resp = self.http.request(method, path, **kw)
         except httpx.HTTPError as e:
             raise ApiError(0, f"the vtp API at {self.base_url} did not answer ({e}): is `vtp up` running?") from e
         if resp.status_code >= 400:
             raise ApiError(resp.status_code, _message(resp), _problems(resp))
-        if not raw and resp.headers.get("content-type", "").startswith("application/json"):
-            return resp.json()
-        return resp.content
+        body = resp.json() if not raw and resp.headers.get("content-type", "").startswith("application/json") \
+            else resp.content
+        return (body, resp.status_code) if status else body
 
     # -- chat --------------------------------------------------------------------------------
     def chat(self, message: str, session_id: int | None = None, confirm: bool = False) -> dict[str, Any]:
@@ -339,11 +340,14 @@ class ApiClient:
     def upload_dataset(self, name: str, archive: Path, task: str | None = None,
                        val_fraction: float | None = None) -> dict[str, Any]:
         """Upload a dataset archive; ``val_fraction`` (0-0.5) is the share of train put in val when
-        the archive has no val split (the API's default 0.2 when None)."""
+        the archive has no val split (the API's default 0.2 when None). The dataset, with ``stored``:
+        False when the content equals an existing version's (the API's 200: nothing new was stored)."""
         data = {"name": name, **({"task": task} if task else {}),
                 **({"val_fraction": str(val_fraction)} if val_fraction else {})}
         with open(archive, "rb") as f:
-            return self._call("POST", "/api/datasets", data=data, files={"file": (archive.name, f)}, timeout=None)
+            body, code = self._call("POST", "/api/datasets", data=data, files={"file": (archive.name, f)},
+                                    timeout=None, status=True)
+        return {**body, "stored": code == 201}
 
     def register_dataset(self, name: str, uri: str, task: str | None = None) -> dict[str, Any]:
         return self._call("POST", "/api/datasets", json={"name": name, "uri": uri, **({"task": task} if task else {})})

@@ -54,6 +54,8 @@ STRINGS: dict[str, tuple[str, str]] = {  # key: (English, Korean)
                     "클래스·분할별 인스턴스 수 (객체 수, 분류는 이미지 수)"),
     "need_name": ("Give the dataset a name.", "데이터셋 이름을 입력하세요."),
     "need_file": ("Choose an archive first.", "먼저 압축 파일을 고르세요."),
+    "unchanged": ("the same content as v{version}: nothing new was stored",
+                  "v{version}과(와) 같은 내용이라 새로 저장한 것이 없습니다"),
     "imported": ("Dataset **{name}** imported: {n} classes.", "데이터셋 **{name}**을(를) 가져왔습니다: 클래스 {n}개."),
     "models": ("Trained checkpoints", "학습된 체크포인트"), "image": ("Image", "이미지"),
     "predict": ("Predict", "예측"), "prediction": ("Prediction", "예측 결과"), "download": ("Download checkpoint", "체크포인트 받기"),

@@ -75,6 +75,9 @@ def test_korean_export_health_report_and_chart(page_for, api, tmp_path):
     # the same archive again: the same version (nothing new stored); changed content: v2
     page.locator("#ds-archive").get_by_label("지우기").first.click()  # Gradio's "Clear", in Korean
     upload(page, tmp_path / "pets.zip", name)
+    # the message says the content was there already (and is new, not the first upload's "(v1)" still up)
+    expect(page.locator("#ds-message")).to_contain_text("v1과(와) 같은 내용이라 새로 저장한 것이 없습니다",
+                                                        timeout=60_000)
     expect(page.locator("#ds-message")).to_contain_text("(v1)", timeout=60_000)
     extra = sorted((out / "반려동물").rglob("*.jpg"))[0]
     (extra.parent / f"more-{extra.name}").write_bytes(extra.read_bytes())

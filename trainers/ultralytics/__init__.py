@@ -364,6 +364,9 @@ def export_model(checkpoint: Path | str, fmt: str, image_size: int, out: Path, *
     return out
 
 
+_REFERENCE: dict[tuple[Any, ...], float] = {}  # check_export: the checkpoint's metric, for its other formats
+
+
 def check_export(checkpoint: Path | str, exported: Path, fmt: str, data: Path | str, image_size: int,
                  task: str = "detect", main_metric: str = "metrics/mAP50-95(B)") -> dict[str, Any]:
     """The export at ``exported`` against the checkpoint: ``main_metric`` measured by ultralytics'
@@ -386,8 +389,14 @@ def check_export(checkpoint: Path | str, exported: Path, fmt: str, data: Path | 
         metrics = YOLO(weights, task=task).val(**common)
         return float(metrics.results_dict[main_metric])
 
+    # the checkpoint's own metric is measured once for all the formats of one export request
+    stat = Path(checkpoint).stat()
+    key = (str(checkpoint), stat.st_mtime_ns, stat.st_size, str(data), image_size, task, main_metric)
     try:
-        reference = measure(str(checkpoint))
+        if key not in _REFERENCE:
+            _REFERENCE.clear()  # one checkpoint at a time: the cache never grows
+            _REFERENCE[key] = measure(str(checkpoint))
+        reference = _REFERENCE[key]
         value = measure(str(exported))
     except Exception as e:  # noqa: BLE001 - the runtime's or validator's words are the reason
         raise TrainerError(f"the {fmt} export could not be validated: {type(e).__name__}: {str(e)[:300]}") from e

@@ -163,6 +163,8 @@ def build(ctx: Ctx) -> None:
         if version:
             many = f" · {len(versions)}{'개 버전' if lang == 'ko' else ' versions'}" if len(versions) > 1 else ""
             msg += f" (v{version}{many})"
+            if created.get("stored") is False:  # a re-upload of a version there is: say so, not just "(v1)"
+                msg += " — " + t("unchanged", lang, version=version)
         found = listing() or [(created["name"], created["id"])]
         # shown here, not by the pick's change: a new version keeps the dataset's id, so the pick does not change
         return msg, gr.update(choices=found, value=created["id"]), *show(created["id"], lang)
