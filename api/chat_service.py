@@ -6,7 +6,8 @@ shown first — for a first request and for an edit, a retry or a "continue" aft
 ("epochs만 100으로 다시", "retry that run", "이어서 2 에폭 더") alike. It starts when the person
 confirms (``confirm: true`` or "응, 시작해" / "yes, go"). "Compare the last two" / "어느 게 더 나아?"
 answers with the conversation's last two runs side by side (api.compare); "onnx랑 openvino로 export해줘"
-exports the conversation's last finished run and checks each export (tasks.export). Every turn is stored: the person's
+exports the conversation's last finished run and checks each export (tasks.export); "이 모델 production으로
+올려줘" promotes it to the model registry (api.registry). Every turn is stored: the person's
 message, the assistant's reply with the spec, and a system message naming each run started.
 """
 
@@ -139,6 +140,87 @@ def _export(session: Session, chat: ChatSession, refs: list[str], formats: list[
     return f"{text['head'].format(name=run.name, id=run.id[:8])}\n\n{rows}"
 
 
+PROMOTE_TEXT = {
+    "ko": {"none": "등록할 끝난 실행이 이 대화에 없습니다: 먼저 학습을 끝내거나, 실행 id나 이름을 적어 주세요 "
+                   "(예: \"yolo11n-shapes-detect-3 production으로 올려줘\").",
+           "head": "실행 {run} (`{id}`)을(를) **{name} v{version}**(으)로 등록했습니다{aliases}: {what}.",
+           "aliases": " (별칭 {aliases})", "checkpoint": "PyTorch 체크포인트", "export": "PyTorch 체크포인트와 {path} ({fmt}) 내보내기",
+           "metric": "{metric} {value:.4f} ({dataset} 검증 분할, 학습이 끝날 때 측정).",
+           "named": "이름을 정하지 않아 모델과 데이터셋 이름을 땄습니다: 다른 이름은 \"forklift-detector라는 이름으로\"처럼 적어 주세요.",
+           "best": "이 대화의 끝난 실행 {n}개 중 {metric}이(가) 가장 높은 실행입니다.",
+           "many": "내보내기는 하나만 함께 등록할 수 있습니다 ({formats}): 하나를 골라 다시 말해 주세요.",
+           "failed": "등록하지 못했습니다: {error}"},
+    "en": {"none": "This conversation has no finished run to promote: finish a training first, or name the run "
+                   "(e.g. \"promote yolo11n-shapes-detect-3 to production\").",
+           "head": "Promoted run {run} (`{id}`) to **{name} v{version}**{aliases}: {what}.",
+           "aliases": " (aliases {aliases})", "checkpoint": "its PyTorch checkpoint",
+           "export": "its PyTorch checkpoint and its {fmt} export {path}",
+           "metric": "{metric} {value:.4f} (on {dataset}'s validation split, measured when training ended).",
+           "named": "No name was given, so it is named after its model and dataset: say \"as forklift-detector\" for another.",
+           "best": "It is the highest {metric} of this conversation's {n} finished runs.",
+           "many": "Only one export can ship with a version ({formats}): say which one.",
+           "failed": "Could not promote it: {error}"},
+}
+
+
+def _main_metric(spec: dict[str, Any]) -> str | None:
+    """The main metric key of a run's spec (its framework's for its task), None when unknown."""
+    from core import frameworks
+
+    try:
+        return frameworks.capabilities(spec["framework"]).main_metric.get(spec.get("task") or "")
+    except KeyError:
+        return None
+
+
+def _promote(session: Session, chat: ChatSession, result: Any, settings: Settings) -> str:
+    """The reply to "이 모델 production으로 올려줘": the run named, else this conversation's best (when
+    asked) or last finished one, promoted to the registry (api.registry) under the name and aliases said."""
+    from api import compare, registry
+    from core.metric_names import metric_name
+
+    lang = result.language
+    text = PROMOTE_TEXT[lang]
+    if len(result.formats) > 1:
+        return text["many"].format(formats=", ".join(result.formats))
+    notes = []
+    if result.runs:
+        try:
+            run = compare.find_run(session, result.runs[0], lang)
+        except ApiError as e:
+            return str(e)
+    else:
+        done = [r for r in _session_runs(chat, session) if r.state == "completed"]
+        run = done[-1] if done else None
+        if result.best and len(done) > 1:
+            metric = _main_metric(run.spec or {}) if run else None
+            scored = [r for r in done if metric and isinstance((r.final_metrics or {}).get(metric), int | float)]
+            if scored:
+                run = max(scored, key=lambda r: r.final_metrics[metric])
+                notes.append(text["best"].format(metric=metric_name(metric), n=len(done)))
+    if run is None:
+        return text["none"]
+    try:
+        version, warnings = registry.promote(session, settings, run, result.registry_name, result.aliases,
+                                             result.formats[0] if result.formats else None)
+    except ApiError as e:
+        session.rollback()
+        return text["failed"].format(error=str(e))
+    record = version.record
+    aliases = text["aliases"].format(aliases=", ".join(result.aliases)) if result.aliases else ""
+    export = record.get("export")
+    what = text["export"].format(fmt=export["format"], path=export["path"]) if export else text["checkpoint"]
+    lines = [text["head"].format(run=run.name or run.id[:8], id=run.id[:8], name=version.model.name,
+                                 version=version.version, aliases=aliases, what=what)]
+    main = record.get("main_metric") or {}
+    if main.get("value") is not None:
+        dataset = (record.get("dataset") or {}).get("ref") or (record.get("spec") or {}).get("dataset")
+        lines.append(text["metric"].format(metric=metric_name(main["name"]), value=main["value"], dataset=dataset))
+    if not result.registry_name:
+        lines.append(text["named"])
+    return "\n\n".join([*lines, *notes, *warnings])
+
+
 def _pending_spec(chat: ChatSession) -> dict[str, Any] | None:
     for message in reversed(chat.messages):
         if message.spec:
@@ -172,6 +254,8 @@ def chat_turn(session: Session, *, settings: Settings, session_id: str | None, m
         lines.append(_comparison(session, chat, result.runs, lang))
     elif result.intent == "export":
         lines.append(_export(session, chat, result.runs, result.formats, lang, settings))
+    elif result.intent == "promote":
+        lines.append(_promote(session, chat, result, settings))
     elif result.intent == "cancel" and last_run is not None and not last_run.terminal:
         runs_service.cancel_run(session, run=last_run, settings=settings)
         lines.append(CANCELLED[lang].format(id=last_run.id[:8]))

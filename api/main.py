@@ -34,6 +34,7 @@ from api.routes import (
     predict,
     projects,
     prometheus,
+    registry,
     runs,
 )
 from api.schemas import TRAIN_SPEC_SCHEMA, ErrorOut, ValidationErrorOut
@@ -46,6 +47,7 @@ TAGS = [
     {"name": "projects", "description": "Group datasets and runs."},
     {"name": "datasets", "description": "Upload archives or register storage URIs; each import is validated."},
     {"name": "runs", "description": "Start, follow, cancel and retry training runs; their metrics and files."},
+    {"name": "models", "description": "The model registry: runs promoted to named, immutable versions with aliases."},
     {"name": "metrics", "description": "Prometheus metrics of the API."},
     {"name": "chat", "description": "Natural language (Korean or English) to a training run."},
     {"name": "callbacks", "description": "Trainer callbacks, authenticated by the run's token (not an API token)."},
@@ -71,7 +73,7 @@ def include_routes(app: FastAPI) -> None:
     they are included without ``person``."""
     person = [Depends(get_current_token)]
     app.include_router(health.router)
-    for module in (projects, datasets, runs, chat, compare, export):
+    for module in (projects, datasets, runs, chat, compare, export, registry):
         app.include_router(module.router, dependencies=person, responses=NEEDS_TOKEN)
     # UI helpers: predict, logs, dataset previews
     app.include_router(predict.router, dependencies=person, responses=NEEDS_TOKEN)

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    event,
     false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -201,3 +202,62 @@ class ApiToken(Base):
     created: Mapped[datetime] = mapped_column(default=utcnow)
     last_used: Mapped[datetime | None]
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+
+class RegisteredModel(Base):
+    """A named model of the registry ("forklift-detector"): its versions and aliases (api.registry)."""
+
+    __tablename__ = "registered_models"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    created: Mapped[datetime] = mapped_column(default=utcnow)
+
+    versions: Mapped[list[ModelVersion]] = relationship(
+        back_populates="model", cascade="all, delete-orphan", passive_deletes=True, order_by="ModelVersion.version")
+    aliases: Mapped[list[ModelAlias]] = relationship(
+        back_populates="model", cascade="all, delete-orphan", passive_deletes=True, order_by="ModelAlias.alias")
+
+
+class ModelVersion(Base):
+    """One immutable version of a registered model: the run it came from and a copy of its files
+    (``uri``: ``models/<name>/<id>/`` in storage, never written again), with ``record`` holding what
+    it was promoted with (run, dataset version, spec, final metrics, the export table, the files'
+    sha256). Rows are never updated (a guard below refuses it)."""
+
+    __tablename__ = "model_versions"
+    __table_args__ = (UniqueConstraint("model_id", "version", name="uq_model_versions_model_version"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    model_id: Mapped[int] = mapped_column(ForeignKey("registered_models.id", ondelete="CASCADE"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    run_id: Mapped[str | None] = mapped_column(String(36), index=True)  # not a foreign key: the version outlives its run
+    format: Mapped[str] = mapped_column(String(32))  # pytorch, or the export format it ships (onnx, openvino, ...)
+    uri: Mapped[str] = mapped_column(Text)
+    record: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created: Mapped[datetime] = mapped_column(default=utcnow)
+
+    model: Mapped[RegisteredModel] = relationship(back_populates="versions")
+
+
+class ModelAlias(Base):
+    """A movable name for one version of a model (``production`` -> v3)."""
+
+    __tablename__ = "model_aliases"
+    __table_args__ = (UniqueConstraint("model_id", "alias", name="uq_model_aliases_model_alias"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("registered_models.id", ondelete="CASCADE"), index=True)
+    alias: Mapped[str] = mapped_column(String(32))
+    version_id: Mapped[str] = mapped_column(ForeignKey("model_versions.id", ondelete="CASCADE"), index=True)
+    updated: Mapped[datetime] = mapped_column(default=utcnow)
+
+    model: Mapped[RegisteredModel] = relationship(back_populates="aliases")
+    version: Mapped[ModelVersion] = relationship()
+
+
+@event.listens_for(ModelVersion, "before_update")
+def _versions_are_immutable(mapper: Any, connection: Any, target: ModelVersion) -> None:
+    raise ValueError(f"model version {target.id} is immutable: promote the run again to make a new version")

@@ -38,6 +38,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from core.processes import die_with_parent  # noqa: E402 - after the path
+
 FINAL = ("completed", "failed", "cancelled")
 ABNORMAL_EVENTS = ("stale", "retrying", "resumed", "hung", "resume_failed")
 CRASHED_FINAL_AFTER_S = 300  # a run left Crashed this long is not being retried any more
@@ -49,16 +51,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _die_with_parent() -> None:
-    """In each hog: SIGKILL when the soak dies, however it dies (Linux)."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
 def start_hogs(k: int) -> list[subprocess.Popen]:
-    return [subprocess.Popen([sys.executable, "-c", "while True: pass"], preexec_fn=_die_with_parent,
+    return [subprocess.Popen([sys.executable, "-c", "while True: pass"], preexec_fn=lambda: die_with_parent(signal.SIGKILL),
                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             for _ in range(k)]
 

@@ -28,8 +28,8 @@ def decide_intent(ex: Extraction, prev: dict[str, Any] | None) -> str:
     says = ex.says_something()
     if ex.intent == "compare":
         return "compare"
-    if ex.intent == "export" and set(ex.fields) <= {"export"} and ex.model is None and not ex.overrides:
-        return "export"  # of a finished run; the API asks for the formats when none is named
+    if ex.intent in ("export", "promote") and set(ex.fields) <= {"export"} and ex.model is None and not ex.overrides:
+        return ex.intent  # of a finished run; the API asks for the formats when none is named
     if ex.intent == "cancel" and not says:
         return "cancel"
     if ex.intent == "confirm" and not says:
@@ -81,6 +81,21 @@ def assemble(ex: Extraction, ctx: Context) -> ParseResult:
         result.notes = notes
         result.reply = "\n".join(notes)
         return result
+    if intent == "promote":
+        # the API promotes the run (the conversation's last finished one, or the one named) to the registry
+        # (api.registry); the pending spec stays as it was
+        promotion = ex.promotion
+        result.spec, result.runs = (_ordered(prev) if prev else None), list(ex.runs)
+        result.formats = list(ex.fields.get("export") or [])
+        result.registry_name = promotion.name if promotion else None
+        result.aliases = list(promotion.aliases) if promotion else []
+        result.best = bool(promotion and promotion.best)
+        notes.extend(replies.say(lang, "stage_word", word=w, alias=a) for w, a in (promotion.translated if promotion else []))
+        result.notes = notes
+        result.reply = "\n".join(notes)
+        return result
+    if ex.intent == "promote" and ex.promotion is not None and ex.promotion.aliases:
+        notes.append(replies.say(lang, "promote_after_training", aliases=", ".join(ex.promotion.aliases)))
     if intent in ("confirm", "cancel", "retry") or (intent == "resume" and not ex.says_something()):
         if prev is None:
             result.spec = None

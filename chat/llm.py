@@ -61,10 +61,11 @@ class _RequestBase(BaseModel):
 def _request_model() -> type[BaseModel]:
     """TrainSpec's fields, each optional and described as TrainSpec describes it, plus intent."""
     fields: dict[str, Any] = {
-        "intent": (Literal["new", "edit", "retry", "confirm", "cancel", "resume", "compare", "export"], Field(
+        "intent": (Literal["new", "edit", "retry", "confirm", "cancel", "resume", "compare", "export", "promote"], Field(
             default="new", description="new: a new request; edit: changes the previous request; retry: run the "
             "previous request again unchanged; confirm: yes / go ahead; cancel: no / stop; resume: continue the last run; compare: compare finished runs "
-            "(which is better, the last two); export: export a finished run (formats in `export`), nothing to train.")),
+            "(which is better, the last two); export: export a finished run (formats in `export`), nothing to train; "
+            "promote: put a finished run in the model registry (under a name, with aliases such as production), nothing to train.")),
     }
     for name, info in TrainSpec.model_fields.items():
         fields[name] = (info.annotation | None, Field(default=None, description=info.description))  # type: ignore[operator]
@@ -342,9 +343,12 @@ def to_extraction(request: BaseModel, message: str, ctx: Context) -> Extraction:
     if dataset:
         ex.dataset_strength = "registered" if dataset.partition("@")[0] in ctx.datasets else "strong"
     ex.fields = data
-    if intent in ("compare", "export"):  # the runs it names are read from the message itself, never from the answer
-        from chat.lexicon import RUN_REF
+    if intent in ("compare", "export", "promote"):  # the runs (and a promotion's name and aliases) are read from
+        from chat.lexicon import RUN_REF  # the message itself, never from the answer
+        from chat.promote import take_promotion
 
+        if intent == "promote":
+            ex.promotion, _ = take_promotion(message)
         ex.runs = list(dict.fromkeys(r for r in re.findall(RUN_REF, message.lower()) if re.search(r"\d", r)))
     ex.edit_marker = intent == "edit"
     ex.new_marker = intent == "new"

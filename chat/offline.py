@@ -28,6 +28,7 @@ from chat.model_names import (
 )
 from chat.negation import corrected_between, negation_at, take_switches
 from chat.numbers import NUM, to_number, words_to_digits
+from chat.promote import is_promotion, take_promotion
 from chat.result import Context, Extraction
 from chat.safety import (
     LOCAL_PATH_RE,
@@ -85,13 +86,18 @@ def known_class_names(ex: Extraction, ctx: Context) -> tuple[list[str], bool]:
 
 
 def _take_run_refs(text: str, ex: Extraction) -> str:
-    """In a comparison ("compare 3f2a9c1e and yolo11n-shapes-detect-2") or an export request
-    ("export 3f2a9c1e to onnx"), the runs it names: ids (8 or more hex digits) and readable run names,
+    """In a comparison ("compare 3f2a9c1e and yolo11n-shapes-detect-2"), a promotion (its aliases and
+    model name first: chat.promote) or an export request ("export 3f2a9c1e to onnx"), the runs it names: ids (8 or more hex digits) and readable run names,
     blanked so they are not read as a model or a dataset. Elsewhere nothing is taken."""
-    if not re.search(L.COMPARE, text, IC):
-        if not re.search(L.EXPORT_VERB, text, IC):
-            return text
+    if re.search(L.COMPARE, text, IC):
+        pass
+    elif is_promotion(text):  # "이 모델 production으로 올려줘": a promotion, unless it also asks for training
+        ex.intent = "promote"
+        ex.promotion, text = take_promotion(text)
+    elif re.search(L.EXPORT_VERB, text, IC):
         ex.intent = "export"  # an export of a finished run, unless the message also asks for training (assemble)
+    else:
+        return text
     work = text
     for m in re.finditer(L.RUN_REF, text.lower()):
         ref = m.group(0)

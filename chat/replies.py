@@ -101,6 +101,12 @@ TEXT: dict[str, dict[str, str]] = {
               "To compare a new model, start it, and ask again when it has finished.",
         "ko": "여러 모델을 새로 학습해 비교하는 기능은 아직 없습니다: 아래는 이미 끝난 실행들의 비교입니다. "
               "새 모델과 비교하려면 먼저 학습을 시작하고, 끝난 뒤 다시 물어봐 주세요."},
+    "promote_after_training": {
+        "en": "I read this as a training request, so nothing is promoted now ({aliases}): when the run has finished, "
+              "ask \"promote it to production\" (or `vtp models promote RUN --alias production`).",
+        "ko": "학습 요청으로 읽었기 때문에 지금은 모델을 등록하지 않습니다 ({aliases}): 학습이 끝난 뒤 "
+              "\"이 모델 production으로 올려줘\"라고 하거나 `vtp models promote RUN --alias production`을 쓰세요."},
+    "stage_word": {"en": "'{word}' is read as the alias {alias}.", "ko": "'{word}'은(는) 별칭 {alias}(으)로 읽었습니다."},
     "resuming": {"en": "Continue from the last run's weights: {summary}. Start it?",
                  "ko": "이전 학습의 가중치에서 이어서 학습할 준비가 됐습니다: {summary}. 시작할까요?"},
 }

@@ -9,8 +9,8 @@ from pydantic import BaseModel, Field
 
 from chat.model_names import ModelMention
 
-Intent = Literal["new", "edit", "retry", "confirm", "cancel", "resume", "compare", "export"]
-INTENTS: tuple[str, ...] = ("new", "edit", "retry", "confirm", "cancel", "resume", "compare", "export")
+Intent = Literal["new", "edit", "retry", "confirm", "cancel", "resume", "compare", "export", "promote"]
+INTENTS: tuple[str, ...] = ("new", "edit", "retry", "confirm", "cancel", "resume", "compare", "export", "promote")
 SPEC_ORDER = ("task", "framework", "model", "dataset", "epochs", "image_size", "batch_size", "device", "devices", "seed",
               "patience", "learning_rate", "pretrained", "workers", "val_fraction", "max_time", "accumulate", "classes",
               "export", "overrides")
@@ -30,6 +30,9 @@ class ParseResult(BaseModel):
       conversation's last two; the pending ``spec`` is kept; nothing to submit (api.compare).
     - ``intent`` export: export a finished run — the one in ``runs``, else the conversation's last —
       to ``formats`` and check each export (tasks.export); the pending ``spec`` is kept.
+    - ``intent`` promote: promote a finished run — the one in ``runs``, else the conversation's last —
+      to model ``registry_name`` (default <model>-<dataset>) with ``aliases``, shipping the export in
+      ``formats`` when one is named (api.registry); the pending ``spec`` is kept.
     """
 
     intent: Intent = "new"
@@ -50,6 +53,10 @@ class ParseResult(BaseModel):
                                                               "or readable names), in the order written.")
     formats: list[str] = Field(default_factory=list, description="Export formats an export request names (onnx, "
                                                                  "openvino, ...), as TrainSpec.export reads them.")
+    best: bool = Field(default=False, description="A promote request asks for the best finished run, not the last.")
+    registry_name: str | None = Field(default=None, description="The registered model a promote request names "
+                                                                   "(forklift-detector); None: the default name.")
+    aliases: list[str] = Field(default_factory=list, description="Aliases a promote request names (production, ...).")
     language: Literal["ko", "en"] = "en"
     source: Literal["offline", "llm"] = "offline"
     llm_calls: int = 0
@@ -106,7 +113,8 @@ class Extraction:
     overrides: dict[str, Any] = field(default_factory=dict)  # generic names (dropout, optimizer)
     scale: dict[str, float] = field(default_factory=dict)  # epochs x2, batch_size x0.5
     add: dict[str, int] = field(default_factory=dict)  # 50 more epochs
-    intent: str | None = None  # confirm / cancel / retry / resume / compare / export when said
+    intent: str | None = None  # confirm / cancel / retry / resume / compare / export / promote when said
+    promotion: Any = None  # chat.promote.Promotion of a promote request
     runs: list[str] = field(default_factory=list)  # runs a comparison names (ids, readable names)
     edit_marker: bool = False
     new_marker: bool = False

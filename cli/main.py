@@ -26,11 +26,13 @@ tokens_app = typer.Typer(help="API tokens: create (shown once), list, revoke.", 
 app.add_typer(tokens_app, name="tokens")
 cache_app = typer.Typer(help="The local dataset cache: what it holds, and evicting from it.", no_args_is_help=True)
 app.add_typer(cache_app, name="cache")
+from cli.models import models_app  # noqa: E402
 from cli.pools import pools_app  # noqa: E402 - sub-apps defined next to their code
 from cli.schedules import schedule_app  # noqa: E402
 
 app.add_typer(schedule_app, name="schedule")
 app.add_typer(pools_app, name="pools")
+app.add_typer(models_app, name="models")
 EPHEMERAL_STARTUP_S = 180  # --local without a server: how long Prefect may take to start its temporary one
 
 
@@ -322,8 +324,35 @@ def compare_cmd(
 
     if len(run_refs) < 2:
         fail("name two runs to compare: `vtp compare RUN RUN` (ids or names from `vtp runs`)")
-    body = api_call(get_settings(), "GET", "/api/compare", params={"runs": run_refs, "lang": lang})
+    try:
+        body = api_call(get_settings(), "GET", "/api/compare", params={"runs": run_refs, "lang": lang})
+    except VtpError as e:
+        fail(str(e))
     typer.echo(body["markdown"])
+
+
+@app.command("serve")
+def serve_cmd(
+    ref: Annotated[str, typer.Argument(metavar="MODEL[@VERSION]", help="A registered model, with a version: "
+                                       "forklift-detector@production, @v3, @3 (default: latest)")],
+    host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port")] = 8010,
+    fmt: Annotated[str, typer.Option("--format", help="auto (the export the version ships, when it loads here; "
+                                                      "else PyTorch), pytorch, or the shipped export's format")] = "auto",
+    max_batch_size: Annotated[int, typer.Option(min=1, max=256, help="Most requests predicted together")] = 8,
+    batch_timeout_ms: Annotated[float, typer.Option(min=0, max=1000, help="How long a batch waits to fill (ms)")] = 10,
+    workers: Annotated[int, typer.Option(min=1, max=16, help="Inference worker processes per device")] = 1,
+) -> None:
+    """Serve a model version of the registry over HTTP (LitServe: request batching, worker processes).
+    POST /predict with {"image": base64, "conf": 0.25, "draw": false} and a vtp API token."""
+    from api.serving import serve
+
+    settings = get_settings()
+    try:
+        serve(ref, settings, host=host, port=port, fmt=fmt.lower(), max_batch_size=max_batch_size,
+              batch_timeout=batch_timeout_ms / 1000, workers=workers)
+    except VtpError as e:
+        fail(str(e))
 
 
 @app.command("ui")

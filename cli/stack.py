@@ -19,18 +19,10 @@ from cli.prefect_setup import HEARTBEAT_S
 from core.errors import VtpError
 from core.frameworks import frameworks
 from core.prefect_api import server_healthy
+from core.processes import die_with_parent
 from core.settings import Settings, prefect_env, ui_temp_dir
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
-
-
-def _die_with_parent() -> None:
-    """In each child of `vtp up` (Linux): get SIGTERM when `vtp up` dies, even by SIGKILL, so no
-    server or worker is left behind. Elsewhere, Ctrl-C's orderly stop is what there is."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def _answers(url: str) -> int | None:
@@ -129,7 +121,7 @@ class Stack:
     def _spawn(self, name: str, args: list[str]) -> subprocess.Popen:
         log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it from here
         proc = subprocess.Popen(args, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                cwd=PROJECT_DIR, start_new_session=True, preexec_fn=_die_with_parent)
+                                cwd=PROJECT_DIR, start_new_session=True, preexec_fn=die_with_parent)
         self.procs.append((name, proc))
         return proc
 

@@ -197,6 +197,22 @@ class ApiClient:
     def export(self, run_id: str, fmt: str) -> dict[str, Any]:
         return self._call("POST", f"/api/runs/{run_id}/export", params={"format": fmt})
 
+    # -- model registry ----------------------------------------------------------------------------
+    def promote(self, run_id: str, name: str | None = None, aliases: list[str] | None = None,
+                export: str | None = None) -> dict[str, Any]:
+        """A new version of model ``name`` (default <model>-<dataset>) from the run (api.registry)."""
+        return self._call("POST", "/api/models", json={"run": run_id, "name": name or None, "alias": aliases or [],
+                                                        "export": export or None}, timeout=None)
+
+    def registry(self) -> list[dict[str, Any]]:
+        """Every registered model with its versions, newest first."""
+        names = [m["name"] for m in self._call("GET", "/api/models")["models"]]
+        return [self._call("GET", f"/api/models/{quote(n, safe='')}") for n in names]
+
+    def set_alias(self, name: str, alias: str, version: str) -> dict[str, Any]:
+        return self._call("PUT", f"/api/models/{quote(name, safe='')}/aliases/{quote(alias, safe='')}",
+                          json={"version": version})
+
     def cancel(self, run_id: str) -> dict[str, Any]:
         return self._call("POST", f"/api/runs/{run_id}/cancel")
 

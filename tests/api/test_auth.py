@@ -15,7 +15,8 @@ from cli.main import app as cli
 from core.errors import VtpError
 
 PLACEHOLDERS = {"project_id": "1", "dataset_id": "1", "run_id": "00000000-0000-4000-8000-000000000000",
-                "path": "checkpoints/best.pt", "session_id": "00000000-0000-4000-8000-000000000001"}
+                "path": "checkpoints/best.pt", "session_id": "00000000-0000-4000-8000-000000000001",
+                "name": "forklift-detector", "ref": "production", "alias": "production"}
 
 
 def protected_routes(app) -> list[tuple[str, str]]:

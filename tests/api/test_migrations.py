@@ -11,8 +11,9 @@ from sqlalchemy import inspect
 from api.db import VERSION_TABLE, current_revision, downgrade, make_engine, migrate
 from api.models import Base
 
-HEAD = "0005"
-TABLES = {"projects", "datasets", "runs", "metric_points", "chat_sessions", "chat_messages", "api_tokens"}
+HEAD = "0006"
+TABLES = {"projects", "datasets", "runs", "metric_points", "chat_sessions", "chat_messages", "api_tokens",
+          "registered_models", "model_versions", "model_aliases"}
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])

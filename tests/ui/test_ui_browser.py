@@ -274,6 +274,44 @@ def test_bad_input_shows_clear_messages(page_for, api, tmp_path):
     table = api.get(f"/api/runs/{detectors[0]['id']}/exports").json()
     assert {r["format"] for r in table["rows"]} >= {"onnx", "openvino"} and all(r["checked"] for r in table["rows"])
 
+    # the registry (issue 19 item 3): promote with the onnx export as production, again as staging, a bad
+    # alias refused in words, then production moved to v2; the table survives a reload
+    name = f"forklift-{detectors[0]['id'][:6]}"
+    registry = page.locator("#model-registry")
+    page.locator("#reg-name textarea, #reg-name input").first.fill(name)
+    page.locator("#reg-alias textarea, #reg-alias input").first.fill("production")
+    page.locator("#reg-export input").click()
+    page.get_by_role("option").filter(has_text="exports/model.onnx").first.click()
+    page.locator("#reg-promote").click()
+    expect(page.locator("#model-message")).to_contain_text(f"Promoted to {name} v1 (production)", timeout=60_000)
+    expect(registry.locator("table")).to_contain_text("onnx (exports/model.onnx)")
+    page.locator("#reg-alias textarea, #reg-alias input").first.fill("staging")
+    page.locator("#reg-export input").click()
+    page.get_by_role("option").filter(has_text="PyTorch checkpoint only").first.click()
+    page.locator("#reg-promote").click()
+    expect(page.locator("#model-message")).to_contain_text(f"Promoted to {name} v2 (staging)", timeout=60_000)
+    page.locator("#reg-move-model textarea, #reg-move-model input").first.fill(name)
+    page.locator("#reg-move-alias textarea, #reg-move-alias input").first.fill("latest")
+    page.locator("#reg-move-version textarea, #reg-move-version input").first.fill("1")
+    page.locator("#reg-move").click()
+    expect(page.locator("#model-message")).to_contain_text("alias 'latest' is not usable", timeout=30_000)
+    page.locator("#reg-move-alias textarea, #reg-move-alias input").first.fill("production")
+    page.locator("#reg-move-version textarea, #reg-move-version input").first.fill("v2")
+    page.locator("#reg-move").click()
+    expect(page.locator("#model-message")).to_contain_text("production → v2", timeout=30_000)
+    def row(version: str):  # the registry table's row of this model's version (its version cell exactly)
+        return page.locator("#model-registry tr", has_text=name).filter(
+            has=page.locator("td", has_text=re.compile(rf"^{version}$")))
+
+    expect(row("v2")).to_contain_text("production, staging, latest")
+    expect(row("v1").locator("td").nth(2)).to_have_text("—")  # its aliases: none left
+    registry.scroll_into_view_if_needed()
+    shot(page, "10c-models-registry")
+    page.reload()
+    page.get_by_role("tab", name="Models").click()
+    expect(row("v2")).to_contain_text("production, staging, latest", timeout=30_000)
+    assert api.get(f"/api/models/{name}/versions/production").json()["version"] == 2
+
 
 def no_error_toast(page) -> None:
     """Gradio shows a failed event as a toast (the chat's 'FileData() argument after ** must be a

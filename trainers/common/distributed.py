@@ -153,7 +153,9 @@ def _rank_main(args_file: str, rank: int) -> None:
     global _current
     from multiprocessing.connection import Client
 
-    _die_with_parent()
+    from core.processes import die_with_parent
+
+    die_with_parent()
     args = json.loads(Path(args_file).read_text())
     conn = Client(args["address"], family="AF_UNIX", authkey=bytes.fromhex(os.environ.pop(_ENV_KEY)))
     devs, world = parse_devices(args["devices"]), int(args["world"])
@@ -187,16 +189,6 @@ def _rank_main(args_file: str, rank: int) -> None:
     conn.send(("done", rank))
     conn.close()
     raise SystemExit(code)
-
-
-def _die_with_parent() -> None:
-    """Linux: SIGTERM this rank when the process that launched it dies (killed flow run), so no rank
-    trains on for nobody. Elsewhere the closed connection stops it at its next stop poll."""
-    import ctypes
-    import signal
-
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
 
 
 def _context_fields(ctx: TrainContext) -> dict[str, Any]:

@@ -258,34 +258,40 @@ def _result(
     )
 
 
-def load_predictor(checkpoint: Path | str, *, name: str | None = None, device: str = "cpu") -> Any:
-    """A predictor for the YOLO checkpoint (see :mod:`trainers.common.predict`): called with images
-    (PIL images or file paths), ``conf`` (0-1, default 0.25: objects below it are left out) and
-    ``image_size`` (pixels, default the checkpoint's own), it returns one record per image, drawn by
-    ultralytics (masks and keypoints too). The checkpoint is checked first (weights_only, like every
-    ultralytics load in vtp): :class:`~.checkpoint.UnsafeCheckpoint` (a TrainerError, calling the
-    file ``name``) when vtp does not load it."""
+def load_predictor(checkpoint: Path | str, *, name: str | None = None, device: str = "cpu",
+                   task: str | None = None) -> Any:
+    """A predictor for the YOLO checkpoint (see :mod:`trainers.common.predict`), or for one of its
+    exports (an ``.onnx``/``.torchscript`` file or an ``_openvino_model``/``_ncnn_model`` folder, loaded by
+    ultralytics' AutoBackend; ``task`` then says what it predicts): called with images (PIL images or
+    file paths), ``conf`` (0-1, default 0.25: objects below it are left out), ``image_size`` (pixels,
+    default the checkpoint's own) and ``draw`` (default True), it returns one record per image, drawn by
+    ultralytics (masks and keypoints too) when ``draw``. Several images go to ultralytics in one call
+    (one batch for a PyTorch model or a dynamic export). A ``.pt`` checkpoint is checked first
+    (weights_only, like every ultralytics load in vtp): :class:`~.checkpoint.UnsafeCheckpoint` (a
+    TrainerError, calling the file ``name``) when vtp does not load it."""
     from PIL import Image
 
     from trainers.ultralytics.checkpoint import check_checkpoint
 
-    check_checkpoint(checkpoint, name=name)
-    model = env.import_ultralytics().YOLO(str(checkpoint))
+    if Path(checkpoint).suffix == ".pt":
+        check_checkpoint(checkpoint, name=name)
+    YOLO = env.import_ultralytics().YOLO
+    model = YOLO(str(checkpoint), task=task) if task else YOLO(str(checkpoint))
 
     def predictor(images: list[Any], conf: float = 0.25, image_size: int | None = None, top_k: int = 5,
-                  **_: Any) -> list[dict[str, Any]]:
+                  draw: bool = True, **_: Any) -> list[dict[str, Any]]:
         from trainers.common.images import image_scale
         from trainers.common.predict import open_rgb
 
-        records = []
-        for image in images:
-            kwargs: dict[str, Any] = {"device": device, "conf": conf, "verbose": False}
-            if image_size:
-                kwargs["imgsz"] = int(image_size)
-            result = model.predict(open_rgb(image, image_scale(image)), **kwargs)[0]
-            records.append({"task": str(model.task), "predictions": _records(result, top_k),
-                            "plot": Image.fromarray(result.plot()[..., ::-1])})  # BGR -> RGB
-        return records
+        kwargs: dict[str, Any] = {"device": device, "conf": conf, "verbose": False}
+        if image_size:
+            kwargs["imgsz"] = int(image_size)
+        if not images:
+            return []
+        results = model.predict([open_rgb(image, image_scale(image)) for image in images], **kwargs)
+        return [{"task": str(model.task), "predictions": _records(result, top_k),
+                 "plot": Image.fromarray(result.plot()[..., ::-1]) if draw else None}  # BGR -> RGB
+                for result in results]
 
     return predictor
 

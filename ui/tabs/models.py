@@ -1,4 +1,5 @@
-"""Models: trained checkpoints with their metrics; predictions drawn on a dropped-in image."""
+"""Models: trained checkpoints with their metrics; predictions drawn on a dropped-in image; exports
+checked against PyTorch; the model registry (promote the picked run, move aliases)."""
 
 from __future__ import annotations
 
@@ -72,6 +73,27 @@ def exports_table(report: dict[str, Any], lang: str = "en") -> str:
     return "\n".join(lines)
 
 
+def registry_table(models: list[dict[str, Any]], lang: str = "en") -> str:
+    """The registry (GET /api/models/{name} for each model) as Markdown: one row per version, newest
+    first, with its aliases, the run it came from, what it ships, and its main metric named."""
+    if not models:
+        return t("registry_none", lang)
+    lines = [f"**{t('registry_title', lang)}**", "", t("registry_head", lang), "|" + "---|" * 8]
+    for model in models:
+        for v in model.get("versions") or []:
+            record = v.get("record") or {}
+            main = record.get("main_metric") or {}
+            metric = (f"{cards.metric_label(main['name'], lang)} {main['value']:.3f}"
+                      if isinstance(main.get("value"), int | float) else "—")
+            run = (record.get("run") or {}).get("name") or (v.get("run_id") or "")[:8]
+            export = record.get("export")
+            ships = f"{v['format']} ({export['path']})" if export else "pytorch"
+            dataset = (record.get("dataset") or {}).get("ref") or (record.get("spec") or {}).get("dataset") or "—"
+            lines.append(f"| {md_text(model['name'])} | v{v['version']} | {md_text(', '.join(v.get('aliases') or [])) or '—'} | "
+                         f"{md_text(run)} | {md_text(ships)} | {metric} | {md_text(str(dataset))} | {v['created'][:16]} |")
+    return "\n".join([*lines, "", t("registry_note", lang)])
+
+
 def build(ctx: Ctx) -> None:
     L = ctx.labels
     with gr.Row():
@@ -88,11 +110,21 @@ def build(ctx: Ctx) -> None:
             formats = L(gr.CheckboxGroup(choices=EXPORT_FORMATS, value=["onnx"], elem_id="model-export-formats"),
                         "export_formats")
             export = L(gr.Button(elem_id="model-export"), "export_run", "value")
+            reg_name = L(gr.Textbox(elem_id="reg-name", max_lines=1), "reg_name")
+            reg_alias = L(gr.Textbox(elem_id="reg-alias", max_lines=1), "reg_alias")
+            reg_export = L(gr.Dropdown(choices=[], elem_id="reg-export"), "reg_export")
+            promote = L(gr.Button(elem_id="reg-promote"), "promote", "value")
         with gr.Column(scale=2):
             message = gr.Markdown(elem_id="model-message")
             drawn = L(gr.Image(elem_id="model-drawn", interactive=False, type="pil"), "prediction")
             preds = gr.Markdown(elem_id="model-preds")
             exports = gr.Markdown(elem_id="model-exports")
+            registry = gr.Markdown(elem_id="model-registry")
+            with gr.Row():
+                move_model = L(gr.Textbox(elem_id="reg-move-model", max_lines=1), "reg_model")
+                move_alias = L(gr.Textbox(elem_id="reg-move-alias", max_lines=1), "reg_alias_one")
+                move_version = L(gr.Textbox(elem_id="reg-move-version", max_lines=1), "reg_version")
+                move = L(gr.Button(elem_id="reg-move"), "set_alias", "value")
 
     def load(lang: str):
         try:
@@ -130,6 +162,48 @@ def build(ctx: Ctx) -> None:
                 problems.append(f"{fmt}: {error_text(e, lang)}")
         said = "\n".join(problems) if problems else t("exporting", lang, n=len(chosen))
         return said, show_exports(run_id, lang)
+
+    def show_registry(lang: str) -> str:
+        try:
+            return registry_table(ctx.api.registry(), lang)
+        except ApiError as e:
+            return error_text(e, lang)
+
+    def ship_choices(run_id: str | None, lang: str):
+        """What a promotion can ship: the checkpoint alone, or with one of the run's checked exports."""
+        pytorch = (t("reg_pytorch", lang), "")
+        if not run_id:
+            return gr.update(choices=[pytorch], value="")
+        try:
+            rows = ctx.api.exports(run_id).get("rows") or []
+        except ApiError:
+            rows = []
+        made = [(f"{r['format']} · {r['path']}", r["path"]) for r in rows if r.get("size_mb") is not None]
+        return gr.update(choices=[pytorch, *made], value="")
+
+    def do_promote(run_id: str | None, name: str, aliases: str, ship: str | None, lang: str):
+        if not run_id:
+            return t("need_model", lang), show_registry(lang)
+        wanted = [a.strip() for a in (aliases or "").split(",") if a.strip()]
+        try:
+            v = ctx.api.promote(run_id, (name or "").strip() or None, wanted, ship or None)
+        except ApiError as e:
+            return error_text(e, lang), show_registry(lang)
+        shown = [a for a in v["aliases"] if a != "latest"]
+        said = t("promoted", lang, name=md_text(v["name"]), version=v["version"],
+                 aliases=f" ({md_text(', '.join(shown))})" if shown else "")
+        said += "".join(f"\n\n⚠ {md_text(w)}" for w in v.get("warnings") or [])
+        return said, show_registry(lang)
+
+    def do_move(name: str, alias: str, version: str, lang: str):
+        if not (name or "").strip() or not (alias or "").strip() or not (version or "").strip():
+            return t("need_alias", lang), show_registry(lang)
+        try:
+            v = ctx.api.set_alias(name.strip(), alias.strip(), version.strip())
+        except ApiError as e:
+            return error_text(e, lang), show_registry(lang)
+        return t("alias_set", lang, name=md_text(v["name"]), alias=md_text(alias.strip().lower()),
+                 version=v["version"]), show_registry(lang)
 
     def show(run_id: str | None, lang: str):
         if not run_id:
@@ -195,7 +269,13 @@ def build(ctx: Ctx) -> None:
     pick.focus(load, ctx.lang, [pick, listed])
     pick.change(show, [pick, ctx.lang], [info, ckpt])
     pick.change(show_exports, [pick, ctx.lang], exports)
-    export.click(do_export, [pick, formats, ctx.lang], [message, exports])
+    export.click(do_export, [pick, formats, ctx.lang], [message, exports]).then(
+        ship_choices, [pick, ctx.lang], reg_export)
+    pick.change(ship_choices, [pick, ctx.lang], reg_export)
+    promote.click(do_promote, [pick, reg_name, reg_alias, reg_export, ctx.lang], [message, registry])
+    move.click(do_move, [move_model, move_alias, move_version, ctx.lang], [message, registry])
     predict.click(do_predict, [pick, image, conf, ctx.lang], [message, drawn, preds])
     image.change(show_image, image, preview, show_progress="hidden")
     ctx.on_load.append((load, [ctx.lang], [pick, listed]))
+    ctx.on_load.append((show_registry, [ctx.lang], registry))
+    ctx.on_lang.append((show_registry, [ctx.lang], registry))
