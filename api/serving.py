@@ -44,6 +44,9 @@ from core.settings import Settings
 log = logging.getLogger("vtp.serve")
 MAX_IMAGE_BYTES = 32 * 1024**2  # as the API's predict route
 BEARER = HTTPBearer(auto_error=False)
+TOKEN_TTL_S = 30.0  # a verified token is trusted this long (a revocation takes effect within it)
+_verified: dict[str, float] = {}  # sha256 of a token -> when it was verified (per API server process)
+_engines: dict[str, Any] = {}  # database URL -> the engine token checks use (per API server process)
 SERVABLE_EXPORTS = {"ultralytics": ("onnx", "torchscript", "openvino", "ncnn")}  # loaded by the framework's predictor
 
 
@@ -169,17 +172,29 @@ class ModelVersionAPI(ls.LitAPI):
                                                **kwargs)
 
     def authorize(self, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)] = None) -> None:
-        from api.db import session_scope
+        """The bearer token checked against the API's token table (api.tokens.authenticate), once per
+        :data:`TOKEN_TTL_S` per token and API server process; 401 saying what to do otherwise."""
+        import time
+
+        from api.db import make_engine, session_factory
+        from api.security import hash_token
         from api.tokens import TokenRejected, authenticate
 
         if credentials is None or not credentials.credentials:
             raise HTTPException(401, "this model server needs a vtp API token: send `Authorization: Bearer <token>` "
                                      "(`vtp tokens create NAME` makes one)")
+        key, now = hash_token(credentials.credentials), time.monotonic()
+        if now - _verified.get(key, -TOKEN_TTL_S) < TOKEN_TTL_S:
+            return
+        url = self.settings.database_url
+        if url not in _engines:
+            _engines[url] = make_engine(url)
         try:
-            with session_scope(self.settings) as session:
+            with session_factory(_engines[url])() as session:
                 authenticate(session, credentials.credentials)
         except TokenRejected as e:
             raise HTTPException(401, str(e)) from None
+        _verified[key] = now
 
     def decode_request(self, request, **_: Any):  # noqa: ANN001 - unannotated: LitServe then passes the parsed JSON
         payload = request if isinstance(request, dict) else {}
