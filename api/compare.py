@@ -8,6 +8,7 @@ in words with its raw key beside it, and every value is a fraction in 0..1 as th
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -240,3 +241,56 @@ def need_two(runs: list[Run], lang: str) -> str:
 
 
 __all__ = ["Comparison", "compare", "find_run", "label", "need_two", "say"]
+
+
+PER_CLASS_KEYS = ("AP50-95", "mAP50-95", "Box-mAP50-95", "Mask-mAP50-95", "Pose-mAP50-95", "accuracy")
+PLOTS = {  # what each plot is -> the artifact names the trainers write (ultralytics' own, then vtp's)
+    "confusion_matrix": ("artifacts/confusion_matrix_normalized.png", "artifacts/confusion_matrix.png"),
+    "pr_curve": ("artifacts/BoxPR_curve.png", "artifacts/MaskPR_curve.png", "artifacts/PosePR_curve.png",
+                 "artifacts/PR_curve.png"),
+}
+
+
+def details(session: Session, runs: list[Run], settings: Any) -> dict[str, Any]:
+    """What a comparison view plots, per run (keyed by run id), read from the ledger and storage:
+
+    - ``curves``: the main metric at each epoch, ``[{"epoch", "value"}]`` (fractions 0..1);
+    - ``per_class``: ``{"key", "classes", "values": {run: {class: value}}}`` from each run's
+      ``per_class.json`` — ``key`` is the per-class metric they all have (AP50-95 for detection, accuracy
+      for classification: :data:`PER_CLASS_KEYS`), None when they share none;
+    - ``plots``: ``{run: {"confusion_matrix": path, "pr_curve": path}}`` (artifact paths, for
+      ``GET /api/runs/{id}/artifacts/{path}``; absent when the run has none);
+    - ``exports``: ``{run: [rows of exports/report.json]}`` (size MB, latency ms p50, metric and drop).
+    """
+    from core.contracts import PER_CLASS
+    from tasks.export import REPORT
+    from tasks.storage import MANIFEST, Storage
+
+    storage = Storage(settings=settings)
+    out: dict[str, Any] = {"curves": {}, "plots": {}, "exports": {}}
+    tables: dict[str, list[dict[str, Any]]] = {}
+    for run in runs:
+        metric = None
+        with contextlib.suppress(Exception):
+            from core.spec import parse_spec
+
+            metric = parse_spec(dict(run.spec)).main_metric
+        points = session.scalars(select(MetricPoint).where(MetricPoint.run_id == run.id, MetricPoint.name == metric)
+                                 .order_by(MetricPoint.epoch)) if metric else []
+        out["curves"][run.id] = [{"epoch": p.epoch, "value": p.value} for p in points]
+        files = (storage.read_json("runs", run.id, MANIFEST) or {}).get("files") or {}
+        out["plots"][run.id] = {kind: next(p for p in names if p in files)
+                                for kind, names in PLOTS.items() if any(p in files for p in names)}
+        out["exports"][run.id] = (storage.read_json("runs", run.id, REPORT) or {}).get("rows", [])
+        if f"artifacts/{PER_CLASS}" in files:
+            tables[run.id] = (storage.read_json("runs", run.id, "artifacts", PER_CLASS) or {}).get("rows") or []
+    every = len(tables) == len(runs)  # a run without an evaluation report: nothing per class to set beside it
+    key = next((k for k in PER_CLASS_KEYS if every and all(any(k in row for row in rows) for rows in tables.values())),
+               None)
+    classes: list[str] = []
+    for rows in tables.values():
+        classes += [str(r.get("class")) for r in rows if str(r.get("class")) not in classes and r.get("class") != "all"]
+    out["per_class"] = {"key": key, "classes": classes if key else [],
+                        "values": {rid: {str(r.get("class")): r.get(key) for r in rows if r.get("class") != "all"}
+                                   for rid, rows in tables.items()} if key else {}}
+    return out

@@ -1,4 +1,4 @@
-"""The Gradio Blocks of vtp: Chat, Runs, Datasets and Models, in Korean or English."""
+"""The Gradio Blocks of vtp: Chat, Runs, Datasets, Models and Compare, in Korean or English."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from ui.client import ApiClient
 from ui.context import Ctx
 from ui.i18n import BROWSER_LANG_JS, pick_lang
 from ui.settings import UiSettings
-from ui.tabs import chat, datasets, models, runs
+from ui.tabs import chat, compare, datasets, models, runs
 
 CSS = """
 #chatbot table { font-size: 0.92em; }
@@ -43,6 +43,8 @@ def build_app(api_url: str, token: str, *, prefect_ui: str = "", cache: Path | N
             datasets.build(ctx)
         with L(gr.Tab(id="models", elem_id="tab-models"), "tab_models"):
             models.build(ctx)
+        with L(gr.Tab(id="compare", elem_id="tab-compare"), "tab_compare"):
+            compare.build(ctx)
 
         def relabel(lang: str):
             lang = pick_lang(lang)

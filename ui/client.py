@@ -197,6 +197,10 @@ class ApiClient:
     def export(self, run_id: str, fmt: str) -> dict[str, Any]:
         return self._call("POST", f"/api/runs/{run_id}/export", params={"format": fmt})
 
+    def compare(self, run_ids: list[str], lang: str = "en") -> dict[str, Any]:
+        """GET /api/compare with details (curves, per-class metric, plot paths, exports)."""
+        return self._call("GET", "/api/compare", params={"runs": run_ids, "lang": lang, "details": "true"})
+
     # -- model registry ----------------------------------------------------------------------------
     def promote(self, run_id: str, name: str | None = None, aliases: list[str] | None = None,
                 export: str | None = None) -> dict[str, Any]:

@@ -44,3 +44,40 @@ def metrics_figure(points: list[dict[str, Any]], title: str = "") -> Any:
     fig.tight_layout()
     plt.close(fig)
     return fig
+
+
+def comparison_figure(curves: dict[str, list[dict[str, Any]]], labels: dict[str, str], metric: str | None,
+                      per_class: dict[str, Any] | None = None) -> Any:
+    """Runs side by side: the main metric at each epoch, one line per run (left), and the per-class
+    metric every run has, grouped bars per class (right, when there is one)."""
+    classes = (per_class or {}).get("classes") or []
+    fig, axes = plt.subplots(1, 2 if classes else 1, figsize=(10 if classes else 5.5, 3.2), squeeze=False)
+    ax = axes[0][0]
+    for run_id, points in curves.items():
+        if points:
+            ax.plot([p["epoch"] for p in points], [p["value"] for p in points], marker="o", markersize=3,
+                    linewidth=1.5, label=labels.get(run_id, run_id[:8]))
+    ax.set_title(f"{metric_name(metric) if metric else 'main metric'} by epoch", fontsize=9)
+    ax.set_xlabel("epoch", fontsize=8)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.tick_params(labelsize=7)
+    ax.grid(alpha=0.3)
+    if any(curves.values()):
+        ax.legend(fontsize=7)
+    if classes:
+        bar = axes[0][1]
+        values = per_class["values"]
+        width = 0.8 / max(1, len(values))
+        for i, (run_id, by_class) in enumerate(values.items()):
+            ys = [by_class.get(c) if isinstance(by_class.get(c), int | float) else 0.0 for c in classes]
+            bar.bar([x + i * width for x in range(len(classes))], ys, width=width, label=labels.get(run_id, run_id[:8]))
+        bar.set_xticks([x + width * (len(values) - 1) / 2 for x in range(len(classes))])
+        bar.set_xticklabels(classes, fontsize=7, rotation=30, ha="right")
+        bar.set_title(f"{per_class['key']} per class", fontsize=9)
+        bar.set_ylim(0, 1)
+        bar.tick_params(labelsize=7)
+        bar.grid(alpha=0.3, axis="y")
+        bar.legend(fontsize=7)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig

@@ -402,6 +402,30 @@ def test_conversation_across_three_runs(page_for, api, lang, first, edit, more, 
     shot(page, f"13-{lang}-compare")
     assert api.get("/api/runs", params={"limit": 1}).json()["total"] == before + 3, "a comparison starts nothing"
 
+    # the Compare tab (issue 19 item 4): one run picked says two are needed; then the last two, with plots
+    tab = "Compare" if lang == "en-US" else "비교"
+    page.get_by_role("tab", name=tab).click()
+    go = page.locator("#cmp-go")
+    pick = page.locator("#cmp-pick input")
+    pick.click()
+    page.get_by_role("option").filter(has_text=second["id"][:8]).first.click()
+    page.keyboard.press("Escape")
+    go.click()
+    expect(page.locator("#cmp-summary")).to_contain_text("two runs" if lang == "en-US" else "두 개 이상", timeout=30_000)
+    pick.click()
+    page.get_by_role("option").filter(has_text=third["id"][:8]).first.click()
+    page.keyboard.press("Escape")
+    go.click()
+    expect(page.locator("#cmp-summary")).to_contain_text(compared[0], timeout=60_000)
+    per_class = page.locator("#cmp-per-class table")
+    expect(per_class).to_contain_text(second["name"])
+    for name in ("circle", "square", "triangle"):
+        expect(per_class).to_contain_text(name)
+    expect(page.locator("#cmp-plot img, #cmp-plot svg, #cmp-plot canvas").first).to_be_visible(timeout=30_000)
+    expect(page.locator("#cmp-gallery img")).to_have_count(2, timeout=30_000)  # a confusion matrix per run
+    no_error_toast(page)
+    shot(page, f"13b-{lang}-compare-tab")
+
 
 def test_cli_run_and_huggingface_run_in_the_web_app(page_for, api, stack, tmp_path):
     """A run started with `vtp train` is in the Runs tab under its name and predicts in the Models
