@@ -163,16 +163,6 @@ PROMOTE_TEXT = {
 }
 
 
-def _main_metric(spec: dict[str, Any]) -> str | None:
-    """The main metric key of a run's spec (its framework's for its task), None when unknown."""
-    from core import frameworks
-
-    try:
-        return frameworks.capabilities(spec["framework"]).main_metric.get(spec.get("task") or "")
-    except KeyError:
-        return None
-
-
 def _promote(session: Session, chat: ChatSession, result: Any, settings: Settings) -> str:
     """The reply to "이 모델 production으로 올려줘": the run named, else this conversation's best (when
     asked) or last finished one, promoted to the registry (api.registry) under the name and aliases said."""
@@ -193,7 +183,9 @@ def _promote(session: Session, chat: ChatSession, result: Any, settings: Setting
         done = [r for r in _session_runs(chat, session) if r.state == "completed"]
         run = done[-1] if done else None
         if result.best and len(done) > 1:
-            metric = _main_metric(run.spec or {}) if run else None
+            from tasks.export import main_metric
+
+            metric = main_metric(run.spec or {}) if run else None
             scored = [r for r in done if metric and isinstance((r.final_metrics or {}).get(metric), int | float)]
             if scored:
                 run = max(scored, key=lambda r: r.final_metrics[metric])

@@ -113,7 +113,7 @@ def export_and_check(spec: dict[str, Any], checkpoint: Path, fmt: str, outputs: 
         return row
     try:
         row.update(plugin(framework).check_export(Path(checkpoint), path, fmt, Path(data), row["image_size"],
-                                                  task=spec.get("task"), main_metric=_main_metric(spec)))
+                                                  task=spec.get("task"), main_metric=main_metric(spec)))
         row["checked"] = True
     except TrainerError as e:
         row["error"] = f"exported, but not checked: {e}"
@@ -122,7 +122,8 @@ def export_and_check(spec: dict[str, Any], checkpoint: Path, fmt: str, outputs: 
     return row
 
 
-def _main_metric(spec: dict[str, Any]) -> str | None:
+def main_metric(spec: dict[str, Any]) -> str | None:
+    """The main metric key of a run's spec as JSON (its framework's for its task); None when unknown."""
     try:
         return frameworks.capabilities(spec["framework"]).main_metric.get(spec.get("task") or "")
     except KeyError:
